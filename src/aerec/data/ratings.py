@@ -1,0 +1,265 @@
+"""Ratings as a validated table: the interchange format between readers, splits and matrices.
+
+A :class:`Ratings` holds one observation per row in a pandas DataFrame with the columns
+``user``, ``item``, ``rating`` (float32) and, when known, ``timestamp`` (int64). User and item
+ids are labels: integers or strings, never assumed contiguous. When the table was read from a
+file, the frame's index holds each row's 1-based line number in that file, so every later
+complaint (a duplicate, a rating off the scale) can name the line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from aerec.data.scale import RatingScale
+from aerec.errors import DataError
+
+__all__ = ["Ratings", "DuplicatePolicy", "validate_frame"]
+
+DuplicatePolicy = Literal["error", "last", "mean"]
+"""What to do when a (user, item) pair appears more than once: raise a DataError naming both
+lines (``"error"``, the default), keep the last one in file order (``"last"``), or average the
+ratings and keep the latest timestamp (``"mean"``)."""
+
+REQUIRED = ("user", "item", "rating")
+
+
+@dataclass(frozen=True)
+class Ratings:
+    """A validated table of ratings.
+
+    Attributes:
+        frame: columns ``user``, ``item``, ``rating`` (float32) [, ``timestamp`` (int64)];
+            index = 1-based line numbers in ``source`` when read from a file.
+        scale: the rating scale (declared, or inferred from the values).
+        source: where the ratings came from (a path or a dataset name), used in messages.
+        item_info: optional item metadata indexed by item label, with ``title`` and ``genres``.
+        implicit: True for event data with no rating (every ``rating`` is 1.0).
+        meta: facts about the data worth reporting (e.g. a synthetic set's noise floor).
+    """
+
+    frame: pd.DataFrame
+    scale: RatingScale
+    source: str = "<memory>"
+    item_info: pd.DataFrame | None = None
+    implicit: bool = False
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_frame(
+        cls,
+        frame: pd.DataFrame,
+        *,
+        scale: RatingScale | None = None,
+        source: str | None = None,
+        duplicates: DuplicatePolicy = "error",
+        item_info: pd.DataFrame | None = None,
+        implicit: bool = False,
+    ) -> Ratings:
+        """Validate ``frame`` (see :func:`validate_frame`) and wrap it."""
+        clean, scale = validate_frame(frame, source=source, scale=scale, duplicates=duplicates)
+        return cls(clean, scale, source or "<memory>", item_info, implicit)
+
+    @classmethod
+    def from_arrays(
+        cls,
+        users: Any,
+        items: Any,
+        ratings: Any,
+        timestamps: Any = None,
+        **kwargs: Any,
+    ) -> Ratings:
+        """Build from parallel sequences of user ids, item ids and ratings."""
+        data = {"user": np.asarray(users), "item": np.asarray(items), "rating": np.asarray(ratings)}
+        if timestamps is not None:
+            data["timestamp"] = np.asarray(timestamps)
+        return cls.from_frame(pd.DataFrame(data), **kwargs)
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    @property
+    def has_timestamps(self) -> bool:
+        return "timestamp" in self.frame.columns
+
+    @property
+    def n_users(self) -> int:
+        return int(self.frame["user"].nunique())
+
+    @property
+    def n_items(self) -> int:
+        return int(self.frame["item"].nunique())
+
+    def subset(self, mask_or_positions: Any, *, source: str | None = None) -> Ratings:
+        """The ratings at a boolean mask or integer positions (already valid: no re-check)."""
+        sel = np.asarray(mask_or_positions)
+        frame = self.frame.iloc[np.flatnonzero(sel) if sel.dtype == bool else sel]
+        return replace(self, frame=frame, source=source or self.source)
+
+    def summary(self, *, bins: int = 10) -> dict[str, Any]:
+        """Users, items, ratings, density, scale and a rating histogram, JSON-ready."""
+        n_users, n_items, n = self.n_users, self.n_items, len(self)
+        values = self.frame["rating"].to_numpy()
+        levels = self.scale.levels
+        if 0 < len(levels) <= 21:
+            counts = pd.Series(values).value_counts()
+            histogram = {f"{lv:g}": int(counts.get(lv, 0)) for lv in levels}
+        else:
+            hist, edges = np.histogram(values, bins=bins, range=(self.scale.low, self.scale.high))
+            histogram = {f"{edges[i]:g}-{edges[i + 1]:g}": int(c) for i, c in enumerate(hist)}
+        out: dict[str, Any] = {
+            "source": self.source,
+            "users": n_users,
+            "items": n_items,
+            "ratings": n,
+            "density": n / (n_users * n_items) if n_users and n_items else 0.0,
+            "scale": self.scale.to_dict(),
+            "implicit": self.implicit,
+            "mean_rating": float(values.mean()) if n else None,
+            "histogram": histogram,
+            "timestamps": self.has_timestamps,
+        }
+        out.update(self.meta)
+        return out
+
+
+def _line(frame: pd.DataFrame, position: int, source: str | None) -> int | None:
+    """The 1-based line of row ``position``: the index value for file data, else None."""
+    if source is None:
+        return None
+    return int(frame.index[position])
+
+
+def _err(frame: pd.DataFrame, pos: int, source: str | None, problem: str, value: Any, fix: str) -> DataError:
+    line = _line(frame, pos, source)
+    where = source if source is not None else None
+    if where is None:
+        problem = f"row {pos}: {problem}"
+    return DataError(problem, path=where, line=line, value=_py(value), fix=fix, has_value=True)
+
+
+def validate_frame(
+    frame: pd.DataFrame,
+    *,
+    source: str | None = None,
+    scale: RatingScale | None = None,
+    duplicates: DuplicatePolicy = "error",
+) -> tuple[pd.DataFrame, RatingScale]:
+    """Check a raw ratings table and return a clean copy plus its scale.
+
+    Raises :class:`DataError` naming ``source``, the line and the value for: missing columns,
+    empty input, missing ids, non-numeric / NaN / infinite ratings, ratings outside ``scale``,
+    non-integer timestamps and duplicate (user, item) pairs (unless ``duplicates`` says how
+    to merge them). When ``source`` is given, ``frame.index`` must hold line numbers.
+    """
+    missing = [c for c in REQUIRED if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"missing column(s) {', '.join(missing)}; found {', '.join(map(str, frame.columns)) or 'none'}",
+            path=source,
+            fix="name the columns with --columns user,item,rating[,timestamp] or add a header line",
+        )
+    if len(frame) == 0:
+        raise DataError("no ratings found", path=source, fix="check that the file is the right one and not empty")
+    if duplicates not in ("error", "last", "mean"):
+        raise DataError("unknown duplicate policy", value=duplicates, fix="use error, last or mean")
+
+    cols = ["user", "item", "rating"] + (["timestamp"] if "timestamp" in frame.columns else [])
+    out = frame[cols].copy()
+
+    for col in ("user", "item"):
+        ids = out[col]
+        bad = ids.isna().to_numpy().copy()
+        textual = pd.api.types.is_string_dtype(ids) or ids.dtype == object
+        if textual:
+            bad |= ids.astype(str).str.strip().eq("").to_numpy()
+        if bad.any():
+            pos = int(np.flatnonzero(bad)[0])
+            raise _err(out, pos, source, f"missing {col} id", ids.iloc[pos], f"give every row a {col} id")
+        if ids.dtype.kind == "f":
+            ints = ids.to_numpy()
+            frac = ints != np.round(ints)
+            if frac.any():
+                pos = int(np.flatnonzero(frac)[0])
+                raise _err(out, pos, source, f"{col} id is not a whole number", ints[pos], "ids are labels: integers or text")
+            out[col] = ints.astype(np.int64)
+        elif textual:
+            out[col] = ids.astype(str).str.strip().to_numpy(dtype=object)
+
+    raw = out["rating"]
+    if raw.dtype.kind in "iufb":
+        values = raw.to_numpy(dtype=np.float64)
+        non_numeric = np.zeros(len(values), dtype=bool)
+    else:
+        values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64)
+        non_numeric = np.isnan(values) & raw.notna().to_numpy()
+        if pd.api.types.is_string_dtype(raw) or raw.dtype == object:
+            text = raw.astype(str).str.strip().str.lower()
+            non_numeric &= ~text.isin(["nan", ""]).to_numpy()
+    if non_numeric.any():
+        pos = int(np.flatnonzero(non_numeric)[0])
+        raise _err(out, pos, source, "rating is not a number", raw.iloc[pos], "ratings must be numbers on the rating scale")
+    nonfinite = ~np.isfinite(values)
+    if nonfinite.any():
+        pos = int(np.flatnonzero(nonfinite)[0])
+        shown = raw.iloc[pos] if not pd.isna(raw.iloc[pos]) else "NaN/empty"
+        raise _err(out, pos, source, "rating is missing, NaN or infinite", shown, "give every row a finite rating or drop the row")
+    if scale is not None:
+        off = scale.outside(values)
+        if off.any():
+            pos = int(np.flatnonzero(off)[0])
+            raise _err(
+                out, pos, source, f"rating outside the scale {scale}", float(values[pos]),
+                f"fix the value, or declare the data's real scale (--scale LOW:HIGH)",
+            )
+    else:
+        scale = RatingScale.infer(values)
+    out["rating"] = values.astype(np.float32)
+
+    if "timestamp" in out.columns:
+        ts = out["timestamp"]
+        tv = pd.to_numeric(ts, errors="coerce").to_numpy(dtype=np.float64)
+        bad = ~np.isfinite(tv) | (tv != np.round(tv))
+        if bad.any():
+            pos = int(np.flatnonzero(bad)[0])
+            raise _err(out, pos, source, "timestamp is not a whole number", ts.iloc[pos], "use Unix seconds, or drop the timestamp column")
+        out["timestamp"] = tv.astype(np.int64)
+
+    out = _resolve_duplicates(out, source, duplicates)
+    return out, scale
+
+
+def _resolve_duplicates(out: pd.DataFrame, source: str | None, policy: DuplicatePolicy) -> pd.DataFrame:
+    dup = out.duplicated(["user", "item"], keep=False).to_numpy()
+    if not dup.any():
+        return out
+    if policy == "error":
+        positions = np.flatnonzero(dup)
+        first = int(positions[0])
+        key = (out["user"].iloc[first], out["item"].iloc[first])
+        same = positions[(out["user"].iloc[positions] == key[0]).to_numpy() & (out["item"].iloc[positions] == key[1]).to_numpy()]
+        second = int(same[1])
+        other = f"line {_line(out, first, source)}" if source is not None else f"row {first}"
+        raise _err(
+            out, second, source, f"duplicate (user, item) pair, also on {other}",
+            (_py(key[0]), _py(key[1])),
+            "remove the repeats, or pass duplicates='last' / 'mean' (--duplicates last|mean) to merge them",
+        )
+    if policy == "last":
+        return out[~out.duplicated(["user", "item"], keep="last").to_numpy()]
+    # "mean": average the ratings, keep the latest timestamp and the first line number.
+    agg: dict[str, str] = {"rating": "mean", "_line": "first"}
+    if "timestamp" in out.columns:
+        agg["timestamp"] = "max"
+    merged = out.assign(_line=out.index.to_numpy()).groupby(["user", "item"], sort=False, as_index=False).agg(agg)
+    merged["rating"] = merged["rating"].astype(np.float32)
+    merged.index = merged.pop("_line").to_numpy()
+    return merged
+
+
+def _py(x: Any) -> Any:
+    return x.item() if isinstance(x, np.generic) else x

@@ -1,0 +1,146 @@
+"""Vocabulary: external ids (labels) <-> contiguous integer indices.
+
+IDs live at the edges (files, the CLI, the HTTP API); inside, everything is an index into a
+vocabulary. This is the one place that translates, with an explicit policy for unknown ids.
+Labels are integers or strings and are never assumed to be contiguous or to start at 1.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Literal
+
+import numpy as np
+import pandas as pd
+
+from aerec.errors import DataError
+
+__all__ = ["Vocabulary", "UnknownPolicy"]
+
+UnknownPolicy = Literal["error", "missing"]
+"""What to do with a label the vocabulary does not know: raise a DataError naming it
+(``"error"``) or return index -1 so the caller can use its fallback (``"missing"``)."""
+
+
+def _normalise_labels(labels: Any) -> np.ndarray:
+    """Labels as an int64 array when they are all integers, else as an array of str."""
+    arr = np.asarray(labels)
+    if arr.dtype.kind in "iu":
+        return arr.astype(np.int64, copy=False)
+    if arr.dtype.kind == "b":
+        return arr.astype(np.int64)
+    if arr.dtype.kind == "f":
+        if arr.size and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
+            return arr.astype(np.int64)
+        return arr.astype(str)
+    if arr.dtype.kind == "O":
+        # A mix such as [1, "a"]: every label becomes its text so lookups are unambiguous.
+        if all(isinstance(x, (int, np.integer)) and not isinstance(x, bool) for x in arr.tolist()):
+            return arr.astype(np.int64)
+        return np.array([str(x) for x in arr.tolist()], dtype=object).astype(str)
+    return arr.astype(str)
+
+
+class Vocabulary:
+    """An ordered set of distinct labels; ``index(label)`` gives its position.
+
+    >>> v = Vocabulary([10, 3, 7])
+    >>> v.index([7, 10]).tolist()
+    [1, 2]
+    >>> v.labels.tolist()
+    [3, 7, 10]
+    """
+
+    def __init__(self, labels: Iterable[Any], *, name: str = "id", sort: bool = True) -> None:
+        arr = _normalise_labels(list(labels) if not isinstance(labels, (np.ndarray, pd.Index, pd.Series)) else labels)
+        index = pd.Index(arr)
+        if sort:
+            index = index.unique().sort_values()
+        elif not index.is_unique:
+            dup = index[index.duplicated()][0]
+            raise DataError(f"duplicate {name} in a vocabulary", value=_plain(dup), fix="give each label once")
+        self._index = index
+        self.name = name
+
+    @classmethod
+    def from_values(cls, values: Any, *, name: str = "id") -> Vocabulary:
+        """The sorted distinct labels of ``values`` (e.g. a ratings column)."""
+        return cls(pd.unique(pd.Series(_normalise_labels(values))), name=name)
+
+    @property
+    def labels(self) -> np.ndarray:
+        """The labels in index order."""
+        return self._index.to_numpy()
+
+    @property
+    def is_integer(self) -> bool:
+        return self._index.dtype.kind in "iu"
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __contains__(self, label: Any) -> bool:
+        return self.index([label], unknown="missing")[0] >= 0
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Vocabulary) and self._index.equals(other._index)
+
+    def __repr__(self) -> str:
+        return f"Vocabulary({self.name}, n={len(self)})"
+
+    def index(self, labels: Any, *, unknown: UnknownPolicy = "error") -> np.ndarray:
+        """Indices (int64) of ``labels``; unknown labels raise or map to -1 per ``unknown``."""
+        query = _normalise_labels(np.atleast_1d(np.asarray(labels, dtype=object if _is_mixed(labels) else None)))
+        original = query
+        if self.is_integer and query.dtype.kind not in "iu":
+            # String labels that spell integers ("42") match integer vocabularies.
+            query = _maybe_int(query)
+        elif not self.is_integer and query.dtype.kind in "iu":
+            query = query.astype(str)
+        idx = self._index.get_indexer(query).astype(np.int64, copy=False)
+        if unknown == "error" and (idx < 0).any():
+            bad = original[np.flatnonzero(idx < 0)[0]]
+            raise DataError(
+                f"unknown {self.name}",
+                value=_plain(bad),
+                fix=f"use one of the {len(self)} known {self.name}s, or handle new ones with the fallback",
+            )
+        return idx
+
+    def label(self, indices: Any) -> np.ndarray:
+        """Labels of ``indices`` (the inverse of :meth:`index`)."""
+        return self._index.to_numpy()[np.asarray(indices, dtype=np.int64)]
+
+    def to_list(self) -> list:
+        """JSON-ready labels (ints stay ints, strings stay strings)."""
+        return [_plain(x) for x in self._index.tolist()]
+
+    @classmethod
+    def from_list(cls, labels: list, *, name: str = "id") -> Vocabulary:
+        return cls(np.asarray(labels) if labels else np.empty(0, dtype=np.int64), name=name, sort=False)
+
+    def union(self, other: Vocabulary) -> Vocabulary:
+        """A vocabulary of the labels of both (sorted)."""
+        a, b = self.labels, other.labels
+        if (a.dtype.kind in "iu") != (b.dtype.kind in "iu"):
+            a, b = a.astype(str), b.astype(str)
+        return Vocabulary(np.concatenate([a, b]), name=self.name)
+
+
+def _is_mixed(labels: Any) -> bool:
+    return isinstance(labels, (list, tuple)) and len({type(x) for x in labels}) > 1
+
+
+def _maybe_int(query: np.ndarray) -> np.ndarray:
+    out = pd.to_numeric(pd.Series(query), errors="coerce").to_numpy()
+    result = np.full(len(query), np.iinfo(np.int64).min, dtype=np.int64)
+    ok = np.isfinite(out) & (out == np.round(out)) if out.dtype.kind == "f" else np.ones(len(out), bool)
+    result[ok] = out[ok].astype(np.int64)
+    return result
+
+
+def _plain(x: Any) -> Any:
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, np.str_):
+        return str(x)
+    return x
