@@ -182,7 +182,8 @@ def validate_frame(
             raise _err(out, pos, source, f"missing {col} id", ids.iloc[pos], f"give every row a {col} id")
         if ids.dtype.kind == "f":
             ints = ids.to_numpy()
-            frac = ints != np.round(ints)
+            # inf and |id| >= 2**63 would turn into garbage int64 ids: refuse them too.
+            frac = (ints != np.round(ints)) | ~(np.abs(ints) < 2.0**63)
             if frac.any():
                 pos = int(np.flatnonzero(frac)[0])
                 raise _err(out, pos, source, f"{col} id is not a whole number", ints[pos], "ids are labels: integers or text")
