@@ -35,7 +35,9 @@ def make_zip(members: dict[str, bytes]) -> bytes:
     return buf.getvalue()
 
 
-GOOD = make_zip({"ml-100k/u.data": U_DATA, "ml-100k/u.item": b"1|Toy Story (1995)|...\n", "ml-100k/README": b"hi\n"})
+U_ITEM = b"".join(b"%d|Film %d (1995)|01-Jan-1995||http://example.org|" % (i, i) + b"|".join([b"0"] * 19) + b"\n"
+                 for i in range(1, 8))
+GOOD = make_zip({"ml-100k/u.data": U_DATA, "ml-100k/u.item": U_ITEM, "ml-100k/README": b"hi\n"})
 
 
 class Server:
@@ -148,6 +150,9 @@ def test_downloads_verifies_and_extracts(monkeypatch, server, home):
     assert leftovers(home) == []  # no .part, no temp folder
     assert len(server.requests) == 1 and server.requests[0][1] is None
     assert registry.is_downloaded("ml-100k", home)
+    ratings = registry.load_dataset("ml-100k", data_home=home)  # and it reads back
+    assert (len(ratings), ratings.n_users, ratings.n_items) == (29 * 7, 29, 7)
+    assert ratings.item_info is not None and ratings.item_info.loc[3, "title"] == "Film 3 (1995)"
 
 
 def test_second_call_uses_local_copy_without_network(monkeypatch, server, home):

@@ -90,7 +90,8 @@ def test_text_id_in_movielens_file(tmp_path: Path) -> None:
 
 
 def test_non_integer_timestamp(tmp_path: Path) -> None:
-    p = write(tmp_path / "r.csv", "user,item,rating,timestamp\n1,10,4,881250949\n1,11,3,881250949.5\n")
+    p = write(tmp_path / "r.csv",
+              "user,item,rating,timestamp\n1,10,4,881250949\n1,11,3,881250949.5\n")
     bad(p, 3, "881250949.5")
 
 
@@ -248,7 +249,8 @@ def test_parquet_missing_rating_column(tmp_path: Path) -> None:
 
 def test_parquet_bad_rating_names_row(tmp_path: Path) -> None:
     p = tmp_path / "r.parquet"
-    pd.DataFrame({"user": [1, 2, 3], "item": [2, 2, 2], "rating": [4.0, 3.0, float("nan")]}).to_parquet(p)
+    frame = pd.DataFrame({"user": [1, 2, 3], "item": [2, 2, 2], "rating": [4.0, 3.0, float("nan")]})
+    frame.to_parquet(p)
     err = bad(p, 3, "NaN")
     assert "row 3:" in str(err)
 
@@ -291,25 +293,51 @@ def test_bad_duplicate_policy(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------------------------
 # Anything at all: reads or raises DataError, nothing else
 
-_TOKENS = st.sampled_from(
-    ["1", "2", "42", "3.5", "-1", "", " ", "abc", "NaN", "inf", "1e9", "881250949", "2005-09-06",
-     '"', '"a,b"', "::", ":", "\t", ",", ";", "|", "é", "\x00", "\r", "userId", "movieId",
-     "rating", "timestamp", "user", "item", "12:"]
+_FIELDS = st.sampled_from(
+    ["1", "2", "42", "3.5", "-1", "", " ", "abc", "NaN", "inf", "1e9", "1e30", "881250949",
+     "2005-09-06", '"', '"a,b"', ":", "é", "\x00", "\r", "12:", "userId", "movieId", "rating",
+     "timestamp", "user", "item"]
 )
-_LINES = st.lists(st.lists(_TOKENS, max_size=6).map("".join), max_size=8).map("\n".join)
-_NAMES = st.sampled_from(["r.csv", "u.data", "ratings.dat", "ratings.csv", "combined_data_1.txt", "r.txt"])
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(data=st.one_of(st.binary(max_size=300), _LINES.map(lambda s: s.encode("utf-8"))), name=_NAMES)
-def test_anything_reads_or_raises_data_error(tmp_path: Path, data: bytes, name: str) -> None:
+@st.composite
+def _delimited(draw) -> bytes:
+    """Lines of 1-5 fields (numbers mostly), one separator, with now and then an odd line."""
+    sep = draw(st.sampled_from([",", "\t", ";", "|", " ", "::", ":"]))
+    width = draw(st.integers(1, 5))
+    field = st.one_of(st.integers(0, 6).map(str), _FIELDS)
+    row = st.lists(field, min_size=width - 1, max_size=width + 1)
+    rows = draw(st.lists(row, min_size=1, max_size=8))
+    lines = [sep.join(r) for r in rows]
+    odd = st.sampled_from(["", "1:", "userId,movieId,rating,timestamp", "user item rating", "  "])
+    if draw(st.booleans()):
+        lines.insert(draw(st.integers(0, len(lines))), draw(odd))
+    end = draw(st.sampled_from(["\n", "\r\n"]))
+    return (end.join(lines) + draw(st.sampled_from(["", end, end + end]))).encode("utf-8")
+
+
+_NAMES = st.sampled_from(
+    ["r.csv", "u.data", "ratings.dat", "ratings.csv", "combined_data_1.txt", "r.txt"]
+)
+_FORMAT = st.sampled_from(
+    ["auto", "auto", "auto", "ml-100k", "ml-1m", "ml-latest", "netflix", "csv"]
+)
+
+
+@settings(max_examples=200, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.one_of(st.binary(max_size=300), _delimited()), name=_NAMES, fmt=_FORMAT)
+def test_anything_reads_or_raises_data_error(
+    tmp_path: Path, data: bytes, name: str, fmt: str
+) -> None:
     p = tmp_path / name
     p.write_bytes(data)
     try:
-        r = read_ratings(p)
+        r = read_ratings(p, format=fmt)
     except DataError as e:
         assert name in str(e)
     else:
         assert len(r) > 0 and r.frame.index.min() >= 1
+        assert r.frame.index.max() <= data.count(b"\n") + data.count(b"\r") + 1
     finally:
         os.remove(p)

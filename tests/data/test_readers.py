@@ -86,7 +86,8 @@ def test_ml100k_columns_keep_scale_and_titles(ml100k_dir: Path) -> None:
 
 def test_ml1m_dat_with_latin1_movies(tmp_path: Path) -> None:
     d = tmp_path / "ml-1m"
-    p = write(d / "ratings.dat", "1::1193::5::978300760\n1::661::3::978302109\n2::1193::4::978298413\n")
+    p = write(d / "ratings.dat",
+              "1::1193::5::978300760\n1::661::3::978302109\n2::1193::4::978298413\n")
     write(d / "movies.dat", "1193::One Flew Over the Cuckoo's Nest (1975)::Drama\n"
           "661::Caf\xe9 au lait (1993)::Comedy|Romance\n", encoding="latin-1")
     assert detect_format(p) == "ml-1m"
@@ -99,7 +100,8 @@ def test_ml1m_dat_with_latin1_movies(tmp_path: Path) -> None:
 
 
 def test_ml10m_half_stars(tmp_path: Path) -> None:
-    p = write(tmp_path / "ratings.dat", "1::122::5::838985046\n1::185::4.5::838983525\n2::122::0.5::838983392\n")
+    p = write(tmp_path / "ratings.dat",
+              "1::122::5::838985046\n1::185::4.5::838983525\n2::122::0.5::838983392\n")
     r = read_ratings(p)
     assert r.scale == RatingScale(0.5, 5, 0.5)
     assert r.frame["rating"].tolist() == [5.0, 4.5, 0.5]
@@ -108,8 +110,8 @@ def test_ml10m_half_stars(tmp_path: Path) -> None:
 
 def test_ml_latest_csv_half_stars(tmp_path: Path) -> None:
     d = tmp_path / "ml-latest-small"
-    p = write(d / "ratings.csv", "userId,movieId,rating,timestamp\n1,1,4.0,964982703\n1,3,4.5,964981247\n"
-              "2,1,0.5,964982224\n")
+    p = write(d / "ratings.csv", "userId,movieId,rating,timestamp\n"
+              "1,1,4.0,964982703\n1,3,4.5,964981247\n2,1,0.5,964982224\n")
     write(d / "movies.csv", 'movieId,title,genres\n1,Toy Story (1995),Adventure|Animation\n'
           '3,"American President, The (1995)",Comedy|Drama|Romance\n4,Amélie (2001),Comedy\n')
     assert detect_format(p) == "ml-latest"
@@ -273,7 +275,21 @@ def test_declared_scale_and_format_names(tmp_path: Path) -> None:
 def test_read_items_none_and_direct(tmp_path: Path) -> None:
     assert read_items(write(tmp_path / "r.csv", "1,2,3\n")) is None
     genre = write(tmp_path / "ml" / "u.genre", "unknown|0\nAction|1\n")
-    item = write(genre.parent / "u.item", "1|Heat (1995)|01-Jan-1995||url|0|1\n2|Odd (1990)|||url|1|0\n")
+    item = write(genre.parent / "u.item",
+                 "1|Heat (1995)|01-Jan-1995||url|0|1\n2|Odd (1990)|||url|1|0\n")
     info = read_items(item)
     assert info.loc[1].tolist() == ["Heat (1995)", "Action"]
     assert info.loc[2, "genres"] == "unknown"
+
+
+@pytest.mark.parametrize("name, text, expected", [
+    ("anything.txt", "1::2::3::4\n", "ml-1m"),                       # content alone
+    ("x.csv", "userId,movieId,rating,timestamp\n1,2,3,4\n", "ml-latest"),
+    ("dump.txt", "17:\n5,3,2005-01-01\n", "netflix"),
+    ("u.data", "1\t2\t3\t4\n", "ml-100k"),                            # name and content agree
+    ("u.data", "1,2,3,4\n", "csv"),                                  # the name alone is not enough
+    ("ratings.tsv", "1\t2\t3\t4\n", "csv"),                          # tab data without the name
+    ("r.parquet", b"", "parquet"),                                   # by suffix
+])
+def test_detect_format(tmp_path: Path, name: str, text: str | bytes, expected: str) -> None:
+    assert detect_format(write(tmp_path / name, text)) == expected

@@ -118,6 +118,16 @@ def test_local_copy_in_data_home_is_read(offline, tmp_path):
     assert r.has_timestamps
 
 
+
+def test_a_name_means_the_registry_and_a_path_object_means_the_path(offline, tmp_path, monkeypatch):
+    (tmp_path / "ml-100k").mkdir()
+    (tmp_path / "ml-100k" / "u.data").write_text("1\t10\t5\t881250949\n2\t10\t4\t881250951\n")
+    monkeypatch.chdir(tmp_path)  # ./ml-100k exists here
+    assert len(load_dataset(Path("ml-100k"))) == 2
+    with pytest.raises(DatasetError, match="not downloaded"):
+        load_dataset("ml-100k", data_home=tmp_path / "elsewhere")
+
+
 @needs_ml100k
 def test_ml100k_from_the_shared_data_home(offline, ml100k_dir):
     r = load_dataset("ml-100k", data_home=ml100k_dir.parent)
@@ -137,7 +147,7 @@ def test_paths_are_read_with_read_ratings(offline, tmp_path):
     with pytest.raises(DatasetError, match="no such file"):
         load_dataset(tmp_path / "missing.csv")
     (tmp_path / "empty_dir").mkdir()
-    with pytest.raises(DatasetError, match="no ratings file"):
+    with pytest.raises(DataError, match="empty_dir"):
         load_dataset(tmp_path / "empty_dir")
 
 

@@ -12,9 +12,9 @@ import codecs
 import csv
 import re
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 from aerec.errors import DataError
 
@@ -52,7 +52,8 @@ _COMPRESSED = {
 }
 _BOMS = (  # longest first: the UTF-32 LE mark starts with the UTF-16 LE one
     (codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
-    (codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"),
 )
 _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1a\x1c-\x1f\x7f]")
 
@@ -111,8 +112,9 @@ def read_head(path: Path, encoding: str | None) -> Head:
                         fix="check that this is the right file and that its download finished")
     for magic, kind in _COMPRESSED.items():
         if raw.startswith(magic):
+            tool = "unzip" if kind == "zip" else kind
             raise DataError(f"this is a {kind}-compressed file, not a rating table", path=str(path),
-                            fix=f"decompress it first (e.g. with {'unzip' if kind == 'zip' else kind})")
+                            fix=f"decompress it first (e.g. with {tool})")
     codec = resolve_encoding(raw, encoding, path)
     _refuse_binary(raw, codec, path)
     text = raw.decode(codec, errors="surrogateescape" if _ascii_based(codec) else "replace")
@@ -133,8 +135,10 @@ def resolve_encoding(raw: bytes, encoding: str | None, path: Path) -> str:
         try:
             name = codecs.lookup(encoding).name
         except LookupError:
-            raise DataError("unknown text encoding", path=str(path), value=encoding,
-                            fix="use a Python codec name such as utf-8, latin-1 or cp1252") from None
+            raise DataError(
+                "unknown text encoding", path=str(path), value=encoding,
+                fix="use a Python codec name such as utf-8, latin-1 or cp1252",
+            ) from None
         return "utf-8-sig" if name == "utf-8" and raw.startswith(codecs.BOM_UTF8) else name
     for bom, name in _BOMS:
         if raw.startswith(bom):
@@ -159,7 +163,7 @@ def _refuse_binary(raw: bytes, codec: str, path: Path) -> None:
         match = _CONTROL.search(text)
     assert match is not None
     pos = match.start()
-    line = raw.count(b"\n", 0, pos) + 1
+    line = len(_NEWLINE.split(text[:pos]))
     raise DataError(
         "this is not a text file: it holds binary bytes", path=str(path), line=line,
         value=raw[max(0, pos - 8): pos + 8],
@@ -199,6 +203,8 @@ def splitter(sep: str, *, quoted: bool = True) -> Callable[[str], list[str] | No
         return lambda line: line.split(sep)
 
     def split_csv(line: str) -> list[str] | None:
+        if '"' not in line:
+            return line.split(sep)  # the same answer, many times faster
         try:
             return next(csv.reader([line], delimiter=sep, strict=True))
         except (csv.Error, StopIteration):
@@ -218,7 +224,8 @@ def guess_delimiter(lines: Sequence[str]) -> str | None:
     scored: list[tuple[tuple[bool, int, int], str]] = []
     for rank, sep in enumerate(_DELIMITER_CANDIDATES):
         split = splitter(sep)
-        counts = [len(split(s) or s.split(sep)) for s in lines]
+        # A line the CSV splitter refuses (an odd quote) is counted by a plain split.
+        counts = [len(fields if (fields := split(s)) is not None else s.split(sep)) for s in lines]
         mode, agreeing = Counter(counts).most_common(1)[0]
         if mode < 2:
             continue
@@ -280,7 +287,8 @@ def _line_problem(line: str, encoding: str, split, n_fields: int, sep_name: str)
     if re.search("[\udc80-\udcff\ufffd]", line):
         raw = line.encode(encoding, errors="surrogateescape") if _ascii_based(encoding) else line
         return (f"the line is not valid {encoding} text", _clip(raw),
-                "pass the file's encoding (encoding='latin-1' / --encoding latin-1) or save it as UTF-8")
+                ("pass the file's encoding (encoding='latin-1' / --encoding latin-1) "
+                 "or save it as UTF-8"))
     if "\x00" in line:
         return ("the line holds binary bytes (NUL)", _clip(line), "remove the line or fix the file")
     if line == "" or split is None:
@@ -292,11 +300,15 @@ def _line_problem(line: str, encoding: str, split, n_fields: int, sep_name: str)
         return ("the line cannot be split into fields (an unclosed quote or a stray separator)",
                 _clip(line), "fix the quoting or the separators on this line")
     if len(fields) != n_fields:
-        return (f"the line has {len(fields)} field{'s' * (len(fields) != 1)}, expected {n_fields}"
-                f"{f' separated by {sep_name}' if sep_name else ''}", _clip(line),
-                "every line needs the same fields; fix or remove this line")
+        plural = "s" if len(fields) != 1 else ""
+        by = f" separated by {sep_name}" if sep_name else ""
+        problem = f"the line has {len(fields)} field{plural}, expected {n_fields}{by}"
+        return problem, _clip(line), "every line needs the same fields; fix or remove this line"
+
     return None
 
 
 def _clip(value, limit: int = 80):
-    return value if len(value) <= limit else value[:limit] + (b"..." if isinstance(value, bytes) else "...")
+    if len(value) <= limit:
+        return value
+    return value[:limit] + (b"..." if isinstance(value, bytes) else "...")

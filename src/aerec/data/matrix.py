@@ -222,6 +222,21 @@ class RatingMatrix:
             items=self.items, scale=self.scale, timestamps=ts, item_info=self.item_info, implicit=self.implicit,
         )
 
+    def split_cells(self, holdout: np.ndarray) -> tuple[RatingMatrix, RatingMatrix]:
+        """Two matrices over the same vocabularies: the cells where ``holdout`` (a boolean mask
+        over ``csr.data``) is False, and those where it is True. Used to carve validation."""
+        holdout = np.asarray(holdout, dtype=bool)
+        parts = []
+        for keep in (~holdout, holdout):
+            counts = np.bincount(np.repeat(np.arange(self.n_users), np.diff(self.csr.indptr))[keep], minlength=self.n_users)
+            indptr = np.zeros(self.n_users + 1, dtype=self.csr.indptr.dtype)
+            np.cumsum(counts, out=indptr[1:])
+            csr = sp.csr_array((self.csr.data[keep], self.csr.indices[keep], indptr), shape=self.shape)
+            csr.has_sorted_indices = True
+            ts = self.timestamps[keep] if self.timestamps is not None else None
+            parts.append(RatingMatrix(csr, self.users, self.items, self.scale, ts, self.item_info, self.implicit))
+        return parts[0], parts[1]
+
     def fingerprint(self) -> str:
         """SHA-256 of the structure and values: identifies the training data in model.json."""
         h = hashlib.sha256()

@@ -204,7 +204,7 @@ def validate_frame(
     if non_numeric.any():
         pos = int(np.flatnonzero(non_numeric)[0])
         raise _err(out, pos, source, "rating is not a number", raw.iloc[pos], "ratings must be numbers on the rating scale")
-    nonfinite = ~np.isfinite(values)
+    nonfinite = ~(np.abs(values) <= np.finfo(np.float32).max)  # NaN, inf, or inf as float32
     if nonfinite.any():
         pos = int(np.flatnonzero(nonfinite)[0])
         shown = raw.iloc[pos] if not pd.isna(raw.iloc[pos]) else "NaN/empty"
@@ -224,7 +224,7 @@ def validate_frame(
     if "timestamp" in out.columns:
         ts = out["timestamp"]
         tv = pd.to_numeric(ts, errors="coerce").to_numpy(dtype=np.float64)
-        bad = ~np.isfinite(tv) | (tv != np.round(tv))
+        bad = ~np.isfinite(tv) | (tv != np.round(tv)) | ~(np.abs(tv) < 2.0**63)  # int64 range
         if bad.any():
             pos = int(np.flatnonzero(bad)[0])
             raise _err(out, pos, source, "timestamp is not a whole number", ts.iloc[pos], "use Unix seconds, or drop the timestamp column")

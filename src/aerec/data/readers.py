@@ -45,9 +45,10 @@ from __future__ import annotations
 import csv
 import re
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -148,6 +149,9 @@ def read_ratings(
     """
     fmt = _format_name(format)
     p = _resolve(path)
+    if duplicates not in ("error", "last", "mean"):
+        raise DataError("unknown duplicate policy", path=str(p), value=duplicates,
+                        fix="use error, last or mean")
     try:
         if fmt == "parquet" or (fmt == "auto" and _is_parquet(p)):
             fields = _read_parquet(p, columns)
@@ -179,10 +183,10 @@ def read_items(path: str | Path) -> pd.DataFrame | None:
     if p.is_file() and p.name in _ITEM_READERS:
         return _ITEM_READERS[p.name](p)
     folder = p if p.is_dir() else p.parent
-    for name in _ITEM_READERS:
+    for name, reader in _ITEM_READERS.items():
         found = _item_file(folder, name)
         if found is not None:
-            return _ITEM_READERS[name](found)
+            return reader(found)
     return None
 
 
@@ -307,6 +311,9 @@ def _sniff_layout(head: Head, p: Path, columns, sep: str | None) -> _Layout:
                 path=str(p), line=first_no, value=_clip(first_text),
                 fix="pass sep=',' / '\\t' / ';' / '|' / 'whitespace' (--sep), or check the file")
     split = _sniff.splitter(sep)
+    if split(first_text) is None:
+        raise DataError("the line cannot be split into fields (an unclosed quote?)", path=str(p),
+                        line=first_no, value=_clip(first_text), fix="fix the quoting on this line")
     rows = [split(t) or [t] for t in texts]
     header = _sniff.looks_like_header(rows[0], rows[1:])
     n_fields = len(rows[0])
@@ -320,7 +327,9 @@ def _sniff_layout(head: Head, p: Path, columns, sep: str | None) -> _Layout:
     return _Layout(sep, _roles_by_count(rows, p, first_no, first_text), 0, quoted)
 
 
-def _parse_columns(columns, n_fields: int | None, p: Path, line: int | None) -> tuple[str | None, ...]:
+def _parse_columns(
+    columns, n_fields: int | None, p: Path, line: int | None
+) -> tuple[str | None, ...]:
     """``columns`` ("user,item,_,rating" or a list) as one role per field."""
     names = columns.split(",") if isinstance(columns, str) else list(columns)
     roles: list[str | None] = []
@@ -470,16 +479,18 @@ def _parse_with_arrow(p: Path, layout: _Layout, head: Head) -> pd.DataFrame:
     try:
         table = pacsv.read_csv(p, read_options=read, parse_options=parse, convert_options=typed)
     except (pa.ArrowException, UnicodeError) as first_error:
+        if "conversion error" not in str(first_error):
+            raise _bad_line(p, layout, head, _short(first_error)) from None
         # Types are inferred from the first block: a later 'abc' fails the conversion. Read
         # everything as text instead and let the validation name the line.
         as_text = pacsv.ConvertOptions(column_types={c: pa.string() for c in names},
                                        strings_can_be_null=True, check_utf8=True)
         try:
-            table = pacsv.read_csv(p, read_options=read, parse_options=parse, convert_options=as_text)
+            table = pacsv.read_csv(p, read_options=read, parse_options=parse,
+                                   convert_options=as_text)
         except (pa.ArrowException, UnicodeError):
             raise _bad_line(p, layout, head, _short(first_error)) from None
-        frame = table.to_pandas()
-        return frame.apply(_numbers_if_all_numbers)
+        return _numbers_where_possible(table).to_pandas(date_as_object=False)
     if any(pa.types.is_binary(t) or pa.types.is_large_binary(t) for t in table.schema.types):
         # pyarrow infers "binary" for a column with bytes that are not valid text.
         raise _bad_line(p, layout, head, f"bytes that are not {head.encoding} text")
@@ -504,14 +515,24 @@ def _bad_line(p: Path, layout: _Layout, head: Head, problem: str) -> DataError:
         p, encoding=head.encoding, split=_sniff.splitter(layout.sep, quoted=layout.quoted),
         n_fields=layout.n_fields, first_line=layout.header_line + 1, sep_name=layout.sep_name,
     )
-    return found or DataError(f"cannot parse the file ({problem})", path=str(p),
-                              fix="check the separator and quoting, or name them with sep=/columns=")
+    return found or DataError(
+        f"cannot parse the file ({problem})", path=str(p),
+        fix="check the separator and quoting, or name them with sep=/columns=",
+    )
 
 
-def _numbers_if_all_numbers(col: pd.Series) -> pd.Series:
-    """A text column back to numbers when every non-empty value is one (after a text read)."""
-    numbers = pd.to_numeric(col, errors="coerce")
-    return numbers if numbers.notna().sum() == col.notna().sum() else col
+def _numbers_where_possible(table: pa.Table) -> pa.Table:
+    """Text columns back to integers or floats when every value is one (after a text read)."""
+    columns = []
+    for column in table.columns:
+        for kind in (pa.int64(), pa.float64()):
+            try:
+                column = pc.cast(column, kind)
+                break
+            except pa.ArrowException:
+                continue
+        columns.append(column)
+    return pa.table(columns, names=table.column_names)
 
 
 # --------------------------------------------------------------------------------------------
@@ -531,15 +552,16 @@ def _read_netflix(p: Path, head: Head) -> pd.DataFrame:
     is_blank = pc.equal(pc.utf8_length(text), 0).to_numpy(zero_copy_only=False)
     movie_no = np.cumsum(is_movie)  # 1 for the lines after the first 'MovieID:', ...
 
-    movie_text = pc.utf8_trim_whitespace(pc.utf8_slice_codeunits(text.filter(pa.array(is_movie)), 0, -1))
+    movie_text = pc.utf8_slice_codeunits(text.filter(pa.array(is_movie)), 0, -1)  # drop the ':'
+    movie_text = pc.utf8_trim_whitespace(movie_text)
     movie_ids = _whole_numbers(movie_text, p, number[is_movie], "movie id (before ':')")
 
     rows = ~is_movie & ~is_blank
     orphan = rows & (movie_no == 0)
     if orphan.any():
         at = int(np.flatnonzero(orphan)[0])
-        raise DataError("a rating line before any 'MovieID:' line", path=str(p), line=int(number[at]),
-                        value=_clip(lines[at].as_py()),
+        raise DataError("a rating line before any 'MovieID:' line", path=str(p),
+                        line=int(number[at]), value=_clip(lines[at].as_py()),
                         fix="a Netflix file starts with a 'MovieID:' line; is this the right file?")
     body = text.filter(pa.array(rows))
     parts = pc.split_pattern(body, ",")
@@ -555,7 +577,8 @@ def _read_netflix(p: Path, head: Head) -> pd.DataFrame:
     if bad_date.any():
         at = int(np.flatnonzero(bad_date)[0])
         raise DataError("the date is not YYYY-MM-DD", path=str(p), line=int(number[rows][at]),
-                        value=field[2][at].as_py(), fix="write dates as YYYY-MM-DD, e.g. 2005-09-06")
+                        value=field[2][at].as_py(),
+                        fix="write dates as YYYY-MM-DD, e.g. 2005-09-06")
     return pd.DataFrame(
         {
             "user": _numbers_or_text(field[0], pa.int64()),
@@ -568,7 +591,10 @@ def _read_netflix(p: Path, head: Head) -> pd.DataFrame:
 
 
 def _text_lines(p: Path, head: Head) -> pa.Array:
-    """The file's lines (universal newlines) as one Arrow string array; decode errors name a line."""
+    """The file's lines (universal newlines) as one Arrow string array.
+
+    A decode error is reported at its line by a re-scan.
+    """
     data = p.read_bytes()
     try:
         if head.arrow_encoding == "utf8":
@@ -663,7 +689,8 @@ def _decide_implicit(fields: _Fields, implicit: bool | None, p: Path) -> bool:
     """Whether the rows are events: see the module docstring."""
     has_rating = "rating" in fields.roles
     if implicit is None:
-        unnamed = [n for n, r in zip(fields.names or (), fields.roles) if r is None]
+        names = fields.names or ()
+        unnamed = [n for n, r in zip(names, fields.roles[: len(names)], strict=True) if r is None]
         if not has_rating and unnamed:
             raise DataError(f"no rating column among {', '.join(map(str, fields.names or ()))}",
                             path=str(p), line=fields.header_line,
@@ -672,7 +699,8 @@ def _decide_implicit(fields: _Fields, implicit: bool | None, p: Path) -> bool:
         return not has_rating
     if not implicit and not has_rating:
         raise DataError("the data has no rating column", path=str(p),
-                        fix="name it with columns= (--columns), or read it as events with implicit=True")
+                        fix="name it with columns= (--columns), or read it as events with "
+                        "implicit=True")
     return bool(implicit)
 
 
@@ -683,13 +711,14 @@ def _require_whole_ids(frame: pd.DataFrame, p: Path, fmt: str) -> pd.DataFrame:
         if ids.dtype.kind in "iu":
             continue
         numbers = pd.to_numeric(ids, errors="coerce")
+        values = numbers.to_numpy(dtype=np.float64, na_value=np.nan)
+        # Empty ids are left for the validation ("missing user id"); text and fractions are not.
         present = ids.notna().to_numpy() & (ids.astype(str).str.strip() != "").to_numpy()
-        bad = present & ~np.isfinite(numbers.to_numpy(dtype=np.float64, na_value=np.nan))
-        bad |= np.isfinite(numbers.to_numpy(dtype=np.float64, na_value=np.nan)) & (numbers % 1 != 0).to_numpy()
+        bad = present & ~(np.isfinite(values) & (values == np.round(values)))
         if bad.any():
             at = int(np.flatnonzero(bad)[0])
-            raise DataError(f"{col} id is not a whole number", path=str(p), line=int(frame.index[at]),
-                            value=_plain(ids.iloc[at]),
+            raise DataError(f"{col} id is not a whole number", path=str(p),
+                            line=int(frame.index[at]), value=_plain(ids.iloc[at]),
                             fix=f"{fmt} files hold whole-number ids; check the file, or read it "
                             "with format='csv'")
         frame = frame.assign(**{col: numbers})
@@ -823,7 +852,7 @@ def _read_u_item(p: Path) -> pd.DataFrame:
             raise DataError(f"the line has {len(fields)} fields, expected {5 + len(genres)}",
                             path=str(p), line=n, value=_clip(line), fix="check the file")
         flags = fields[5:]
-        names = "|".join(g for g, flag in zip(genres, flags) if flag.strip() == "1")
+        names = "|".join(g for g, flag in zip(genres, flags, strict=True) if flag.strip() == "1")
         rows.append((_item_id(fields[0], p, n), fields[1], names))
     return _items_frame(rows)
 
@@ -866,8 +895,8 @@ def _read_movies_csv(p: Path) -> pd.DataFrame:
     if list(df.columns[:3]) != ["movieId", "title", "genres"]:
         raise DataError("the header is not movieId,title,genres", path=str(p), line=1,
                         value=list(df.columns), fix="check the file")
-    rows = [(_item_id(i, p, n + 2), t, g) for n, (i, t, g) in
-            enumerate(zip(df["movieId"], df["title"], df["genres"]))]
+    triples = zip(df["movieId"], df["title"], df["genres"], strict=True)
+    rows = [(_item_id(i, p, n + 2), t, g) for n, (i, t, g) in enumerate(triples)]
     return _items_frame(rows)
 
 

@@ -74,7 +74,8 @@ class DatasetSpec:
         scale: the rating scale the data is published on.
         license: the terms of use, in full.
         license_short: the same in a few words, for tables.
-        users / items / ratings: published (approximate) counts; ``items`` counts rated items.
+        users / items / ratings: published (approximate) counts; ``items`` counts rated items
+            (ml-32m: the catalogue size, the only figure published).
     """
 
     name: str
@@ -173,7 +174,7 @@ REGISTRY: dict[str, DatasetSpec] = {
         folder="ml-10M100K",  # the 10M archive unpacks to ml-10M100K/, not ml-10m/
         ratings_file="ratings.dat",
         items_file="movies.dat",
-        format="ml-10m",
+        format="ml-1m",  # the same user::item::rating::timestamp layout as ML-1M
         scale=_HALF_STARS,
         users=69_878,
         items=10_677,
@@ -188,7 +189,7 @@ REGISTRY: dict[str, DatasetSpec] = {
         folder="ml-20m",
         ratings_file="ratings.csv",
         items_file="movies.csv",
-        format="ml-csv",
+        format="ml-latest",
         scale=_HALF_STARS,
         users=138_493,
         items=26_744,
@@ -203,7 +204,7 @@ REGISTRY: dict[str, DatasetSpec] = {
         folder="ml-25m",
         ratings_file="ratings.csv",
         items_file="movies.csv",
-        format="ml-csv",
+        format="ml-latest",
         scale=_HALF_STARS,
         users=162_541,
         items=59_047,
@@ -218,10 +219,10 @@ REGISTRY: dict[str, DatasetSpec] = {
         folder="ml-32m",
         ratings_file="ratings.csv",
         items_file="movies.csv",
-        format="ml-csv",
+        format="ml-latest",
         scale=_HALF_STARS,
         users=200_948,
-        items=84_432,
+        items=87_585,  # movies in the catalogue (README); slightly fewer have ratings
         ratings=32_000_204,
     ),
     "ml-latest-small": _movielens(
@@ -233,7 +234,7 @@ REGISTRY: dict[str, DatasetSpec] = {
         folder="ml-latest-small",
         ratings_file="ratings.csv",
         items_file="movies.csv",
-        format="ml-csv",
+        format="ml-latest",
         scale=_HALF_STARS,
         users=610,
         items=9_724,
@@ -266,8 +267,6 @@ _BUILTIN_OPTIONS = {
     "toy": frozenset(),
     "synthetic": frozenset({"n_ratings", "seed", "n_users", "n_items", "rank", "noise", "scale"}),
 }
-# Ratings files that mark a folder as a MovieLens-style dataset folder, in order of preference.
-_KNOWN_RATINGS_FILES = ("u.data", "ratings.dat", "ratings.csv")
 
 
 def data_home(override: str | os.PathLike[str] | None = None) -> Path:
@@ -400,35 +399,21 @@ def _load_downloaded(spec: DatasetSpec, home: str | os.PathLike[str] | None, opt
             f"{spec.folder}/{spec.ratings_file}."
         )
     opts = {"format": spec.format, **{k: v for k, v in options.items() if v is not None}}
-    return _read(ratings_path, opts, items_file=folder / spec.items_file if spec.items_file else None)
+    return _read(ratings_path, opts)
 
 
 def _load_path(path: Path, options: dict[str, Any]) -> Ratings:
-    items_file = None
-    if path.is_dir():
-        found = next((path / f for f in _KNOWN_RATINGS_FILES if (path / f).is_file()), None)
-        if found is None:
-            raise DatasetError(
-                f"{path}: a folder with no ratings file in it (looked for {', '.join(_KNOWN_RATINGS_FILES)}). "
-                "Fix: give the ratings file itself."
-            )
-        path = found
-        # A MovieLens folder: pick up its item metadata too.
-        for candidate in ("u.item", "movies.dat", "movies.csv"):
-            if (path.parent / candidate).is_file():
-                items_file = path.parent / candidate
-                break
-    opts = {k: v for k, v in options.items() if v is not None}
-    return _read(path, opts, items_file=items_file)
+    # read_ratings reads a file, or a folder through its u.data / ratings.dat / ratings.csv, and
+    # attaches the item metadata (u.item, movies.dat, movies.csv) found next to it.
+    return _read(path, {k: v for k, v in options.items() if v is not None})
 
 
-def _read(path: Path, options: dict[str, Any], *, items_file: Path | None) -> Ratings:
+def _read(path: Path, options: dict[str, Any]) -> Ratings:
+    # read_ratings attaches the item metadata (u.item, movies.dat, movies.csv) found next to the
+    # ratings file, and only warns when that file is unreadable.
     from aerec.data import readers
 
-    ratings = readers.read_ratings(path, **options)
-    if ratings.item_info is None and items_file is not None and items_file.is_file():
-        ratings = replace(ratings, item_info=readers.read_items(items_file))
-    return ratings
+    return readers.read_ratings(path, **options)
 
 
 def _mib(size: int | None) -> str:

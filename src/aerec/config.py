@@ -1,0 +1,235 @@
+"""Configuration: one small dataclass per concern, loadable from TOML and saved back unchanged.
+
+A run is described by a :class:`Config` with three parts:
+
+* ``model``: the model kind and its hyper-parameters (a plain dict, checked against the model
+  family's own dataclass when the model is built);
+* ``train``: how to train (:class:`TrainConfig`): optimiser, learning rate, batches, epochs,
+  validation and early stopping;
+* ``run``: the run context (:class:`RunConfig`): seed, device, threads. Kept apart from the
+  hyper-parameters so that the same model can be re-run elsewhere.
+
+``--set key=value`` overrides use dotted keys: ``model.hidden=300``, ``train.lr=0.01``,
+``run.seed=3``. Values are parsed as TOML (``[500, 500]``, ``true``, ``1e-3``) or taken as text.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+import tomli_w
+
+from aerec.errors import ConfigError
+
+__all__ = [
+    "Config", "TrainConfig", "RunConfig", "load_config", "apply_overrides", "check_fields", "build_train_config",
+]
+
+Optimizer = Literal["sgd", "momentum", "rmsprop", "adam", "adamw", "lbfgs"]
+Schedule = Literal["constant", "step", "cosine", "plateau"]
+
+
+@dataclass
+class TrainConfig:
+    """How a model is trained. Every field has a default that works; see docs/training.md.
+
+    ``batch_size`` rows per update (1 = online, one row per update as in the course; 0 = the
+    whole matrix as one batch, used with ``lbfgs``). ``epochs`` is the most passes over all rows;
+    early stopping ends sooner when validation RMSE has not improved for ``patience`` epochs
+    and restores the best weights. ``validation`` is the fraction of the *training* ratings
+    carved off (seeded) for model selection; 0 disables it.
+    """
+
+    optimizer: Optimizer = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    batch_size: int = 64
+    epochs: int = 100
+    schedule: Schedule = "constant"
+    step_size: int = 30  # epochs between decays for schedule="step"
+    gamma: float = 0.5  # decay factor for "step" and "plateau"
+    lbfgs_iterations: int = 20  # L-BFGS iterations per epoch
+    validation: float = 0.05
+    patience: int = 10
+    min_delta: float = 1e-4
+    max_grad_norm: float = 0.0  # 0 = no clipping
+    dense_refeeding: int = 0  # extra updates on the network's own dense output (Kuchaiev & Ginsburg 2017)
+    loss_normalization: Literal["observed", "all"] = "observed"
+    checkpoint_every: int = 1  # epochs between checkpoints when a checkpoint dir is given
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 0:
+            raise ConfigError(f"train.batch_size must be >= 0 (0 = full batch); got {self.batch_size}")
+        if self.epochs < 1:
+            raise ConfigError(f"train.epochs must be >= 1; got {self.epochs}")
+        if not self.lr > 0:
+            raise ConfigError(f"train.lr must be > 0; got {self.lr}")
+        if not 0 <= self.validation < 1:
+            raise ConfigError(f"train.validation must be in [0, 1); got {self.validation}")
+        if self.optimizer not in ("sgd", "momentum", "rmsprop", "adam", "adamw", "lbfgs"):
+            raise ConfigError(
+                f"train.optimizer must be one of sgd, momentum, rmsprop, adam, adamw, lbfgs; got {self.optimizer!r}"
+            )
+        if self.schedule not in ("constant", "step", "cosine", "plateau"):
+            raise ConfigError(f"train.schedule must be constant, step, cosine or plateau; got {self.schedule!r}")
+        if self.loss_normalization not in ("observed", "all"):
+            raise ConfigError(f"train.loss_normalization must be 'observed' or 'all'; got {self.loss_normalization!r}")
+        if self.patience < 0:
+            raise ConfigError(f"train.patience must be >= 0; got {self.patience}")
+
+
+@dataclass
+class RunConfig:
+    """Run context, apart from hyper-parameters: seed, device and CPU threads (0 = automatic)."""
+
+    seed: int = 0
+    device: Literal["cpu", "cuda", "auto"] = "auto"
+    threads: int = 0
+
+    def __post_init__(self) -> None:
+        if self.device not in ("cpu", "cuda", "auto") and not str(self.device).startswith("cuda:"):
+            raise ConfigError(f"run.device must be cpu, cuda or auto; got {self.device!r}")
+
+
+@dataclass
+class Config:
+    """A whole run as the user wrote it: the model kind and hyper-parameters, training, run context.
+
+    The three parts are plain tables of the settings the user chose; the model family fills in
+    its own defaults and presets when the model is built (:meth:`resolve`), and the resolved
+    settings are what a model directory records.
+    """
+
+    model: dict[str, Any] = field(default_factory=lambda: {"kind": "autorec"})
+    train: dict[str, Any] = field(default_factory=dict)
+    run: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        return str(self.model.get("kind", "autorec"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": copy.deepcopy(self.model), "train": copy.deepcopy(self.train), "run": copy.deepcopy(self.run)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, source: str = "config") -> Config:
+        unknown = set(data) - {"model", "train", "run"}
+        if unknown:
+            raise ConfigError(f"{source}: unknown section(s) {sorted(unknown)}; expected model, train, run")
+        parts = {}
+        for name in ("model", "train", "run"):
+            table = data.get(name, {})
+            if not isinstance(table, Mapping):
+                raise ConfigError(f"{source}: [{name}] must be a table of settings; got {table!r}")
+            parts[name] = dict(table)
+        config = cls(**parts)
+        config.resolve_run()  # fail early on a bad [run] table
+        _build(TrainConfig, config.train, f"{source} [train]")
+        return config
+
+    def resolve_run(self) -> RunConfig:
+        return _build(RunConfig, self.run, "[run]")
+
+    def to_toml(self) -> str:
+        return tomli_w.dumps(self.to_dict())
+
+
+def check_fields(cls: type, values: Mapping[str, Any], where: str) -> None:
+    """Raise ConfigError naming any key of ``values`` that ``cls`` (a dataclass) does not have."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; valid keys: {sorted(names)}")
+
+
+def _build(cls: type, values: Mapping[str, Any], where: str) -> Any:
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"{where}: expected a table of settings; got {values!r}")
+    check_fields(cls, values, where)
+    defaults = cls()
+    clean: dict[str, Any] = {}
+    for key, value in values.items():
+        default = getattr(defaults, key)
+        clean[key] = _coerce(value, default, f"{where} {key}")
+    return cls(**clean)
+
+
+def build_train_config(values: Mapping[str, Any], where: str = "[train]") -> TrainConfig:
+    """A checked :class:`TrainConfig` from a table of settings (unknown keys are errors)."""
+    return _build(TrainConfig, values, where)
+
+
+def _coerce(value: Any, default: Any, where: str) -> Any:
+    """Match the default's type: ints stay ints, floats accept ints, strings stay strings."""
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where} must be true or false; got {value!r}")
+    if isinstance(default, int):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ConfigError(f"{where} must be a whole number; got {value!r}")
+    if isinstance(default, float):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{where} must be a number; got {value!r}")
+    if isinstance(default, str):
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{where} must be text; got {value!r}")
+    return value
+
+
+def parse_value(text: str) -> Any:
+    """A ``--set`` value: TOML literal when it parses (numbers, booleans, arrays), else text."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``section.key=value`` overrides to a config dict (returns a new dict)."""
+    out = copy.deepcopy(data)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set expects section.key=value (e.g. train.lr=0.01); got {item!r}")
+        key, text = item.split("=", 1)
+        parts = key.strip().split(".")
+        if len(parts) != 2 or parts[0] not in ("model", "train", "run") or not parts[1]:
+            raise ConfigError(
+                f"--set key must be model.NAME, train.NAME or run.NAME (e.g. train.lr=0.01); got {key!r}"
+            )
+        out.setdefault(parts[0], {})[parts[1]] = parse_value(text.strip())
+    return out
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Read a TOML config file (optional) and apply ``--set`` overrides."""
+    data: dict[str, Any] = {}
+    source = "config"
+    if path is not None:
+        p = Path(path)
+        source = str(p)
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {p} does not exist; check the path") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{p}: not valid TOML ({exc}); see docs/training.md for an example") from None
+    if overrides:
+        data = apply_overrides(data, overrides)
+    return Config.from_dict(data, source=source)

@@ -1,0 +1,134 @@
+"""Model directories (DESIGN §3): written atomically, read without ever unpickling.
+
+A directory holds ``model.safetensors`` (tensors only), ``model.json`` (format version, kind,
+hyper-parameters, vocabularies, scale, data fingerprint, aerec version and the SHA-256 of the
+weights file), ``metrics.json``, ``history.csv``, ``curves.png`` and ``config.toml``. Everything
+is first written to a hidden sibling folder and renamed into place, so an interrupted save
+leaves the previous model (or nothing), never half a model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from aerec.errors import ModelFileError
+
+__all__ = ["FORMAT_VERSION", "write_model_dir", "read_model_dir", "sha256_file", "atomic_write_text"]
+
+FORMAT_VERSION = 1
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write a text file via a temp file in the same folder and ``os.replace``."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_model_dir(
+    directory: str | Path,
+    tensors: dict[str, torch.Tensor],
+    meta: dict[str, Any],
+    extras: dict[str, str] | None = None,
+    writers: dict[str, Callable[[Path], None]] | None = None,
+) -> Path:
+    """Write a model directory atomically.
+
+    ``tensors`` go to model.safetensors, ``meta`` (plus the weights' SHA-256) to model.json,
+    each ``extras`` entry (file name -> text) as is, and each ``writers`` entry (file name ->
+    function writing that path, e.g. a plot) is called on the temp folder. An existing
+    directory is replaced only once the new one is complete.
+    """
+    final = Path(directory)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    try:
+        weights = tmp / "model.safetensors"
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(weights))
+        meta = dict(meta, format_version=FORMAT_VERSION, weights_sha256=sha256_file(weights))
+        (tmp / "model.json").write_text(json.dumps(meta, indent=1, allow_nan=False), encoding="utf-8")
+        for name, text in (extras or {}).items():
+            (tmp / name).write_text(text, encoding="utf-8")
+        for name, write in (writers or {}).items():
+            write(tmp / name)
+        for f in tmp.iterdir():
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+        _swap_into_place(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def _swap_into_place(tmp: Path, final: Path) -> None:
+    if final.exists() and not final.is_dir():
+        raise ModelFileError(f"{final} exists and is not a directory; choose another --out")
+    if not final.exists():
+        os.replace(tmp, final)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
+    os.rmdir(old)
+    os.replace(final, old)
+    os.replace(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def read_model_dir(directory: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Read and verify a model directory; any problem is a :class:`ModelFileError`."""
+    d = Path(directory)
+    if not d.is_dir():
+        raise ModelFileError(f"{d} is not a model directory (it does not exist); train one with `aerec train --out {d}`")
+    meta_path, weights = d / "model.json", d / "model.safetensors"
+    if not meta_path.is_file():
+        raise ModelFileError(f"{meta_path} is missing; {d} is not a complete aerec model directory")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ModelFileError(f"{meta_path} is not valid JSON ({exc}); the file is damaged: retrain or restore it") from None
+    if not isinstance(meta, dict) or "format_version" not in meta:
+        raise ModelFileError(f"{meta_path} has no format_version; it is not an aerec model file")
+    version = meta["format_version"]
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ModelFileError(
+            f"{meta_path} is model format version {version!r}, newer than this aerec reads ({FORMAT_VERSION}); "
+            "upgrade aerec (pip install -U aerec)"
+        )
+    if not weights.is_file():
+        raise ModelFileError(f"{weights} is missing; the model directory is incomplete: retrain or restore it")
+    if sha256_file(weights) != meta.get("weights_sha256"):
+        raise ModelFileError(
+            f"{weights} does not match the checksum recorded in model.json: it is truncated or was modified; "
+            "retrain or restore the directory"
+        )
+    try:
+        tensors = load_file(str(weights))
+    except (SafetensorError, OSError, ValueError) as exc:  # pragma: no cover - checksum catches these first
+        raise ModelFileError(f"{weights} cannot be read ({exc}); retrain or restore it") from None
+    return tensors, meta

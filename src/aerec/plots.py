@@ -1,0 +1,36 @@
+"""Learning curves as PNG (matplotlib, headless Agg backend)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+__all__ = ["plot_history"]
+
+
+def plot_history(history: pd.DataFrame, path: str | Path, *, title: str = "aerec") -> Path:
+    """Plot training RMSE (or loss) and validation RMSE per epoch into ``path`` (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
+    if len(history):
+        train = history["train_rmse"] if history["train_rmse"].notna().any() else history["loss"]
+        ax.plot(history["epoch"], train, label="train RMSE" if history["train_rmse"].notna().any() else "train loss")
+        if "val_rmse" in history and history["val_rmse"].notna().any():
+            ax.plot(history["epoch"], history["val_rmse"], label="validation RMSE")
+            best = history["val_rmse"].idxmin()
+            ax.scatter([history.loc[best, "epoch"]], [history.loc[best, "val_rmse"]], color="C1", zorder=3,
+                       label=f"best {history.loc[best, 'val_rmse']:.4f} (epoch {int(history.loc[best, 'epoch'])})")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("RMSE")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+    plt.close(fig)
+    return Path(path)
