@@ -341,3 +341,9 @@ def test_anything_reads_or_raises_data_error(
         assert r.frame.index.max() <= data.count(b"\n") + data.count(b"\r") + 1
     finally:
         os.remove(p)
+
+
+def test_quoted_field_across_lines(tmp_path: Path) -> None:
+    # pyarrow would accept it, and every later line number would be off by one.
+    p = write(tmp_path / "r.csv", 'user,item,rating,note\n1,2,3,ok\n1,3,4,"two\nlines"\n2,3,1,ok\n')
+    bad(p, 3, "'1,3,4,\"two'")

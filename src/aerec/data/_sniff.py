@@ -117,7 +117,7 @@ def read_head(path: Path, encoding: str | None) -> Head:
                             fix=f"decompress it first (e.g. with {tool})")
     codec = resolve_encoding(raw, encoding, path)
     _refuse_binary(raw, codec, path)
-    text = raw.decode(codec, errors="surrogateescape" if _ascii_based(codec) else "replace")
+    text = raw.decode(codec, errors="surrogateescape" if is_ascii_based(codec) else "replace")
     pieces = _NEWLINE.split(text)
     if not complete:
         pieces = pieces[:-1]  # the last piece may be a line cut in half
@@ -146,13 +146,13 @@ def resolve_encoding(raw: bytes, encoding: str | None, path: Path) -> str:
     return "utf-8"
 
 
-def _ascii_based(codec: str) -> bool:
+def is_ascii_based(codec: str) -> bool:
     return not codec.startswith(("utf-16", "utf-32"))
 
 
 def _refuse_binary(raw: bytes, codec: str, path: Path) -> None:
     """Raise when the head looks like binary data (a NUL byte, or many control characters)."""
-    if not _ascii_based(codec):
+    if not is_ascii_based(codec):
         return
     text = raw.decode("latin-1")
     match = re.search("\x00", text)
@@ -253,6 +253,21 @@ def looks_like_header(first: list[str], rest: list[list[str]]) -> bool:
 # The slow re-scan
 
 
+def count_lines(path: Path) -> int:
+    """The number of lines as pyarrow counts them: '\n', '\r\n' or '\r' ends one.
+
+    A last line without an ending counts too. Streams the file (about 1 s per GB).
+    """
+    count, ends_with_cr, last = 0, False, b""
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 24):
+            count += chunk.count(b"\n") + chunk.count(b"\r") - chunk.count(b"\r\n")
+            if ends_with_cr and chunk.startswith(b"\n"):
+                count -= 1  # a '\r\n' split across two chunks
+            ends_with_cr, last = chunk.endswith(b"\r"), chunk[-1:]
+    return count + (1 if last not in (b"", b"\n", b"\r") else 0)
+
+
 def find_bad_line(
     path: Path,
     *,
@@ -269,7 +284,7 @@ def find_bad_line(
     error to raise, or None when every line looks right (the caller then reports the parser's
     own message).
     """
-    errors = "surrogateescape" if _ascii_based(encoding) else "replace"
+    errors = "surrogateescape" if is_ascii_based(encoding) else "replace"
     with open(path, encoding=encoding, errors=errors, newline=None) as f:
         for number, line in enumerate(f, 1):
             if number < first_line:
@@ -285,7 +300,7 @@ def find_bad_line(
 def _line_problem(line: str, encoding: str, split, n_fields: int, sep_name: str):
     """(problem, value, fix) for a bad line, else None."""
     if re.search("[\udc80-\udcff\ufffd]", line):
-        raw = line.encode(encoding, errors="surrogateescape") if _ascii_based(encoding) else line
+        raw = line.encode(encoding, errors="surrogateescape") if is_ascii_based(encoding) else line
         return (f"the line is not valid {encoding} text", _clip(raw),
                 ("pass the file's encoding (encoding='latin-1' / --encoding latin-1) "
                  "or save it as UTF-8"))

@@ -295,7 +295,7 @@ def _layout_for(fmt: str, head: Head, p: Path, columns, sep: str | None) -> _Lay
         if fmt == "ml-latest":
             n, first = head.lines[0]
             is_header = _sniff.looks_like_header(first.split(","), [])
-            return _Layout(",", ROLES4, header_line=n if is_header else 0)
+            return _Layout(",", ROLES4, header_line=n if is_header else 0, quoted=False)
     default_sep = {"ml-100k": "\t", "ml-1m": "::", "ml-latest": ","}.get(fmt)
     return _sniff_layout(head, p, columns, _sniff.normalise_sep(sep) or default_sep)
 
@@ -434,6 +434,11 @@ def _read_delimited(p: Path, layout: _Layout, head: Head) -> pd.DataFrame:
         raw = _parse_with_pandas(p, layout, head)
     else:
         raw = _parse_with_arrow(p, layout, head)
+    # pyarrow accepts a quoted field that spans lines; then rows are not lines. Such a field
+    # has no place in a rating file: name the line where it starts.
+    quoted = layout.quoted and _sniff.is_ascii_based(head.encoding)
+    if quoted and len(raw) + layout.header_line != _sniff.count_lines(p):
+        raise _bad_line(p, layout, head, "a quoted field spans several lines")
     raw.index = np.arange(len(raw), dtype=np.int64) + layout.header_line + 1
     raw = raw[~raw.isna().all(axis=1).to_numpy()]  # blank lines (and all-empty ones)
     if layout.sep == "::":
@@ -617,9 +622,14 @@ def _whole_numbers(values: pa.Array, p: Path, lines: np.ndarray, what: str) -> n
         return pc.cast(values, pa.int64()).to_numpy(zero_copy_only=False)
     except pa.ArrowException:
         texts = values.to_pylist()
-        at = next(i for i, v in enumerate(texts) if not re.fullmatch(r"[+-]?\d+", v or ""))
-        raise DataError(f"the {what} is not a whole number", path=str(p), line=int(lines[at]),
-                        value=texts[at], fix="check that this is a Netflix Prize file") from None
+        at = next((i for i, v in enumerate(texts) if not _is_int64(v)), 0)
+        raise DataError(f"the {what} is not a 64-bit whole number", path=str(p),
+                        line=int(lines[at]), value=texts[at],
+                        fix="check that this is a Netflix Prize file") from None
+
+
+def _is_int64(text: str | None) -> bool:
+    return bool(re.fullmatch(r"[+-]?\d+", text or "")) and -(2**63) <= int(text) < 2**63
 
 
 def _numbers_or_text(values: pa.Array, to: pa.DataType):
