@@ -161,7 +161,7 @@ def _build(cls: type, values: Mapping[str, Any], where: str) -> Any:
     clean: dict[str, Any] = {}
     for key, value in values.items():
         default = getattr(defaults, key)
-        clean[key] = _coerce(value, default, f"{where} {key}")
+        clean[key] = coerce_value(value, default, f"{where} {key}")
     return cls(**clean)
 
 
@@ -170,8 +170,11 @@ def build_train_config(values: Mapping[str, Any], where: str = "[train]") -> Tra
     return _build(TrainConfig, values, where)
 
 
-def _coerce(value: Any, default: Any, where: str) -> Any:
-    """Match the default's type: ints stay ints, floats accept ints, strings stay strings."""
+def coerce_value(value: Any, default: Any, where: str) -> Any:
+    """Match the default's type: ints stay ints, floats accept ints, strings stay strings.
+
+    Anything else (e.g. a list default) passes unchanged; ``where`` names the setting in errors.
+    """
     if isinstance(default, bool):
         if isinstance(value, bool):
             return value
@@ -191,6 +194,9 @@ def _coerce(value: Any, default: Any, where: str) -> Any:
             return value
         raise ConfigError(f"{where} must be text; got {value!r}")
     return value
+
+
+_coerce = coerce_value  # the earlier private name
 
 
 def parse_value(text: str) -> Any:

@@ -66,6 +66,7 @@ def write_model_dir(
     directory is replaced only once the new one is complete.
     """
     final = Path(directory)
+    _check_replaceable(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
     try:
@@ -85,6 +86,18 @@ def write_model_dir(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
+
+
+def _check_replaceable(final: Path) -> None:
+    """Refuse to replace anything but an empty folder or an earlier model directory: the swap
+    deletes what was there, and ``--out ~/Documents`` must not delete someone's documents."""
+    if final.exists() and not final.is_dir():
+        raise ModelFileError(f"{final} exists and is not a directory; choose another --out")
+    if final.is_dir() and not (final / "model.json").is_file() and any(final.iterdir()):
+        raise ModelFileError(
+            f"{final} is a folder with other files in it, not an aerec model directory; saving there would "
+            "delete them: choose a new or empty --out folder"
+        )
 
 
 def _swap_into_place(tmp: Path, final: Path) -> None:

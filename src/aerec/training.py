@@ -139,17 +139,23 @@ class Trainer:
         state = _LoopState()
         if resume:
             state = self._load_checkpoint(net, optimizer, scheduler)
-        cache = _DenseCache(rows, self.device) if cfg.batch_size == 0 else None
+        # L-BFGS always works on the whole matrix (its line search needs one fixed objective).
+        cache = _DenseCache(rows, self.device) if cfg.optimizer == "lbfgs" else None
 
         started = time.perf_counter() - state.seconds
         with _Progress(self.progress, cfg.epochs, state.epoch) as bar:
-            for epoch in range(state.epoch + 1, cfg.epochs + 1):
+            # A checkpoint written when early stopping fired has nothing left to train, unless
+            # the resumed run is more patient than the one that stopped.
+            done = state.stopped == "early_stopping" and 0 < cfg.patience <= state.bad_epochs
+            state.stopped = "early_stopping" if done else "epochs"
+            last = state.epoch if done else cfg.epochs
+            for epoch in range(state.epoch + 1, last + 1):
                 t0 = time.perf_counter()
                 torch.manual_seed(_epoch_seed(self.seed, epoch))
                 rng = np.random.default_rng(_epoch_seed(self.seed, epoch))
                 net.train()
                 if cfg.optimizer == "lbfgs":
-                    loss_avg, sse, cells = self._lbfgs_epoch(net, optimizer, cache, loss_fn, l2, n_obs, epoch)
+                    loss_avg, sse, cells = self._lbfgs_epoch(net, optimizer, cache, loss_fn, l2, code_l1, n_obs, epoch)
                 else:
                     loss_avg, sse, cells = self._minibatch_epoch(net, optimizer, rows, data_rows, rng, loss_fn, l2, code_l1, n_obs, epoch)
                 val = None
@@ -174,6 +180,8 @@ class Trainer:
                 )
                 state.history.append(record)
                 stop = state.observe(record, net, cfg)
+                if stop:
+                    state.stopped = "early_stopping"  # before the checkpoint, so a resume knows
                 bar.update(record, state.best_val)
                 for callback in self.callbacks:
                     callback(record)
@@ -182,7 +190,6 @@ class Trainer:
                 if self.checkpoint_dir is not None and (epoch % max(cfg.checkpoint_every, 1) == 0 or stop or epoch == cfg.epochs):
                     self._save_checkpoint(net, optimizer, scheduler, state)
                 if stop:
-                    state.stopped = "early_stopping"
                     break
         if state.best_state is not None:
             net.load_state_dict(state.best_state)
@@ -212,7 +219,7 @@ class Trainer:
     def _check(self, value: torch.Tensor, epoch: int, where: str) -> None:
         if not torch.isfinite(value):
             raise TrainingError(
-                f"the loss became {float(value)} at epoch {epoch} ({where}). The updates diverged: lower "
+                f"the loss became {float(value.detach())} at epoch {epoch} ({where}). The updates diverged: lower "
                 f"train.lr (now {self.config.lr}), set train.max_grad_norm=1, raise model.l2, or check the "
                 f"input for extreme values"
             )
@@ -225,7 +232,8 @@ class Trainer:
     def _minibatch_epoch(self, net, optimizer, rows, data_rows, rng, loss_fn, l2, code_l1, n_obs, epoch):
         cfg = self.config
         total, steps, sse, cells = 0.0, 0, 0.0, 0.0
-        for batch in iter_row_batches(len(data_rows), cfg.batch_size, rng=rng):
+        size = cfg.batch_size or max(len(data_rows), 1)  # 0 = every row in one batch
+        for batch in iter_row_batches(len(data_rows), size, rng=rng):
             x, mask = dense_rows(rows, data_rows[batch], device=self.device)
             optimizer.zero_grad(set_to_none=True)
             objective, err, count = self._objective(net, x, mask, loss_fn, l2, n_obs, code_l1)
@@ -238,6 +246,8 @@ class Trainer:
                 for _ in range(cfg.dense_refeeding):
                     with torch.no_grad():
                         y = net(x, mask)
+                        if loss_fn is LOSSES["bce"]:
+                            y = torch.sigmoid(y)  # logits -> 0..1, the space of inputs and targets
                     optimizer.zero_grad(set_to_none=True)
                     refeed, _, _ = self._objective(net, y, torch.ones_like(y), loss_fn, l2, n_obs)
                     self._check(refeed, epoch, "dense re-feeding")
@@ -249,7 +259,7 @@ class Trainer:
             steps += 1
         return total / max(steps, 1), sse, cells
 
-    def _lbfgs_epoch(self, net, optimizer, cache, loss_fn, l2, n_obs, epoch):
+    def _lbfgs_epoch(self, net, optimizer, cache, loss_fn, l2, code_l1, n_obs, epoch):
         """One L-BFGS step (``lbfgs_iterations`` iterations) on the whole-matrix objective.
 
         The objective is accumulated chunk by chunk, so only a chunk of rows is ever dense.
@@ -261,9 +271,11 @@ class Trainer:
             total = torch.zeros((), device=self.device)
             sse, cells = 0.0, 0.0
             for x, mask in cache:
-                out = net(x, mask)
+                out, code = net(x, mask, return_code=True) if code_l1 > 0 else (net(x, mask), None)
                 err, count = loss_fn(out, x, mask)
                 part = err / n_obs if self.config.loss_normalization == "observed" else err / (x.shape[1] * cache.n_rows)
+                if code_l1 > 0:  # the sparse family's activity penalty, per observed rating as in mini-batches
+                    part = part + code_l1 * code.abs().sum() / n_obs
                 part.backward()
                 total = total + part.detach()
                 sse += float(err.detach())
@@ -465,7 +477,9 @@ def _key(k: Any) -> Any:
 def _unflatten_state(obj: Any, prefix: str, tensors: dict[str, torch.Tensor], device) -> Any:
     if isinstance(obj, dict):
         if "__tensor__" in obj:
-            return tensors[obj["__tensor__"]].to(device)
+            # A fresh copy: safetensors hands back tensors at unaligned addresses, and SIMD
+            # reductions over them round differently, so a resumed run would drift.
+            return tensors[obj["__tensor__"]].to(device, copy=True)
         if "__dict__" in obj:
             return {k: _unflatten_state(v, "", tensors, device) for k, v in obj["__dict__"]}
         if "__list__" in obj:
@@ -481,14 +495,18 @@ def write_checkpoint(directory: Path, tensors: dict[str, torch.Tensor], meta: di
     into place (the rename is atomic on POSIX)."""
     directory.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".ckpt-", dir=directory))
-    save_file(tensors, str(tmp / "checkpoint.safetensors"))
-    from aerec.persistence import sha256_file
+    try:
+        save_file(tensors, str(tmp / "checkpoint.safetensors"))
+        from aerec.persistence import sha256_file
 
-    meta = dict(meta, weights_sha256=sha256_file(tmp / "checkpoint.safetensors"))
-    (tmp / "checkpoint.json").write_text(json.dumps(meta), encoding="utf-8")
-    for f in tmp.iterdir():
-        with open(f, "rb") as fh:
-            os.fsync(fh.fileno())
+        meta = dict(meta, weights_sha256=sha256_file(tmp / "checkpoint.safetensors"))
+        (tmp / "checkpoint.json").write_text(json.dumps(meta), encoding="utf-8")
+        for f in tmp.iterdir():
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+    except BaseException:
+        _rmtree(tmp)  # the previous checkpoint stays as it was
+        raise
     final = directory / "latest"
     old = directory / ".latest-old"
     if final.exists():

@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 from torch import nn
 
-from aerec.config import check_fields
+from aerec.config import check_fields, coerce_value
 from aerec.errors import ConfigError
 from aerec.models.autoencoder import Autoencoder
 
@@ -114,8 +114,15 @@ class Family:
         if preset is not None:
             merged.update(self.preset(preset).get("model", {}))
         check_fields(self.params_cls, values, f"model ({self.kind})")
-        merged.update(values)
-        return self.params_cls(**merged)
+        # User values get the same type checks as [train] ones ("model.l2 must be a number").
+        defaults = self.params_cls()
+        merged.update({k: coerce_value(v, getattr(defaults, k), f"model.{k}") for k, v in values.items()})
+        try:
+            return self.params_cls(**merged)
+        except ConfigError:
+            raise
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"model ({self.kind}): a setting has the wrong type or value ({exc}); got {values}") from None
 
     def resolve_train(self, preset: str | None, values: dict[str, Any]) -> dict[str, Any]:
         merged = dict(self.train)

@@ -1,0 +1,193 @@
+"""``aerec tune``: search a model family's hyper-parameters with Optuna (a thin layer over :mod:`aerec.tuning`).
+
+Human output: one line per trial and the trial table on stderr, the best settings as TOML on
+stdout (``aerec tune ... > best.toml``). ``--json`` prints one JSON object on stdout instead.
+``--out DIR`` also refits the best settings on all the training ratings and saves the model
+there, with ``best.toml`` and ``trials.csv`` next to it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Callable
+
+import typer
+from rich import box
+from rich.markup import escape
+from rich.table import Table
+
+from aerec.cli import app, err_console
+from aerec.config import Config, load_config
+from aerec.data.ratings import Ratings
+from aerec.errors import ConfigError
+
+__all__ = ["tune_command"]
+
+
+def _read(source: str | Path) -> Ratings:
+    """Ratings from a dataset name or a file (one place, so tests can watch what is read and when)."""
+    from aerec.data.registry import load_dataset
+
+    return load_dataset(source)
+
+
+def _inputs(
+    data: str | None, split: str | None, train: Path | None, test: Path | None, seed: int
+) -> tuple[Ratings, Ratings | Callable[[], Ratings] | None, str]:
+    """(training ratings, test ratings or a loader for them, a description of the data)."""
+    if (data is None) == (train is None):
+        raise ConfigError("give the data with exactly one of --data NAME|PATH or --train FILE (see aerec tune --help)")
+    if data is not None:
+        if test is not None:
+            raise ConfigError("--test goes with --train FILE; with --data use --split SPEC to hold out test ratings")
+        if split is None:
+            return _read(data), None, f"{data} (all ratings for tuning, no test)"
+        from aerec.data.splits import parse_split
+
+        splitter = parse_split(split, seed=seed)  # a bad spec fails before any data is read
+        parts = splitter(_read(data))
+        return parts.train, parts.test, f"{data}, split {split}"
+    if split is not None:
+        raise ConfigError("--split goes with --data NAME|PATH; with --train FILE give the test ratings as --test FILE")
+    assert train is not None
+    # The test file is read only after the search, by the loader, never before.
+    loader = (lambda: _read(test)) if test is not None else None
+    return _read(train), loader, f"train {train}" + (f", test {test}" if test is not None else "")
+
+
+def _base_config(config: Path | None, sets: list[str], model: str | None, device: str | None) -> Config:
+    overrides = list(sets)
+    if model is not None:
+        overrides.append(f"model.kind={json.dumps(model)}")
+    if device is not None:
+        overrides.append(f"run.device={json.dumps(device)}")
+    return load_config(config, overrides)
+
+
+@app.command("tune")
+def tune_command(
+    data: str | None = typer.Option(None, "--data", metavar="NAME|PATH", help="A dataset name (aerec datasets list) or a ratings file."),
+    split: str | None = typer.Option(None, "--split", metavar="SPEC", help="Hold out test ratings from --data (u1, random:0.1, ...)."),
+    train: Path | None = typer.Option(None, "--train", metavar="FILE", help="Training ratings file (instead of --data)."),
+    test: Path | None = typer.Option(None, "--test", metavar="FILE", help="Test ratings, scored once after the search."),
+    model: str | None = typer.Option(None, "--model", metavar="NAME", help="Model family to tune (default: autorec, or the config's)."),
+    config: Path | None = typer.Option(None, "--config", metavar="FILE.toml", help="Base settings; keys set there are not searched."),
+    sets: list[str] = typer.Option([], "--set", metavar="KEY=VALUE", help="Fix a setting (not searched), e.g. model.orientation=user."),
+    trials: int = typer.Option(20, "--trials", min=1, metavar="N", help="The most trials."),
+    timeout: float | None = typer.Option(None, "--timeout", min=0.001, metavar="S", help="Stop starting trials after S seconds."),
+    seed: int | None = typer.Option(None, "--seed", min=0, metavar="S", help="Seed of the sampler, the validation carving and the weights."),
+    validation: float = typer.Option(0.1, "--validation", metavar="F", help="Fraction of the training ratings used as the objective."),
+    device: str | None = typer.Option(None, "--device", metavar="DEVICE", help="cpu, cuda or auto."),
+    prune: bool = typer.Option(True, "--prune/--no-prune", help="Stop trials worse than the median early."),
+    out: Path | None = typer.Option(None, "--out", metavar="DIR", help="Refit the best settings and save the model, best.toml and trials.csv here."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+) -> None:
+    """Search a model's hyper-parameters on validation ratings carved from the training data.
+
+    The test ratings (--split, or --test) never take part in the search: they are scored once,
+    at the end, by the best settings refitted on all the training ratings.
+    """
+    from aerec.tuning import tune
+
+    base = _base_config(config, sets, model, device)
+    seed = base.resolve_run().seed if seed is None else seed
+    ratings, test_ratings, described = _inputs(data, split, train, test, seed)
+    if not as_json:
+        err_console.print(
+            f"tuning [bold]{escape(base.kind)}[/] on {escape(described)}: up to {trials} trial(s)"
+            + (f" or {timeout:g} s" if timeout else "") + f", validation {validation:g} of the training ratings, seed {seed}",
+            soft_wrap=True,
+        )
+    result = tune(
+        ratings, config=base, n_trials=trials, timeout=timeout, seed=seed, validation=validation,
+        test=test_ratings, refit=out is not None, prune=prune, on_trial=_print_trial,  # stderr, --json or not
+    )
+    if out is not None:
+        _save(result, out)
+    if as_json:
+        payload = result.to_json()
+        payload["model_dir"] = str(out) if out is not None else None
+        typer.echo(json.dumps(payload, default=_plain))
+        return
+    err_console.print(_table(result))
+    _print_summary(result, out)
+    typer.echo(result.config_toml(), nl=False)
+
+
+def _save(result, out: Path) -> None:
+    from aerec.persistence import atomic_write_text
+
+    metrics = {"test": result.test_metrics, "tuning": {k: v for k, v in result.to_json().items() if k != "trials"}}
+    result.model.save(out, metrics=metrics)
+    atomic_write_text(out / "best.toml", result.config_toml())
+    atomic_write_text(out / "trials.csv", result.trials_frame().to_csv(index=False))
+
+
+def _print_trial(rec) -> None:
+    val = "-" if rec.val_rmse is None else f"{rec.val_rmse:.4f}"
+    params = ", ".join(f"{k}={_short(v)}" for k, v in rec.params.items())
+    err_console.print(
+        f"trial {rec.number:>3} {rec.state:<8} val RMSE {val} (epoch {rec.best_epoch}, {rec.epochs} run, "
+        f"{rec.seconds:.1f} s) {escape(params)}",
+        soft_wrap=True, highlight=False,
+    )
+
+
+def _short(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def _table(result) -> Table:
+    """Trials best first: number, state, validation RMSE, best epoch, epochs run, seconds, parameters."""
+    frame = result.trials_frame().drop(columns=["note"]).sort_values(["val_rmse", "trial"], na_position="last")
+    table = Table(title=f"aerec tune {result.kind}: trials by validation RMSE", box=box.SIMPLE_HEAD,
+                  padding=(0, 1), pad_edge=False, collapse_padding=True)
+    headers = {"trial": "#", "state": "state", "val_rmse": "val RMSE", "best_epoch": "best ep", "epochs": "ran", "seconds": "s"}
+    for col in frame.columns:
+        # "model.l2" -> "l2": the section is clear from the name, and the table must fit a terminal
+        table.add_column(headers.get(col, str(col).split(".", 1)[-1]), justify="left" if col == "state" else "right")
+    for row in frame.to_dict("records"):
+        cells = [_cell(k, v) for k, v in row.items()]
+        table.add_row(*cells, style="bold green" if row["trial"] == result.best_trial else None)
+    return table
+
+
+def _cell(key: str, v: Any) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    if key == "val_rmse":
+        return f"{v:.4f}"
+    if key == "seconds":
+        return f"{v:.1f}"
+    if isinstance(v, float):
+        return f"{v:g}" if v.is_integer() else f"{v:.3g}"
+    return str(v)
+
+
+def _print_summary(result, out: Path | None) -> None:
+    c = result.counts()
+    err_console.print(
+        f"best: trial {result.best_trial}, validation RMSE {result.best_value:.4f} at epoch {result.best_epoch} "
+        f"({c['complete']} complete, {c['pruned']} pruned, {c['failed']} failed; {result.seconds:.1f} s)",
+        soft_wrap=True,
+    )
+    if result.test_metrics is not None:
+        m = result.test_metrics
+        err_console.print(
+            f"test (best settings refitted on all training ratings, scored once): RMSE {m['rmse']:.4f}, "
+            f"MAE {m['mae']:.4f}, rmse_per_user {m['rmse_per_user']:.4f}, n {m['n']}, fallback {m['n_fallback']}",
+            soft_wrap=True,
+        )
+    if out is not None:
+        err_console.print(f"saved the model, best.toml and trials.csv to {escape(str(out))}", soft_wrap=True)
+    err_console.print("best settings (TOML for aerec train --config) on stdout:")
+
+
+def _plain(x: Any) -> Any:
+    if hasattr(x, "item"):
+        return x.item()
+    if isinstance(x, Path):
+        return str(x)
+    raise TypeError(f"not JSON serialisable: {type(x).__name__}")

@@ -1,0 +1,480 @@
+"""Hyper-parameter search with Optuna: a validation-only objective, per-family search spaces.
+
+:func:`tune` searches a model family's hyper-parameters with Optuna's TPE sampler (seeded) and
+stops hopeless trials early with a median pruner fed the per-epoch validation RMSE. The
+objective is the best validation RMSE of a trial, on a validation part carved (seeded) from the
+*training* ratings only. The test ratings never take part in the search: when given, they are
+read (a loader may be passed, so not even read) and scored exactly once, at the end, by a model
+refitted with the best settings on all the training ratings, the same way ``aerec train
+--config best.toml`` would train it.
+
+Every setting the user fixed (``config.model`` / ``config.train`` keys, ``--set``) is left out
+of the search; the rest of a family's space is searched. The best settings come back as a full
+:class:`~aerec.config.Config` (every default resolved, so the result does not drift if a family's
+defaults change) that :meth:`TuneResult.config_toml` writes as a TOML file.
+
+Optuna is an optional extra (``pip install 'aerec[tune]'``); it is imported only when a search
+starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from aerec.config import Config, build_train_config
+from aerec.data.matrix import RatingMatrix
+from aerec.data.ratings import Ratings
+from aerec.data.splits import validation_split
+from aerec.errors import AerecError, ConfigError, TrainingError
+from aerec.models.families import get_family
+
+__all__ = ["SEARCH_SPACES", "SearchSpace", "TrialRecord", "TuneResult", "resolved_config", "tune"]
+
+SECTIONS = ("model", "train")
+
+
+def _optuna():
+    """Import Optuna, or say how to install it."""
+    try:
+        import optuna
+    except ModuleNotFoundError as exc:
+        if exc.name != "optuna":
+            raise
+        raise AerecError(
+            "hyper-parameter tuning needs Optuna, an optional extra of aerec. "
+            "Fix: pip install 'aerec[tune]' (or pip install optuna)"
+        ) from None
+    return optuna
+
+
+# ====================================================================== search spaces
+class SearchSpace:
+    """What one trial tries: values drawn from an Optuna trial, except those the user fixed.
+
+    A space function calls ``float`` / ``int`` / ``choice`` for each searched setting; each
+    returns the user's value when ``section.key`` was fixed (nothing is drawn), else the
+    trial's suggestion, recorded under the Optuna name ``"section.key"``. ``derive`` sets a
+    value that follows from other choices (e.g. more epochs for Adam than for L-BFGS), again
+    unless the user fixed it. :attr:`values` holds ``{"model": {...}, "train": {...}}``.
+    """
+
+    def __init__(self, trial: Any, fixed: Mapping[str, Mapping[str, Any]]) -> None:
+        self.trial = trial
+        self.fixed = {s: dict(fixed.get(s, {})) for s in SECTIONS}
+        self.values: dict[str, dict[str, Any]] = {s: {} for s in SECTIONS}
+
+    def free(self, section: str, key: str) -> bool:
+        """True when the user left ``section.key`` to the search."""
+        return key not in self.fixed[section]
+
+    def _take(self, section: str, key: str, draw: Callable[[str], Any], to: Callable[[Any], Any] | None) -> Any:
+        if not self.free(section, key):
+            return self.fixed[section][key]
+        raw = draw(f"{section}.{key}")
+        value = to(raw) if to is not None else raw
+        self.values[section][key] = value
+        return value
+
+    def float(self, section: str, key: str, low: float, high: float, *, log: bool = False) -> Any:
+        return self._take(section, key, lambda n: self.trial.suggest_float(n, low, high, log=log), None)
+
+    def int(self, section: str, key: str, low: int, high: int, *, step: int = 1, log: bool = False) -> Any:
+        return self._take(section, key, lambda n: self.trial.suggest_int(n, low, high, step=step, log=log), None)
+
+    def choice(self, section: str, key: str, choices: list[Any], *, to: Callable[[Any], Any] | None = None) -> Any:
+        """One of ``choices`` (numbers, text, booleans); ``to`` maps it to the setting's value."""
+        return self._take(section, key, lambda n: self.trial.suggest_categorical(n, choices), to)
+
+    def derive(self, section: str, key: str, value: Any) -> Any:
+        """Set a value that follows from earlier choices, unless the user fixed it."""
+        if not self.free(section, key):
+            return self.fixed[section][key]
+        self.values[section][key] = value
+        return value
+
+
+def _batch(sp: SearchSpace, choices: tuple[int, ...] = (32, 64, 128, 256)) -> None:
+    sp.choice("train", "batch_size", list(choices))
+
+
+def _autorec_space(sp: SearchSpace) -> None:
+    """AutoRec (Sedhain et al. 2015): width, L2 lambda, encoder activation, optimiser."""
+    sp.choice("model", "hidden", [200, 300, 500, 700, 1000], to=lambda h: [h])
+    sp.float("model", "l2", 1.0, 1000.0, log=True)
+    sp.choice("model", "activation", ["sigmoid", "elu", "selu", "tanh"])
+    optimizer = sp.choice("train", "optimizer", ["lbfgs", "adam"])
+    if optimizer == "lbfgs":
+        # Full-batch L-BFGS as in the paper: one step of lbfgs_iterations per epoch.
+        sp.derive("train", "batch_size", 0)
+        sp.derive("train", "lr", 1.0)
+        sp.int("train", "lbfgs_iterations", 10, 40, step=5)
+    else:
+        sp.float("train", "lr", 3e-4, 1e-2, log=True)
+        _batch(sp)
+        # Adam needs many more (cheaper) epochs than L-BFGS; early stopping ends it sooner.
+        sp.derive("train", "epochs", 100)
+        sp.derive("train", "patience", 10)
+
+
+def _sae_space(sp: SearchSpace) -> None:
+    """The course's stacked autoencoder: layer sizes, RMSprop learning rate, batch, weight decay."""
+    if sp.free("model", "hidden"):
+        outer = sp.trial.suggest_categorical("model.hidden_outer", [10, 20, 40, 80, 160])
+        ratio = sp.trial.suggest_categorical("model.code_ratio", [0.25, 0.5])
+        code = max(2, round(outer * ratio))
+        sp.derive("model", "hidden", [outer, code, outer])  # n-outer-code-outer-n, as the course's 20-10-20
+    sp.float("train", "lr", 1e-3, 3e-2, log=True)
+    _batch(sp, (8, 16, 32, 64, 128))
+    sp.float("train", "weight_decay", 1e-6, 1.0, log=True)
+
+
+def _deep_space(sp: SearchSpace) -> None:
+    """DeepRec (Kuchaiev & Ginsburg 2017): width, depth, code dropout, learning rate, batch."""
+    if sp.free("model", "hidden"):
+        width = sp.trial.suggest_categorical("model.width", [128, 256, 512])
+        depth = sp.trial.suggest_int("model.depth", 1, 3)
+        sp.derive("model", "hidden", [width] * depth + [2 * width] + [width] * depth)
+    sp.float("model", "code_dropout", 0.0, 0.9)
+    sp.float("train", "lr", 1e-4, 1e-2, log=True)
+    _batch(sp)
+
+
+def _dae_space(sp: SearchSpace) -> None:
+    """Denoising autoencoder: width, L2, input dropout, learning rate, batch."""
+    sp.choice("model", "hidden", [200, 300, 500, 700], to=lambda h: [h])
+    sp.float("model", "l2", 1.0, 1000.0, log=True)
+    sp.float("model", "input_dropout", 0.0, 0.5)
+    sp.float("train", "lr", 1e-4, 1e-2, log=True)
+    _batch(sp)
+
+
+def _sparse_space(sp: SearchSpace) -> None:
+    """Sparse autoencoder: width, L2, L1 activity penalty, learning rate, batch."""
+    sp.choice("model", "hidden", [200, 300, 500, 700], to=lambda h: [h])
+    sp.float("model", "l2", 1.0, 1000.0, log=True)
+    sp.float("model", "code_l1", 1e-5, 1e-1, log=True)
+    sp.float("train", "lr", 1e-4, 1e-2, log=True)
+    _batch(sp)
+
+
+def _generic_space(sp: SearchSpace) -> None:
+    """For a family without its own space: the optimiser's learning rate, batch and weight decay."""
+    sp.float("train", "lr", 1e-4, 1e-2, log=True)
+    _batch(sp)
+    sp.float("train", "weight_decay", 1e-7, 1e-2, log=True)
+
+
+SEARCH_SPACES: dict[str, Callable[[SearchSpace], None]] = {
+    "autorec": _autorec_space,
+    "sae": _sae_space,
+    "deep": _deep_space,
+    "dae": _dae_space,
+    "sparse": _sparse_space,
+}
+"""Model kind -> the function that draws one trial's settings (see :class:`SearchSpace`)."""
+
+
+# ====================================================================== results
+@dataclass
+class TrialRecord:
+    """One trial: its state, its best validation RMSE and where it stopped."""
+
+    number: int
+    state: str  # "complete", "pruned", "failed"
+    val_rmse: float | None
+    best_epoch: int | None
+    epochs: int
+    seconds: float
+    params: dict[str, Any]
+    note: str = ""
+
+
+@dataclass
+class TuneResult:
+    """What :func:`tune` found.
+
+    Attributes:
+        kind: the model family searched.
+        best_value: the best trial's best validation RMSE.
+        best_trial: its number (0-based, as Optuna counts).
+        best_epoch: the epoch where that trial's validation RMSE was lowest.
+        config: the best settings, every default resolved (``aerec train --config`` reads it).
+        trials: one :class:`TrialRecord` per trial, in order.
+        validation: how the validation part was carved (fraction, seed, sizes).
+        test_metrics: the refitted best model's test figures, or None without test ratings.
+        model: that refitted model (a :class:`~aerec.recommender.Recommender`), when refitted.
+        seconds: wall time of the search (trials only).
+    """
+
+    kind: str
+    best_value: float
+    best_trial: int
+    best_epoch: int | None
+    config: Config
+    trials: list[TrialRecord]
+    validation: dict[str, Any]
+    test_metrics: dict[str, Any] | None = None
+    model: Any = None
+    seconds: float = 0.0
+    study: Any = field(default=None, repr=False)
+
+    def counts(self) -> dict[str, int]:
+        """How many trials completed, were pruned, failed."""
+        out = {"complete": 0, "pruned": 0, "failed": 0}
+        for t in self.trials:
+            out[t.state] = out.get(t.state, 0) + 1
+        return out
+
+    def trials_frame(self) -> pd.DataFrame:
+        """The trial table: trial, state, val_rmse, best_epoch, epochs, seconds, then each parameter."""
+        names: list[str] = []
+        for t in self.trials:
+            names += [k for k in t.params if k not in names]
+        rows = [
+            {"trial": t.number, "state": t.state, "val_rmse": t.val_rmse, "best_epoch": t.best_epoch,
+             "epochs": t.epochs, "seconds": round(t.seconds, 3), **{n: t.params.get(n) for n in names}, "note": t.note}
+            for t in self.trials
+        ]
+        return pd.DataFrame(rows, columns=["trial", "state", "val_rmse", "best_epoch", "epochs", "seconds", *names, "note"])
+
+    def config_toml(self) -> str:
+        """The best settings as a TOML file for ``aerec train --config``, with a header saying where they come from."""
+        c = self.counts()
+        v = self.validation
+        header = [
+            f"# aerec tune: best of {len(self.trials)} trial(s) of model {self.kind!r} "
+            f"({c['complete']} complete, {c['pruned']} pruned, {c['failed']} failed)",
+            f"# best validation RMSE {self.best_value:.4f} (trial {self.best_trial}, epoch {self.best_epoch}) on "
+            f"{v['fraction']:.0%} of the training ratings ({v['ratings']} ratings, seed {v['seed']})",
+            "# use: aerec train --config THIS_FILE --data ... --out DIR",
+        ]
+        return "\n".join(header) + "\n\n" + self.config.to_toml()
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready summary (what ``aerec tune --json`` prints)."""
+        frame = self.trials_frame()
+        return {
+            "model": self.kind,
+            "best": {"val_rmse": self.best_value, "trial": self.best_trial, "epoch": self.best_epoch,
+                     "params": next((dict(t.params) for t in self.trials if t.number == self.best_trial), {})},
+            "config": self.config.to_dict(),
+            "counts": self.counts(),
+            "validation": dict(self.validation),
+            "seconds": self.seconds,
+            "trials": [{k: _plain(v) for k, v in row.items()} for row in frame.to_dict("records")],
+            "test": self.test_metrics,
+        }
+
+
+def _plain(v: Any) -> Any:
+    """NumPy scalars and NaN -> JSON-friendly Python values."""
+    if isinstance(v, (np.generic,)):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def resolved_config(config: Config) -> Config:
+    """``config`` with the family's defaults and preset filled in: every setting spelled out."""
+    family = get_family(config.kind)
+    params = family.resolve_params(config.model)
+    train = build_train_config(family.resolve_train(config.model.get("preset"), config.train))
+    run = config.resolve_run()
+    return Config(
+        model={"kind": config.kind, **dataclasses.asdict(params)},
+        train=dataclasses.asdict(train),
+        run=dataclasses.asdict(run),
+    )
+
+
+# ====================================================================== the search
+def tune(
+    train: Ratings,
+    *,
+    kind: str | None = None,
+    config: Config | None = None,
+    n_trials: int = 20,
+    timeout: float | None = None,
+    seed: int | None = None,
+    validation: float = 0.1,
+    test: Ratings | Callable[[], Ratings] | None = None,
+    refit: bool = False,
+    prune: bool = True,
+    on_trial: Callable[[TrialRecord], None] | None = None,
+) -> TuneResult:
+    """Search hyper-parameters of a model family on ``train``; optionally score the best on ``test``.
+
+    Args:
+        train: the training ratings. A ``validation`` fraction of them is carved off (seeded)
+            as the search's objective; trials train on the rest.
+        kind: the model family (default: ``config``'s kind, else ``autorec``).
+        config: a base configuration; every ``model``/``train`` key it sets is fixed (not
+            searched). Its ``run`` table (device, threads) applies to every trial.
+        n_trials: the most trials; ``timeout`` (seconds) ends the search sooner (checked
+            between trials).
+        seed: seeds the sampler, the validation carving and every trial's weights
+            (default: ``config``'s ``run.seed``, else 0).
+        validation: the fraction of ``train`` used for validation, in (0, 1).
+        test: test ratings, or a function returning them (so a file is read only at the end).
+            Never used during the search: after it, the best settings are refitted on all of
+            ``train`` and scored once on ``test``.
+        refit: refit the best settings on all of ``train`` even without ``test`` (to save it).
+        prune: stop trials whose running best validation RMSE is worse than the median of
+            earlier trials at the same epoch (Optuna's MedianPruner).
+        on_trial: called with each finished trial's :class:`TrialRecord` (progress display).
+
+    Raises:
+        ConfigError: bad arguments, an unknown kind, or settings no trial can use.
+        TrainingError: when no trial finished.
+        AerecError: when Optuna is not installed.
+    """
+    optuna = _optuna()
+    base = config if config is not None else Config()
+    if kind is not None:
+        base = Config(model={**base.model, "kind": kind}, train=dict(base.train), run=dict(base.run))
+    kind = base.kind
+    get_family(kind)  # unknown kind: fail before any work
+    _check_args(n_trials, timeout, validation)
+    run = base.resolve_run()
+    seed = run.seed if seed is None else seed
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"seed must be a whole number >= 0; got {seed!r}")
+    base = Config(model=dict(base.model), train=dict(base.train), run={**base.run, "seed": seed})
+    resolved_config(base)  # the user's fixed settings must be valid on their own
+    space = SEARCH_SPACES.get(kind)
+    if space is None:
+        warnings.warn(
+            f"model {kind!r} has no search space of its own; searching only train.lr, "
+            f"train.batch_size and train.weight_decay", stacklevel=2
+        )
+        space = _generic_space
+
+    # Validation carved from the training ratings only. Both parts share the vocabularies of
+    # all the training ratings, so a validation cell whose user or item has no other rating is
+    # scored by the bias fallback, as it would be at prediction time.
+    fit_part, val_part = validation_split(train, validation, seed=seed)
+    full = RatingMatrix.from_ratings(train)
+    fit_matrix = RatingMatrix.from_ratings(fit_part, users=full.users, items=full.items)
+    val_matrix = RatingMatrix.from_ratings(val_part, users=full.users, items=full.items)
+    fixed = {s: {k: v for k, v in base.to_dict()[s].items() if k not in ("kind", "preset")} for s in SECTIONS}
+
+    records: list[TrialRecord] = []
+    configs: dict[int, Config] = {}
+
+    def objective(trial) -> float:
+        sp = SearchSpace(trial, fixed)
+        space(sp)
+        cfg = Config(
+            model={**base.model, **sp.values["model"]},
+            train={**base.train, **sp.values["train"]},
+            run=dict(base.run),
+        )
+        configs[trial.number] = cfg
+        return _run_trial(optuna, trial, cfg, fit_matrix, val_matrix, records, prune, on_trial)
+
+    sampler = optuna.samplers.TPESampler(seed=seed)
+    # Prune only after a few trials and a few epochs: early epochs of every trial look alike.
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2) if prune else optuna.pruners.NopPruner()
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # trials are reported through on_trial
+    started = time.perf_counter()
+    try:
+        study = optuna.create_study(direction="minimize", sampler=sampler, pruner=pruner)
+        study.optimize(objective, n_trials=n_trials, timeout=timeout, catch=(TrainingError,))
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+    seconds = time.perf_counter() - started
+
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if not complete:
+        notes = "; ".join(f"trial {r.number}: {r.note}" for r in records if r.note) or "none finished in time"
+        raise TrainingError(
+            f"no tuning trial finished ({notes}). Fix: allow more --trials or a longer --timeout, "
+            "or fix the settings that make training fail"
+        )
+    best = study.best_trial
+    result = TuneResult(
+        kind=kind,
+        best_value=float(best.value),
+        best_trial=best.number,
+        best_epoch=best.user_attrs.get("best_epoch"),
+        config=resolved_config(configs[best.number]),
+        trials=records,
+        validation={"fraction": validation, "seed": seed, "ratings": len(val_part), "fit_ratings": len(fit_part)},
+        seconds=seconds,
+        study=study,
+    )
+    if refit or test is not None:
+        result.model = _refit(result.config, train)
+    if test is not None:
+        from aerec.evaluation import evaluate_ratings
+
+        test_ratings = test() if callable(test) else test  # read only now, after the search
+        result.test_metrics = evaluate_ratings(result.model, test_ratings)
+    return result
+
+
+def _check_args(n_trials: Any, timeout: Any, validation: Any) -> None:
+    if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
+        raise ConfigError(f"the number of trials must be a whole number >= 1; got {n_trials!r}")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0):
+        raise ConfigError(f"the timeout must be a number of seconds > 0; got {timeout!r}")
+    if isinstance(validation, bool) or not isinstance(validation, (int, float)) or not 0 < validation < 1:
+        raise ConfigError(f"the validation fraction must be in (0, 1); got {validation!r}")
+
+
+def _run_trial(optuna, trial, cfg: Config, fit_matrix, val_matrix, records, prune: bool, on_trial) -> float:
+    """Train one trial's model; report each epoch's running best validation RMSE to the pruner."""
+    from aerec.recommender import Recommender
+
+    seen: dict[str, Any] = {"best": math.inf, "best_epoch": None, "epochs": 0}
+    started = time.perf_counter()
+
+    def report(record) -> None:
+        seen["epochs"] = record.epoch
+        if record.val_rmse is not None and record.val_rmse < seen["best"]:
+            seen["best"], seen["best_epoch"] = record.val_rmse, record.epoch
+        if prune and math.isfinite(seen["best"]):
+            trial.report(seen["best"], record.epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned at epoch {record.epoch}")
+
+    def finish(state: str, value: float | None, best_epoch: int | None, note: str = "") -> None:
+        rec = TrialRecord(
+            number=trial.number, state=state, val_rmse=value, best_epoch=best_epoch, epochs=seen["epochs"],
+            seconds=time.perf_counter() - started, params=dict(trial.params), note=note,
+        )
+        trial.set_user_attr("best_epoch", best_epoch)
+        records.append(rec)
+        if on_trial is not None:
+            on_trial(rec)
+
+    try:
+        model = Recommender(config=cfg).fit(fit_matrix, val_matrix, callbacks=[report])
+    except optuna.TrialPruned as exc:
+        finish("pruned", seen["best"] if math.isfinite(seen["best"]) else None, seen["best_epoch"], str(exc))
+        raise
+    except TrainingError as exc:
+        finish("failed", None, None, str(exc))
+        raise
+    result = model.train_result_
+    if result.best_val is None:
+        raise ConfigError("tuning needs a validation RMSE each epoch, but the model reported none")
+    finish("complete", float(result.best_val), result.best_epoch)
+    return float(result.best_val)
+
+
+def _refit(config: Config, train: Ratings):
+    """The best settings trained on all the training ratings, as ``aerec train --config`` would."""
+    from aerec.recommender import Recommender
+
+    return Recommender(config=config).fit(train)

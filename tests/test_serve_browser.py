@@ -1,0 +1,169 @@
+"""The web page in a real headless browser: open it, rate three movies, see recommendations.
+
+Drives Debian's chromium (``apt-get install chromium``; another binary with ``AEREC_CHROMIUM``)
+through Playwright for Python (``pip install playwright``; ``playwright install`` is not needed,
+and cannot download browsers offline). Skipped, saying which is missing, without them. The
+server is a real uvicorn on a free port of 127.0.0.1, in a thread of this process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pandas as pd
+import pytest
+
+pytest.importorskip("fastapi", reason="the serve extra is not installed: pip install 'aerec[serve]'")
+uvicorn = pytest.importorskip("uvicorn", reason="the serve extra is not installed: pip install 'aerec[serve]'")
+playwright_api = pytest.importorskip(
+    "playwright.sync_api", reason="Playwright for Python is not installed: pip install playwright"
+)
+
+from aerec.config import Config  # noqa: E402
+from aerec.recommender import Recommender  # noqa: E402
+from aerec.serve import create_app  # noqa: E402
+from aerec.testing import PlantedData, planted_ratings, single_thread  # noqa: E402
+
+CHROMIUM = os.environ.get("AEREC_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+]
+TIMEOUT_MS = 15_000
+
+pytestmark = pytest.mark.skipif(
+    not (Path(CHROMIUM).is_file() or shutil.which(CHROMIUM)),
+    reason=f"no chromium at {CHROMIUM}: apt-get install chromium (or set AEREC_CHROMIUM to a Chromium binary)",
+)
+
+
+def _fit(ratings) -> Recommender:
+    config = Config(model={"kind": "autorec", "hidden": [16], "l2": 1.0}, train={"epochs": 4, "lbfgs_iterations": 10})
+    with single_thread():
+        return Recommender(config=config).fit(ratings)
+
+
+def _with_titles(data: PlantedData):
+    """The x items are space operas, the y items quiet dramas (the planted tastes)."""
+    rows = [(x, f"Space Opera {k}", "Sci-Fi|Adventure") for k, x in enumerate(data.x_items)]
+    rows += [(y, f"Quiet Drama {k}", "Drama") for k, y in enumerate(data.y_items)]
+    info = pd.DataFrame(rows, columns=["item", "title", "genres"]).set_index("item")
+    return dataclasses.replace(data.train, item_info=info)
+
+
+class _Server:
+    """uvicorn on a free port of 127.0.0.1, run in a thread."""
+
+    def __init__(self, app) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # TCP: asyncio sets NODELAY
+        self.sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+
+    def __enter__(self) -> _Server:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.sock.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def page(browser) -> Iterator[object]:
+    """A fresh page that records script errors and failed API calls."""
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.problems = []
+    page.on("pageerror", lambda exc: page.problems.append(f"script error: {exc}"))
+    page.on("console", lambda msg: msg.type == "error" and page.problems.append(f"console: {msg.text}"))
+    page.on("response", lambda r: r.status >= 400 and page.problems.append(f"HTTP {r.status} {r.url}"))
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+def _rate(page, item_id: str, value: int, where: str = "#results") -> None:
+    page.locator(f'{where} li.item[data-item-id="{item_id}"] button.rate[data-value="{value}"]').click()
+
+
+def test_rate_three_movies_and_see_recommendations(page):
+    data = planted_ratings()
+    with _Server(create_app(_fit(_with_titles(data)))) as server:
+        page.goto(server.url + "/")
+        results = page.locator("#results li.item")
+        playwright_api.expect(results).to_have_count(20)  # the most-rated titles, before any search
+        playwright_api.expect(page.locator("#model-info")).to_contain_text("autorec")
+        playwright_api.expect(page.locator("#recs li.item")).to_have_count(0)
+
+        # Search, then rate two space operas 5 stars and one drama 1 star.
+        page.fill("#search", "space opera")
+        playwright_api.expect(page.locator("#search-status")).to_contain_text("15 matches")
+        playwright_api.expect(results.first).to_contain_text("Space Opera")
+        operas = results.evaluate_all("rows => rows.map(r => r.dataset.itemId)")
+        assert all(i in data.x_items for i in operas)
+        _rate(page, operas[0], 5)
+        _rate(page, operas[1], 5)
+        page.fill("#search", "drama")
+        playwright_api.expect(results.first).to_contain_text("Quiet Drama")
+        drama = results.first.get_attribute("data-item-id")
+        _rate(page, drama, 1)
+
+        playwright_api.expect(page.locator("#rated li.item")).to_have_count(3)
+        playwright_api.expect(page.locator("#recs-status")).to_contain_text("From your 3 ratings")
+        recs = page.locator("#recs li.item")
+        playwright_api.expect(recs).to_have_count(10)
+        shown = recs.evaluate_all("rows => rows.map(r => r.dataset.itemId)")
+        assert not set(shown) & {operas[0], operas[1], drama}  # nothing already rated
+        titles = recs.locator(".title").all_inner_texts()
+        assert all(t.startswith("Space Opera") for t in titles[:5]), titles  # the planted taste
+        assert "predicted" in recs.first.locator(".meta").inner_text()
+        # The stars show the rating given.
+        lit = page.locator(f'#rated li.item[data-item-id="{operas[0]}"] button.rate.on')
+        playwright_api.expect(lit).to_have_count(5)
+
+        # Removing a rating updates the recommendations again.
+        page.locator(f'#rated li.item[data-item-id="{drama}"] button.remove').click()
+        playwright_api.expect(page.locator("#rated li.item")).to_have_count(2)
+        playwright_api.expect(page.locator("#recs-status")).to_contain_text("From your 2 ratings")
+    assert page.problems == []
+
+
+def test_like_dislike_data_gets_thumbs(page):
+    data = planted_ratings(binary=True)
+    with _Server(create_app(_fit(_with_titles(data)))) as server:
+        page.goto(server.url + "/")
+        first = page.locator("#results li.item").first
+        playwright_api.expect(first.locator("button.rate")).to_have_count(2)
+        assert first.locator("button.rate").evaluate_all("bs => bs.map(b => b.getAttribute('aria-label'))") == ["Like", "Dislike"]
+        _rate(page, first.get_attribute("data-item-id"), 1)
+        recs = page.locator("#recs li.item")
+        playwright_api.expect(recs).to_have_count(10)
+        assert recs.first.locator(".meta").inner_text().endswith("% like")
+    assert page.problems == []
