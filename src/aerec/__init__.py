@@ -1,5 +1,12 @@
 """aerec: autoencoder recommenders on user x item rating matrices."""
 
+import os as _os
+
+# OpenMP threads that spin while waiting make every small matrix product crawl when the cores
+# are shared (measured: 5-20x slower fits on a busy 2-core machine). Sleeping waits cost little
+# when the machine is idle. Must be set before torch loads its OpenMP runtime.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from aerec.data import RatingMatrix, Ratings, RatingScale, Vocabulary
 from aerec.errors import (
     AerecError,

@@ -29,6 +29,7 @@ from aerec.config import Config
 from aerec.data.matrix import RatingMatrix
 from aerec.data.ratings import Ratings
 from aerec.evaluation import evaluate_ratings, mae, rmse
+from aerec.models.families import DEFAULT_EXPLICIT
 
 __all__ = [
     "DEMO_ITEMS",
@@ -133,7 +134,7 @@ def run_demo(
     split = random_split(ratings, test_fraction, seed=seed)
     matrix = RatingMatrix.from_ratings(split.train)
 
-    settings = config.to_dict() if config is not None else {"model": {"kind": model or Config().kind}}
+    settings = config.to_dict() if config is not None else {"model": {"kind": model or DEFAULT_EXPLICIT}}
     settings.setdefault("run", {})["seed"] = seed
     settings["run"].setdefault("threads", threads)
     recommender = Recommender(config=Config.from_dict(settings, source="demo"))

@@ -300,7 +300,8 @@ class Trainer:
         if cfg.optimizer == "momentum":
             return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
         if cfg.optimizer == "rmsprop":
-            return torch.optim.RMSprop(params, lr=cfg.lr, weight_decay=cfg.weight_decay, momentum=cfg.momentum if cfg.momentum < 1 else 0)
+            # Plain RMSprop, as the course uses it: train.momentum belongs to the "momentum" optimiser.
+            return torch.optim.RMSprop(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         if cfg.optimizer == "adam":
             return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         if cfg.optimizer == "adamw":

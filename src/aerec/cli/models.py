@@ -39,6 +39,7 @@ from aerec.config import Config, apply_overrides, load_config
 from aerec.data.ratings import Ratings
 from aerec.data.scale import RatingScale
 from aerec.errors import ConfigError, DataError
+from aerec.models.families import default_kind
 
 __all__ = ["check_out_dir", "default_checkpoint_dir", "default_model", "parse_new_user_ratings"]
 
@@ -98,7 +99,8 @@ def default_model(ratings: Ratings) -> str:
 
     Explicit ratings get the library's default family (``Config().kind``, AutoRec).
     """
-    if ratings.implicit:
+    kind = default_kind(implicit=ratings.implicit)
+    if kind is None:
         # Hook: implicit-feedback data (events, no ratings) gets its own default once the
         # implicit family (multinomial likelihood, DESIGN §4) exists. Until then an
         # explicit-rating model on all-ones data would learn nothing, so say so.
@@ -106,7 +108,7 @@ def default_model(ratings: Ratings) -> str:
             f"{ratings.source} holds events without ratings (implicit feedback); aerec has no default "
             "model for implicit data yet. Give the rating column with --columns, or choose a model with --model"
         )
-    return Config().kind
+    return kind
 
 
 def default_checkpoint_dir(out: Path) -> Path:

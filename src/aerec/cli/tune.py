@@ -147,7 +147,10 @@ def _table(result) -> Table:
     headers = {"trial": "#", "state": "state", "val_rmse": "val RMSE", "best_epoch": "best ep", "epochs": "ran", "seconds": "s"}
     for col in frame.columns:
         # "model.l2" -> "l2": the section is clear from the name, and the table must fit a terminal
-        table.add_column(headers.get(col, str(col).split(".", 1)[-1]), justify="left" if col == "state" else "right")
+        # The trial's own figures keep their width; parameter columns give way on a narrow terminal.
+        width = {"trial": 2, "state": 8, "val_rmse": 8}.get(col)
+        table.add_column(headers.get(col, str(col).split(".", 1)[-1]), justify="left" if col == "state" else "right",
+                         min_width=width)
     for row in frame.to_dict("records"):
         cells = [_cell(k, v) for k, v in row.items()]
         table.add_row(*cells, style="bold green" if row["trial"] == result.best_trial else None)

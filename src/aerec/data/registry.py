@@ -411,8 +411,14 @@ def _load_path(path: Path, options: dict[str, Any]) -> Ratings:
 def _read(path: Path, options: dict[str, Any]) -> Ratings:
     # read_ratings attaches the item metadata (u.item, movies.dat, movies.csv) found next to the
     # ratings file, and only warns when that file is unreadable.
+    import inspect
+
     from aerec.data import readers
 
+    takes = [p for p in inspect.signature(readers.read_ratings).parameters if p != "path"]
+    extra = sorted(set(options) - set(takes))
+    if extra:
+        raise ConfigError(f"reading {path} does not take {', '.join(extra)}; file options are {', '.join(takes)}")
     return readers.read_ratings(path, **options)
 
 

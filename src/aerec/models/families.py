@@ -29,7 +29,7 @@ from aerec.config import check_fields, coerce_value
 from aerec.errors import ConfigError
 from aerec.models.autoencoder import Autoencoder
 
-__all__ = ["Family", "FAMILIES", "get_family", "split_hidden"]
+__all__ = ["Family", "FAMILIES", "DEFAULT_EXPLICIT", "default_kind", "get_family", "split_hidden"]
 
 
 def split_hidden(hidden: list[int]) -> tuple[list[int], list[int]]:
@@ -47,8 +47,9 @@ class AutoencoderParams:
 
     ``hidden`` lists every hidden layer, code included (``[20, 10, 20]``); ``orientation``
     says whether rows are users (the network reads a user's ratings of all items) or items.
-    ``l2`` is AutoRec's lambda: ``lambda/2 * ||W||^2`` added to the *summed* squared error, so
-    its size does not depend on batch size. ``code_l1`` is the sparse family's activity penalty
+    ``l2`` is AutoRec's lambda in the form ``SSE + l2 * ||W||^2`` (the paper writes
+    ``SSE + lambda/2 * ||W||^2``, so ``l2 = lambda / 2``); it is in summed-error units, so its
+    size does not depend on batch size. ``code_l1`` is the sparse family's activity penalty
     (per observed rating). ``loss`` is ``auto`` (MSE, or binary cross-entropy on 0/1 data).
     """
 
@@ -216,6 +217,15 @@ _register(
         train={"optimizer": "adam", "lr": 1e-3, "batch_size": 64, "epochs": 100, "patience": 10},
     )
 )
+
+
+DEFAULT_EXPLICIT = "autorec"
+
+
+def default_kind(*, implicit: bool) -> str | None:
+    """The family ``aerec train`` uses without ``--model`` (DESIGN §2): the strongest default
+    for the data's kind. ``None`` when there is no default for that kind (yet)."""
+    return None if implicit else DEFAULT_EXPLICIT
 
 
 def get_family(kind: str) -> Family:
