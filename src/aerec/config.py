@@ -65,6 +65,10 @@ class TrainConfig:
     min_delta: float = 1e-4
     max_grad_norm: float = 0.0  # 0 = no clipping
     dense_refeeding: int = 0  # extra updates on the network's own dense output (Kuchaiev & Ginsburg 2017)
+    shuffle: bool = True  # visit rows in a new random order each epoch (False: in index order)
+    # Never zero the gradients between updates: the course's loop omits optimizer.zero_grad(),
+    # so every update applies the running sum of all earlier gradients. Only for reproducing it.
+    accumulate_gradients: bool = False
     loss_normalization: Literal["observed", "all"] = "observed"
     checkpoint_every: int = 1  # epochs between checkpoints when a checkpoint dir is given
 

@@ -137,13 +137,23 @@ class Recommender:
         if run.threads > 0:
             torch.set_num_threads(run.threads)
 
+        if self.loss_ == "bce" and getattr(params, "baseline", False):
+            params = dataclasses.replace(params, baseline=False)  # a rating-scale bias makes no sense on logits
+        self.params_ = params
+
         seed_everything(run.seed)
         rows = fit_matrix.rows(params.orientation)
         net = get_family(self.config.kind).build(params, rows.shape[1])
+        fit_bias = BiasModel().fit(fit_matrix.csr)
+        if getattr(net, "use_baseline", False):
+            col_bias, row_reg = (
+                (fit_bias.item_bias_, fit_bias.reg_user) if params.orientation == "user" else (fit_bias.user_bias_, fit_bias.reg_item)
+            )
+            net.set_baseline(fit_bias.mu_, torch.from_numpy(col_bias), row_reg)
         validate = None
         if val_matrix is not None and val_matrix.nnz:
             # Selection uses the fit part only: the validation cells are never inputs here.
-            val_bias = BiasModel().fit(fit_matrix.csr)
+            val_bias = fit_bias
             val_users, val_items, val_true = _cells(val_matrix.csr)
             validate = self._validator(rows, fit_matrix, val_bias, val_users, val_items, val_true)
         trainer = Trainer(
@@ -175,51 +185,51 @@ class Recommender:
         return validate
 
     def _set_data(self, matrix: RatingMatrix) -> None:
-        """Remember the training matrix: it is the input at prediction time."""
+        """Remember the training matrix (the input at prediction time) and prepare the read path."""
         self.train_csr_ = matrix.csr
         self.rows_ = matrix.rows(self.orientation_)
         self.user_counts_ = matrix.user_counts()
         self.item_counts_ = matrix.item_counts()
         self.bias_ = BiasModel().fit(matrix.csr)
-        self._hidden_cache: torch.Tensor | None = None
+        # Everything a request reads is computed here, once: the read path never mutates the
+        # model afterwards, so concurrent requests are safe without a lock.
+        self.read_ = _ReadPath.build(self)
 
     # ------------------------------------------------------------------ network read-outs
     def _output(self, values: torch.Tensor) -> torch.Tensor:
         """Network output -> rating scale (sigmoid for binary cross-entropy logits)."""
         return torch.sigmoid(values) if self.loss_ == "bce" else values
 
-    def _hidden(self, net, rows: sp.csr_array, index: np.ndarray) -> torch.Tensor:
-        """Penultimate activations ``(len(index), h)`` of some rows' training vectors."""
-        parts = []
+    def _hidden(self, net, rows: sp.csr_array, index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """Penultimate activations ``(len(index), h)`` and row offsets ``(len(index),)`` of rows."""
+        hidden, offsets = [], []
         for s in range(0, len(index), ROW_CHUNK):
             x, mask = dense_rows(rows, index[s : s + ROW_CHUNK], device=self.device_)
-            parts.append(net.penultimate(net.encode(x)))
-        return torch.cat(parts) if parts else torch.empty(0, device=self.device_)
+            hidden.append(net.penultimate(net.encode(x, mask)))
+            offsets.append(net.row_offset(x, mask))
+        if not hidden:
+            return torch.empty(0, device=self.device_), torch.empty(0, device=self.device_)
+        return torch.cat(hidden), torch.cat(offsets)
 
     @torch.no_grad()
     def _cells_from_net(self, net, rows: sp.csr_array, r: np.ndarray, c: np.ndarray) -> np.ndarray:
-        """Raw predictions at cells (row r, column c) of the network's orientation."""
+        """Predictions at cells (row r, column c) of the network's orientation (before clipping)."""
         if len(r) == 0:
             return np.empty(0, dtype=np.float32)
         uniq, inverse = np.unique(r, return_inverse=True)
         weight, bias = net.output_layer()
+        col_off = net.col_offset()
         out = np.empty(len(r), dtype=np.float32)
         cols = torch.from_numpy(c.astype(np.int64)).to(self.device_)
         inv = torch.from_numpy(inverse.astype(np.int64)).to(self.device_)
         for s in range(0, len(uniq), ROW_CHUNK):
-            h = self._hidden(net, rows, uniq[s : s + ROW_CHUNK])  # (chunk, h)
+            h, row_off = self._hidden(net, rows, uniq[s : s + ROW_CHUNK])  # (chunk, h), (chunk,)
             sel = torch.nonzero((inv >= s) & (inv < s + ROW_CHUNK)).squeeze(1)
-            hh = h[inv[sel] - s]  # (cells, h)
-            vals = (hh * weight[cols[sel]]).sum(-1) + bias[cols[sel]]
-            out[sel.cpu().numpy()] = self._output(net.output_act(vals)).float().cpu().numpy()
+            local, cc = inv[sel] - s, cols[sel]
+            raw = net.output_act((h[local] * weight[cc]).sum(-1) + bias[cc])  # (cells,)
+            vals = self._output(raw) + row_off[local] + col_off[cc]
+            out[sel.cpu().numpy()] = vals.float().cpu().numpy()
         return out
-
-    def _all_hidden(self) -> torch.Tensor:
-        """Penultimate activations of every row (cached; ``(n_rows, h)``)."""
-        if self._hidden_cache is None:
-            with torch.no_grad():
-                self._hidden_cache = self._hidden(self.net_, self.rows_, np.arange(self.rows_.shape[0]))
-        return self._hidden_cache
 
     # ------------------------------------------------------------------ predict
     def predict(self, users: Any, items: Any) -> np.ndarray:
@@ -249,14 +259,7 @@ class Recommender:
     # ------------------------------------------------------------------ recommend
     def _scores_known(self, user_index: int) -> np.ndarray:
         """Scores of every item for a known user, ``(n_items,)``."""
-        weight, bias = self.net_.output_layer()
-        hidden = self._all_hidden()
-        with torch.no_grad():
-            if self.orientation_ == "user":
-                raw = hidden[user_index] @ weight.T + bias  # (n_items,)
-            else:
-                raw = hidden @ weight[user_index] + bias[user_index]  # (n_items,)
-            return self._output(self.net_.output_act(raw)).float().cpu().numpy()
+        return self.read_.known_user(self, user_index)
 
     def _top(self, scores: np.ndarray, exclude: np.ndarray, n: int) -> pd.DataFrame:
         scores = scores.astype(np.float64).copy()
@@ -292,32 +295,41 @@ class Recommender:
             scores = self._scores_known(u)
         return self._top(scores, exclude, n)
 
-    def recommend_new(self, ratings: Mapping[Any, float], n: int = 10, *, ridge: float = 10.0) -> pd.DataFrame:
+    def recommend_new(self, ratings: Mapping[Any, float], n: int = 10) -> pd.DataFrame:
         """Top-``n`` items for a brand-new user from a few ``{item: rating}`` (no retraining).
 
         User-row models encode the new rating vector directly. Item-row models (I-AutoRec)
         have no input for a new user, so the user's output weights are fitted in closed form
-        (ridge regression toward the average user, strength ``ridge``) against the items'
-        fixed hidden codes: the same fold-in ALS uses. Unknown items are ignored with a warning.
+        (ridge regression toward the average user) against the items' fixed hidden codes: the
+        fold-in ALS uses. Unknown items are ignored with a warning.
         """
         self._require_fitted()
         _check_n(n)
         idx, values = self._new_user_vector(ratings)
         exclude = np.zeros(len(self.items_), dtype=bool)
         exclude[idx] = True
+        return self._top(self.new_user_scores(idx, values), exclude, n)
+
+    def new_user_scores(self, idx: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """Scores ``(n_items,)`` of every item for a new user who rated items ``idx`` with
+        ``values`` (indices into the item vocabulary; already checked against the scale)."""
+        self._require_fitted()
+        idx = np.asarray(idx, dtype=np.int64)
+        values = np.asarray(values, dtype=np.float64)
         if len(idx) == 0:
-            scores = self.bias_.predict(np.full(len(self.items_), -1), np.arange(len(self.items_)))
-        elif self.orientation_ == "user":
-            scores = self._encode_new_user(idx, values)
-        else:
-            scores = self._fold_in_item_based(idx, values, ridge)
-        return self._top(scores, exclude, n)
+            return self.bias_.predict(np.full(len(self.items_), -1), np.arange(len(self.items_))).astype(np.float64)
+        if self.orientation_ == "user":
+            return self._encode_new_user(idx, values)
+        return self.read_.fold_in(self, idx, values)
 
     def _new_user_vector(self, ratings: Mapping[Any, float]) -> tuple[np.ndarray, np.ndarray]:
         if not isinstance(ratings, Mapping):
             raise DataError("ratings of a new user must be a mapping {item: rating}", value=type(ratings).__name__)
         labels = list(ratings.keys())
-        values = np.asarray([float(v) for v in ratings.values()], dtype=np.float32)
+        try:
+            values = np.asarray([float(v) for v in ratings.values()], dtype=np.float64)
+        except (TypeError, ValueError):
+            raise DataError("a new user's ratings must be numbers", value=dict(ratings)) from None
         if not np.all(np.isfinite(values)):
             raise DataError("a new user's ratings must be finite numbers", value=dict(ratings))
         off = self.scale_.outside(values)
@@ -333,32 +345,20 @@ class Recommender:
 
     @torch.no_grad()
     def _encode_new_user(self, idx: np.ndarray, values: np.ndarray) -> np.ndarray:
-        csr = sp.csr_array((values, idx.astype(np.int32), np.array([0, len(idx)])), shape=(1, len(self.items_)))
+        csr = sp.csr_array((values.astype(np.float32), idx.astype(np.int32), np.array([0, len(idx)])), shape=(1, len(self.items_)))
         csr.sort_indices()
         x, mask = dense_rows(csr, np.array([0]), device=self.device_)
-        return self._output(self.net_(x, mask)).squeeze(0).float().cpu().numpy()
-
-    @torch.no_grad()
-    def _fold_in_item_based(self, idx: np.ndarray, values: np.ndarray, ridge: float) -> np.ndarray:
-        weight, bias = self.net_.output_layer()  # (n_users, h), (n_users,)
-        hidden = self._all_hidden().double()  # (n_items, h)
-        active = torch.from_numpy(self.user_counts_ > 0).to(weight.device)
-        w_bar = torch.cat([weight[active].mean(0), bias[active].mean().reshape(1)]).double()  # (h + 1,)
-        target = torch.from_numpy(values).to(hidden.device).double()
-        if self.loss_ == "bce":
-            target = torch.logit(0.15 + 0.7 * target)  # 0/1 -> confident logits
-        a = torch.cat([hidden[idx], torch.ones(len(idx), 1, dtype=hidden.dtype, device=hidden.device)], dim=1)
-        # argmin ||a w - t||^2 + ridge ||w - w_bar||^2  =>  (a'a + ridge I) w = a't + ridge w_bar
-        lhs = a.T @ a + ridge * torch.eye(a.shape[1], dtype=a.dtype, device=a.device)
-        w = torch.linalg.solve(lhs, a.T @ target + ridge * w_bar)
-        raw = hidden @ w[:-1] + w[-1]
-        return self._output(self.net_.output_act(raw.float())).cpu().numpy()
+        net = self.net_
+        raw = net.decode(net.encode(x, mask))
+        out = self._output(raw) + net.row_offset(x, mask)[:, None] + net.col_offset()
+        return out.squeeze(0).double().cpu().numpy()
 
     # ------------------------------------------------------------------ save / load
     def save(self, directory: str | Path, *, metrics: dict[str, Any] | None = None) -> Path:
         """Write the model directory (DESIGN §3) atomically."""
         self._require_fitted()
-        params, train_cfg, run = self.resolved()
+        _, train_cfg, run = self.resolved()
+        params = self.params_
         tensors = {f"net.{k}": v for k, v in self.net_.state_dict().items()}
         csr = self.train_csr_
         tensors.update({
@@ -394,7 +394,8 @@ class Recommender:
         return write_model_dir(directory, tensors, meta, extras, writers)
 
     def _resolved_toml(self) -> str:
-        params, train_cfg, run = self.resolved()
+        _, train_cfg, run = self.resolved()
+        params = self.params_
         model = {"kind": self.config.kind, **dataclasses.asdict(params)}
         return Config(model=model, train=dataclasses.asdict(train_cfg), run=dataclasses.asdict(run)).to_toml()
 
@@ -407,6 +408,7 @@ class Recommender:
             config = Config(model={"kind": meta["kind"], **model_params}, train=meta["train"], run=meta["run"])
             self = cls(config=config)
             params, _, run = self.resolved()
+            self.params_ = params
             self.users_ = Vocabulary.from_list(meta["users"], name="user")
             self.items_ = Vocabulary.from_list(meta["items"], name="item")
             self.scale_ = RatingScale.from_dict(meta["scale"])
@@ -440,6 +442,85 @@ class Recommender:
         """Per-epoch history (epoch, loss, train_rmse, val_rmse, lr, seconds)."""
         return pd.DataFrame([dataclasses.asdict(r) for r in getattr(self, "history_", [])],
                             columns=["epoch", "loss", "train_rmse", "val_rmse", "lr", "seconds"])
+
+
+@dataclasses.dataclass
+class _ReadPath:
+    """What every prediction and recommendation reads, computed once after fit or load.
+
+    For the network's rows (users or items) ``hidden`` ``(n_rows, h)`` and ``row_off``
+    ``(n_rows,)``; for its columns the output layer ``weight`` ``(n_cols, h)``, ``bias`` and
+    ``col_off`` ``(n_cols,)``. Item-row models also keep the fold-in's pieces:
+    ``a = [hidden, 1]`` ``(n_items, h + 1)`` and the average user's output weights ``w_bar``.
+    """
+
+    hidden: torch.Tensor
+    row_off: torch.Tensor
+    weight: torch.Tensor
+    bias: torch.Tensor
+    col_off: torch.Tensor
+    a: torch.Tensor | None = None
+    w_bar: np.ndarray | None = None
+    base: np.ndarray | None = None
+    ridge: float = 10.0
+
+    @classmethod
+    @torch.no_grad()
+    def build(cls, model: Recommender) -> _ReadPath:
+        net = model.net_
+        hidden, row_off = model._hidden(net, model.rows_, np.arange(model.rows_.shape[0]))
+        weight, bias = (t.detach() for t in net.output_layer())
+        path = cls(hidden, row_off, weight, bias, net.col_offset().detach())
+        if model.orientation_ == "item":
+            n_items = hidden.shape[0]
+            a = torch.cat([hidden.double(), torch.ones(n_items, 1, dtype=torch.float64, device=hidden.device)], dim=1)
+            active = torch.from_numpy(np.asarray(model.user_counts_) > 0).to(weight.device)
+            if not bool(active.any()):
+                active = torch.ones_like(active)
+            w_bar = torch.cat([weight[active].mean(0), bias[active].mean().reshape(1)]).double()  # (h + 1,)
+            path.a, path.w_bar = a.float().contiguous(), w_bar.cpu().numpy()
+            path.base = (a @ w_bar).cpu().numpy()  # (n_items,) the average user's raw scores
+        return path
+
+    @torch.no_grad()
+    def known_user(self, model: Recommender, u: int) -> np.ndarray:
+        net = model.net_
+        if model.orientation_ == "user":
+            raw = self.hidden[u] @ self.weight.T + self.bias  # (n_items,)
+            out = model._output(net.output_act(raw)) + self.row_off[u] + self.col_off
+        else:
+            raw = self.hidden @ self.weight[u] + self.bias[u]  # (n_items,)
+            out = model._output(net.output_act(raw)) + self.row_off + self.col_off[u]
+        return out.double().cpu().numpy()
+
+    @torch.no_grad()
+    def fold_in(self, model: Recommender, idx: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """A new user's scores for an item-row model by ridge regression on the output layer.
+
+        ``argmin_w ||A_k w - t||^2 + ridge ||w - w_bar||^2`` over the k rated items' rows
+        ``A_k`` of ``A = [hidden, 1]``, solved in its k x k dual form:
+        ``w = w_bar + A_k' (A_k A_k' + ridge I)^-1 (t - A_k w_bar)``, then scores ``A w``.
+        The target ``t`` is the rating minus the bias model (the item's offset and the new
+        user's own shrunk bias), as the network was trained to predict.
+        """
+        net = model.net_
+        row_off = self.row_off.double().cpu().numpy()[idx]  # (k,) mu + item bias
+        col_off = 0.0
+        if getattr(net, "use_baseline", False):
+            # The new user's bias: the shrunk mean of their residuals over the item offsets.
+            col_off = float((values - row_off).sum() / (len(values) + model.bias_.reg_user))
+        target = values - row_off - col_off
+        if model.loss_ == "bce":
+            p = 0.15 + 0.7 * values  # 0/1 -> confident logits
+            target = np.log(p / (1 - p))
+        a_k = self.a[torch.from_numpy(idx)].double().cpu().numpy()  # (k, h + 1)
+        gram = a_k @ a_k.T  # (k, k)
+        gram[np.diag_indices_from(gram)] += self.ridge
+        c = np.linalg.solve(gram, target - a_k @ self.w_bar)  # (k,)
+        step = torch.from_numpy((a_k.T @ c).astype(np.float32)).to(self.a.device)  # (h + 1,) = w - w_bar
+        raw = torch.from_numpy(self.base).to(self.a.device) + torch.mv(self.a, step).double()  # (n_items,)
+        out = model._output(net.output_act(raw.float())).double() + self.row_off.double() + col_off
+        return out.cpu().numpy()
 
 
 def _cells(csr: sp.csr_array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -233,9 +233,10 @@ class Trainer:
         cfg = self.config
         total, steps, sse, cells = 0.0, 0, 0.0, 0.0
         size = cfg.batch_size or max(len(data_rows), 1)  # 0 = every row in one batch
-        for batch in iter_row_batches(len(data_rows), size, rng=rng):
+        for batch in iter_row_batches(len(data_rows), size, rng=rng, shuffle=cfg.shuffle):
             x, mask = dense_rows(rows, data_rows[batch], device=self.device)
-            optimizer.zero_grad(set_to_none=True)
+            if not cfg.accumulate_gradients:
+                optimizer.zero_grad(set_to_none=True)
             objective, err, count = self._objective(net, x, mask, loss_fn, l2, n_obs, code_l1)
             self._check(objective, epoch, f"batch {steps + 1}")
             objective.backward()

@@ -53,6 +53,13 @@ class Autoencoder(nn.Module):
         input_dropout: denoising by zeroing a fraction of the observed inputs (training only).
         input_noise: denoising by adding N(0, sd) to observed inputs (training only).
         tied: decoder weights are the transposed encoder weights (needs a mirrored decoder).
+        mask_input: also feed the 0/1 pattern of observed cells (input size 2n): which items a
+            user rated is information of its own, apart from the ratings' values.
+        baseline: learn the residual over a bias model. The output adds
+            ``mu + col_bias[c] + row_bias(x)``, where the row's bias is the shrunk mean of its
+            own observed residuals (computed from the input, so it exists for new rows too) and
+            ``mu``/``col_bias`` are fixed buffers set by :meth:`set_baseline` before training.
+            Weight decay then shrinks toward the bias model instead of toward a constant.
     """
 
     def __init__(
@@ -67,6 +74,8 @@ class Autoencoder(nn.Module):
         input_dropout: float = 0.0,
         input_noise: float = 0.0,
         tied: bool = False,
+        mask_input: bool = False,
+        baseline: bool = False,
     ) -> None:
         super().__init__()
         encoder = [int(h) for h in encoder]
@@ -78,8 +87,13 @@ class Autoencoder(nn.Module):
                 raise ConfigError(f"model.{name} must be in [0, 1); got {p}")
         if input_noise < 0:
             raise ConfigError(f"model.input_noise must be >= 0; got {input_noise}")
+        if baseline and output_activation != "identity":
+            raise ConfigError("model.baseline needs output_activation = 'identity' (the bias model adds to ratings)")
+        if tied and mask_input:
+            raise ConfigError("model.tied and model.mask_input cannot be combined (the input is twice the output size)")
         sizes_in = [n, *encoder]
-        self.encoder = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes_in[:-1], sizes_in[1:]))
+        first = [2 * n if mask_input else n, *encoder]
+        self.encoder = nn.ModuleList(nn.Linear(a, b) for a, b in zip(first[:-1], first[1:]))
         self.tied = tied
         sizes_out = [encoder[-1], *decoder, n]
         if tied:
@@ -97,7 +111,24 @@ class Autoencoder(nn.Module):
         self.code_dropout = code_dropout
         self.input_dropout = input_dropout
         self.input_noise = input_noise
+        self.mask_input = mask_input
+        self.use_baseline = baseline
+        self.register_buffer("mu", torch.zeros(()))
+        self.register_buffer("col_bias", torch.zeros(n))  # (n,)
+        self.register_buffer("row_reg", torch.tensor(10.0))
+        if baseline:
+            # Start from the bias model: a small decoder so the first output is nearly mu + biases.
+            with torch.no_grad():
+                last = self.decoder[-1] if not tied else None
+                if last is not None:
+                    last.weight.mul_(0.01)
+                    last.bias.zero_()
 
+    def set_baseline(self, mu: float, col_bias: torch.Tensor, row_reg: float) -> None:
+        """Fix the bias model the output is relative to (see ``baseline``)."""
+        self.mu.fill_(float(mu))
+        self.col_bias.copy_(torch.as_tensor(col_bias, dtype=self.col_bias.dtype))
+        self.row_reg.fill_(float(row_reg))
     # ------------------------------------------------------------------ pieces
     def corrupt(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         """Denoising corruption of observed inputs, in training mode only. ``x: (batch, n)``."""
@@ -111,8 +142,12 @@ class Autoencoder(nn.Module):
             x = F.dropout(x, self.input_dropout, training=True)
         return x
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """``(batch, n) -> (batch, code)``."""
+    def encode(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``(batch, n) -> (batch, code)``; ``mask`` (batch, n) is needed when ``mask_input``."""
+        if self.mask_input:
+            if mask is None:
+                raise ValueError("this network reads the mask of observed cells: pass mask")
+            x = torch.cat([x, mask], dim=1)  # (batch, 2n)
         for layer in self.encoder:
             x = self.act(layer(x))
         return x
@@ -144,10 +179,26 @@ class Autoencoder(nn.Module):
         weight, bias = self.output_layer()
         return self.output_act(F.linear(h, weight, bias))
 
+    def row_offset(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """``mu + row bias`` of each row, ``(batch,)``: zeros without ``baseline``."""
+        if not self.use_baseline:
+            return torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
+        if mask is None:
+            raise ValueError("the baseline needs the mask of observed cells: pass mask")
+        residual = ((x - self.mu - self.col_bias) * mask).sum(1)  # (batch,)
+        return self.mu + residual / (mask.sum(1) + self.row_reg)
+
+    def col_offset(self) -> torch.Tensor:
+        """Per-column bias added to the output, ``(n,)``: zeros without ``baseline``."""
+        return self.col_bias if self.use_baseline else torch.zeros_like(self.col_bias)
+
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, *, return_code: bool = False):
         """Reconstruct ``x (batch, n)``; with ``return_code`` also give the code ``(batch, code)``."""
-        z = self.encode(self.corrupt(x, mask))
+        z = self.encode(self.corrupt(x, mask), mask)
         out = self.decode(z)
+        if self.use_baseline:
+            # The bias model reads the clean input: corruption is for the network's own view.
+            out = out + self.row_offset(x, mask)[:, None] + self.col_bias
         return (out, z) if return_code else out
 
     def weight_norm2(self) -> torch.Tensor:

@@ -63,6 +63,8 @@ class AutoencoderParams:
     input_noise: float = 0.0
     code_l1: float = 0.0
     tied: bool = False
+    mask_input: bool = False
+    baseline: bool = False
     loss: str = "auto"
 
     def __post_init__(self) -> None:
@@ -90,6 +92,8 @@ class AutoencoderParams:
             input_dropout=self.input_dropout,
             input_noise=self.input_noise,
             tied=self.tied,
+            mask_input=self.mask_input,
+            baseline=self.baseline,
         )
 
 
@@ -159,12 +163,13 @@ _register(
         train={"optimizer": "rmsprop", "lr": 0.01, "weight_decay": 0.0, "batch_size": 32, "epochs": 200, "patience": 20},
         presets={
             # The course: one user per update, RMSprop lr 0.01, weight decay 0.5, 200 epochs,
-            # nn.MSELoss over the whole vector (blanks set to 0 count in the mean), no validation.
+            # nn.MSELoss over the whole vector (blanks set to 0 count in the mean), no validation,
+            # users in index order, and no optimizer.zero_grad() (gradients accumulate).
             "course": {
                 "model": {"hidden": [20, 10, 20], "activation": "sigmoid", "orientation": "user"},
                 "train": {
                     "optimizer": "rmsprop", "lr": 0.01, "weight_decay": 0.5, "batch_size": 1, "epochs": 200,
-                    "loss_normalization": "all", "validation": 0.0, "momentum": 0.0,
+                    "loss_normalization": "all", "validation": 0.0, "shuffle": False, "accumulate_gradients": True,
                 },
             }
         },
@@ -176,8 +181,10 @@ _register(
         kind="autorec",
         summary="I-AutoRec / U-AutoRec: 500 sigmoid units, identity decoder, L2",
         source="Sedhain, Menon, Sanner, Xie. AutoRec: Autoencoders Meet Collaborative Filtering. WWW 2015",
-        params={"hidden": [500], "activation": "sigmoid", "orientation": "item", "l2": 100.0},
-        train={"optimizer": "lbfgs", "batch_size": 0, "lbfgs_iterations": 20, "epochs": 12, "patience": 2, "lr": 1.0},
+        params={"hidden": [500], "activation": "sigmoid", "orientation": "item", "l2": 100.0, "baseline": True},
+        # Chosen on a validation carve of ML-100K u1.base (docs/benchmarks.md): L-BFGS on the whole
+        # matrix, 5 iterations an "epoch" so early stopping can pick a fine point, patience 6.
+        train={"optimizer": "lbfgs", "batch_size": 0, "lbfgs_iterations": 5, "epochs": 40, "patience": 6, "lr": 1.0},
         presets={
             "i-autorec": {"model": {"orientation": "item"}},
             "u-autorec": {"model": {"orientation": "user"}},

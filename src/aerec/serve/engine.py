@@ -1,22 +1,12 @@
 """The serving read path: a loaded :class:`~aerec.Recommender` prepared for many small requests.
 
-An HTTP request asks for ten recommendations for one user; the library's methods answer that
-with general machinery (a pandas frame per answer, a dense solve of size ``h + 1`` for each
-new user of an item-based model, a lazily filled cache). :class:`ServingModel` computes, once
-at start-up, what every request would otherwise recompute, and answers with plain Python lists:
-
-* ids as strings (the API's form) and a ``{id: index}`` dict, so a lookup is one dict access;
-* titles and genres as lists, and the items ordered by popularity for browsing;
-* for item-based models (I-AutoRec), the items' hidden codes with a column of ones,
-  ``A = [H, 1]`` ``(n_items, h + 1)``, the average user's output weights ``w_bar`` ``(h + 1,)``
-  and the scores of that average user ``A @ w_bar`` ``(n_items,)``.
-
-Fold-in for item-based models is the library's ridge regression
-(``argmin ||A_k w - t||^2 + ridge ||w - w_bar||^2`` over the k rated items' rows ``A_k``),
-solved through its k x k dual instead of the (h + 1) x (h + 1) normal equations:
-``w = w_bar + A_k' (A_k A_k' + ridge I_k)^-1 (t - A_k w_bar)``, so the scores are
-``A @ w_bar + A @ (A_k' c)``: one matrix-vector product per request. The test suite checks that
-it gives the library's :meth:`~aerec.Recommender.recommend_new` answers.
+An HTTP request asks for ten recommendations for one user; the library's methods answer with
+a pandas frame. :class:`ServingModel` computes, once at start-up, what every request would
+otherwise recompute, and answers with plain Python lists: ids as strings (the API's form) and a
+``{id: index}`` dict, so a lookup is one dict access; titles and genres as lists, and the items
+ordered by popularity for browsing. Scores come from the library itself
+(:meth:`~aerec.Recommender.new_user_scores`: for item-based models a ridge fold-in solved in its
+k x k dual form on hidden codes prepared when the model was loaded).
 
 Thread safety: every request reads the same model from a pool of threads. All model access
 goes through one lock, so the library's lazy caches and torch modules are never entered by two
@@ -87,26 +77,11 @@ class ServingModel:
         self._prepare_fold_in()
 
     # ------------------------------------------------------------------ start-up
-    @torch.no_grad()
     def _prepare_fold_in(self) -> None:
         m = self.model
         n_items = len(self.item_ids)
-        self._bce = m.loss_ == "bce"
         # A new user with no known rating gets the bias model's guess: mu + b_i.
         self._cold_scores = m.bias_.predict(np.full(n_items, -1), np.arange(n_items)).astype(np.float64)
-        self._item_based = m.orientation_ != "user"
-        if not self._item_based:
-            return
-        weight, bias = m.net_.output_layer()  # (n_users, h), (n_users,)
-        hidden = m._all_hidden().double().cpu()  # (n_items, h); also warms the library's cache
-        a = torch.cat([hidden, torch.ones(n_items, 1, dtype=hidden.dtype)], dim=1)  # (n_items, h + 1)
-        active = torch.from_numpy(np.asarray(m.user_counts_) > 0).to(weight.device)
-        w_bar = torch.cat([weight[active].mean(0), bias[active].mean().reshape(1)]).double().cpu()  # (h + 1,)
-        self._w_bar = w_bar.numpy()
-        self._base = (a @ w_bar).numpy()  # (n_items,) the average user's raw scores, in float64
-        # float32 for the one large product per request: half the memory traffic, and torch's
-        # BLAS follows torch.set_num_threads (NumPy's OpenBLAS would start threads per call).
-        self._a = a.float().contiguous()  # (n_items, h + 1)
 
     # ------------------------------------------------------------------ ids
     def item_index(self, ids: Iterable[str]) -> np.ndarray:
@@ -164,40 +139,10 @@ class ServingModel:
         return self._top(scores, idx, n)
 
     def _new_user_scores(self, idx: np.ndarray, values: np.ndarray) -> np.ndarray:
-        """Scores of every item ``(n_items,)`` for a new user (same numbers as the library)."""
+        """Scores of every item ``(n_items,)`` for a new user (the library's fold-in)."""
         if len(idx) == 0:
             return self._cold_scores
-        if self._item_based:
-            return self._fold_in_item_based(idx, values)
-        return self._encode_new_user(idx, values)
-
-    @torch.no_grad()
-    def _encode_new_user(self, idx: np.ndarray, values: np.ndarray) -> np.ndarray:
-        net = self.model.net_
-        x = torch.zeros(1, len(self.item_ids), dtype=torch.float32)  # (1, n_items); blanks are 0
-        x[0, torch.from_numpy(idx)] = torch.from_numpy(values.astype(np.float32))
-        out = net(x.to(self.model.device_))  # eval mode: no corruption, so the mask is not needed
-        if self._bce:
-            out = torch.sigmoid(out)
-        return out[0].double().cpu().numpy()
-
-    @torch.no_grad()
-    def _fold_in_item_based(self, idx: np.ndarray, values: np.ndarray, ridge: float = 10.0) -> np.ndarray:
-        target = values
-        if self._bce:
-            p = 0.15 + 0.7 * target  # 0/1 -> confident logits, as the library does
-            target = np.log(p / (1 - p))
-        a_k = self._a[torch.from_numpy(idx)].double().numpy()  # (k, h + 1)
-        residual = target - a_k @ self._w_bar  # (k,)
-        gram = a_k @ a_k.T  # (k, k)
-        gram[np.diag_indices_from(gram)] += ridge
-        c = np.linalg.solve(gram, residual)  # (k,)
-        step = torch.from_numpy((a_k.T @ c).astype(np.float32))  # (h + 1,) = w - w_bar
-        raw = torch.from_numpy(self._base) + torch.mv(self._a, step).double()  # (n_items,)
-        out = self.model.net_.output_act(raw.float())
-        if self._bce:
-            out = torch.sigmoid(out)
-        return out.double().numpy()
+        return self.model.new_user_scores(idx, values)
 
     def recommend_user(self, user_id: str, n: int) -> list[Scored]:
         """Top-``n`` for a known user (items they rated in training left out)."""
