@@ -77,14 +77,15 @@ def test_three_trials_write_a_loadable_toml(split, tmp_path):
     # The file holds the best trial's searched values and the user's fixed ones.
     best = result.trials[result.best_trial].params
     assert loaded.model["l2"] == pytest.approx(best["model.l2"])
-    assert loaded.train["optimizer"] == best["train.optimizer"]
+    assert loaded.train["lbfgs_iterations"] == best["train.lbfgs_iterations"]
+    assert loaded.model["baseline"] == best["model.baseline"]
     assert loaded.model["hidden"] == [16] and loaded.train["epochs"] == 3 and loaded.run["seed"] == 0
     # ... and trains as is.
     Recommender(config=loaded).fit(split.train)
 
     frame = result.trials_frame()
     assert list(frame["trial"]) == [0, 1, 2]
-    assert {"val_rmse", "best_epoch", "seconds", "model.l2", "train.optimizer"} <= set(frame.columns)
+    assert {"val_rmse", "best_epoch", "seconds", "model.l2", "train.lbfgs_iterations"} <= set(frame.columns)
 
 
 def test_search_never_sees_the_test_ratings(split, monkeypatch):
@@ -139,6 +140,81 @@ def test_same_seed_same_search(split):
     assert [t.val_rmse for t in a.trials] == [t.val_rmse for t in b.trials]
 
 
+def draw_autorec(n: int, fixed=None, seed: int = 0) -> list[dict]:
+    optuna = pytest.importorskip("optuna")
+    from aerec.tuning import SEARCH_SPACES
+
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    out = []
+    for _ in range(n):
+        trial = study.ask()
+        sp = SearchSpace(trial, fixed or {"model": {}, "train": {}})
+        SEARCH_SPACES["autorec"](sp)
+        out.append(sp.values)
+        study.tell(trial, 1.0)
+    return out
+
+
+def test_autorec_space_is_around_the_defaults():
+    drawn = draw_autorec(60)
+    for v in drawn:
+        m, t = v["model"], v["train"]
+        assert set(m) == {"hidden", "l2", "activation", "baseline", "mask_input"}
+        assert len(m["hidden"]) == 1 and 300 <= m["hidden"][0] <= 800
+        assert 30.0 <= m["l2"] <= 300.0
+        assert m["activation"] in ("sigmoid", "elu", "tanh")
+        assert "optimizer" not in t  # L-BFGS, the family default, is not searched
+        assert t["batch_size"] == 0 and t["lr"] == 1.0
+        # Every trial gets the default's budget: 200 iterations, stop 30 iterations after the best.
+        it = t["lbfgs_iterations"]
+        assert it in (5, 10, 20)
+        assert t["epochs"] * it == 200 and t["patience"] == {5: 6, 10: 3, 20: 2}[it]
+    # Both values of each switch come up.
+    for key in ("baseline", "mask_input"):
+        assert {v["model"][key] for v in drawn} == {True, False}
+    assert {v["train"]["lbfgs_iterations"] for v in drawn} == {5, 10, 20}
+
+
+def test_autorec_space_with_a_first_order_optimizer_searches_its_lr():
+    for v in draw_autorec(5, {"model": {}, "train": {"optimizer": "adam"}}):
+        assert "lbfgs_iterations" not in v["train"] and "optimizer" not in v["train"]
+        assert 3e-4 <= v["train"]["lr"] <= 1e-2 and v["train"]["epochs"] == 100
+
+
+def test_default_params_match_the_family_defaults():
+    from aerec.tuning import SEARCH_SPACES, default_params, resolved_config
+
+    config = resolved_config(Config(model={"kind": "autorec"}))
+    params = default_params(SEARCH_SPACES["autorec"], {"model": {}, "train": {}}, config)
+    assert params == {
+        "model.hidden": config.model["hidden"][0], "model.l2": config.model["l2"],
+        "model.activation": config.model["activation"], "model.baseline": config.model["baseline"],
+        "model.mask_input": config.model["mask_input"], "train.lbfgs_iterations": config.train["lbfgs_iterations"],
+    }
+    # Fixed settings are not searched, so not enqueued; a default outside a range is left to the sampler.
+    fixed = {"model": {"hidden": [16]}, "train": {}}
+    outside = Config(model={**config.model, "l2": 5000.0}, train=config.train, run=config.run)
+    params = default_params(SEARCH_SPACES["autorec"], fixed, outside)
+    assert "model.hidden" not in params and "model.l2" not in params and params["model.activation"] == "sigmoid"
+
+
+def test_first_trial_is_the_defaults(split):
+    from aerec.tuning import resolved_config
+
+    defaults = resolved_config(fast_config())
+    result = tune(split.train, config=fast_config(), n_trials=2, seed=4)
+    first = result.trials[0]
+    assert first.note == "the defaults"
+    assert first.params["model.l2"] == defaults.model["l2"]
+    assert first.params["model.baseline"] is defaults.model["baseline"]
+    assert first.params["train.lbfgs_iterations"] == defaults.train["lbfgs_iterations"]
+    assert result.trials[1].params != first.params and result.trials[1].note == ""
+    assert result.best_value <= first.val_rmse
+    # Without it, the first trial is the sampler's.
+    plain = tune(split.train, config=fast_config(), n_trials=1, seed=4, start_from_defaults=False)
+    assert plain.trials[0].note == "" and plain.trials[0].params != first.params
+
+
 def test_sae_space_builds_symmetric_hidden_layers():
     optuna = pytest.importorskip("optuna")
     from aerec.tuning import SEARCH_SPACES
@@ -176,9 +252,11 @@ def test_pruned_trial_is_recorded_and_raised(split):
     records: list = []
     trial = AlwaysPrune()
     with pytest.raises(optuna.TrialPruned):
-        _run_trial(optuna, trial, fast_config(), full, full, records, True, None)
-    assert [r.state for r in records] == ["pruned"] and records[0].epochs == 1
-    assert len(trial.reports) == 1 and trial.reports[0][0] == 1
+        _run_trial(optuna, trial, fast_config(lbfgs_iterations=4), full, full, records, True, None)
+    # Never pruned in the first two epochs; then the step counts L-BFGS iterations (3 epochs x 4).
+    assert [r.state for r in records] == ["pruned"] and records[0].epochs == 3
+    assert len(trial.reports) == 1 and trial.reports[0][0] == 12
+    assert "pruned at epoch 3" in records[0].note
 
 
 @pytest.mark.parametrize(

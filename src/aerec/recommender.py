@@ -295,6 +295,45 @@ class Recommender:
             scores = self._scores_known(u)
         return self._top(scores, exclude, n)
 
+    def recommend_batch(
+        self, users: Any = None, n: int = 10, *, exclude_rated: bool = True, chunk: int = 1024
+    ) -> pd.DataFrame:
+        """Top-``n`` for many known users at once (default: every user), ``chunk`` users at a time.
+
+        Returns one row per recommendation: user, rank (1 = best), item, score. Only a
+        ``(chunk, n_items)`` block of scores exists at any moment, never users x items.
+        """
+        self._require_fitted()
+        _check_n(n)
+        u_all = np.arange(len(self.users_)) if users is None else self.users_.index(np.atleast_1d(np.asarray(users, dtype=object)))
+        never = torch.from_numpy(self.item_counts_ == 0)
+        parts = []
+        for s in range(0, len(u_all), chunk):
+            u = u_all[s : s + chunk]
+            scores = torch.from_numpy(self.read_.user_block(self, u))  # (len(u), n_items), float64
+            cold = np.flatnonzero(self.user_counts_[u] == 0)
+            if len(cold):  # users with no training ratings: the bias model's ranking, as in recommend()
+                items = np.tile(np.arange(len(self.items_)), len(cold))
+                bias = self.bias_.predict(np.repeat(u[cold], len(self.items_)), items)
+                scores[torch.from_numpy(cold)] = torch.from_numpy(bias.reshape(len(cold), -1).astype(np.float64))
+            scores[:, never] = -torch.inf
+            if exclude_rated:
+                sub = self.train_csr_[u]
+                local = np.repeat(np.arange(len(u)), np.diff(sub.indptr))
+                scores[torch.from_numpy(local), torch.from_numpy(sub.indices.astype(np.int64))] = -torch.inf
+            k = min(n, scores.shape[1])
+            top = torch.topk(scores, k, dim=1)
+            ok = torch.isfinite(top.values).numpy()
+            local_u = np.repeat(np.arange(len(u)), k).reshape(len(u), k)
+            ranks = np.tile(np.arange(1, k + 1), (len(u), 1))
+            parts.append(pd.DataFrame({
+                "user": self.users_.label(u[local_u[ok]]),
+                "rank": ranks[ok],
+                "item": self.items_.label(top.indices.numpy()[ok]),
+                "score": np.clip(top.values.numpy()[ok], self.scale_.low, self.scale_.high),
+            }))
+        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["user", "rank", "item", "score"])
+
     def recommend_new(self, ratings: Mapping[Any, float], n: int = 10) -> pd.DataFrame:
         """Top-``n`` items for a brand-new user from a few ``{item: rating}`` (no retraining).
 
@@ -491,6 +530,18 @@ class _ReadPath:
         else:
             raw = self.hidden @ self.weight[u] + self.bias[u]  # (n_items,)
             out = model._output(net.output_act(raw)) + self.row_off + self.col_off[u]
+        return out.double().cpu().numpy()
+
+    @torch.no_grad()
+    def user_block(self, model: Recommender, users: np.ndarray) -> np.ndarray:
+        """Scores ``(len(users), n_items)`` of known users (float64)."""
+        net, u = model.net_, torch.from_numpy(np.asarray(users, dtype=np.int64))
+        if model.orientation_ == "user":
+            raw = self.hidden[u] @ self.weight.T + self.bias  # (b, n_items)
+            out = model._output(net.output_act(raw)) + self.row_off[u][:, None] + self.col_off
+        else:
+            raw = (self.hidden @ self.weight[u].T + self.bias[u]).T  # (b, n_items)
+            out = model._output(net.output_act(raw)) + self.row_off[None, :] + self.col_off[u][:, None]
         return out.double().cpu().numpy()
 
     @torch.no_grad()

@@ -36,7 +36,7 @@ from aerec.data.splits import validation_split
 from aerec.errors import AerecError, ConfigError, TrainingError
 from aerec.models.families import get_family
 
-__all__ = ["SEARCH_SPACES", "SearchSpace", "TrialRecord", "TuneResult", "resolved_config", "tune"]
+__all__ = ["SEARCH_SPACES", "SearchSpace", "TrialRecord", "TuneResult", "default_params", "resolved_config", "tune"]
 
 SECTIONS = ("model", "train")
 
@@ -106,22 +106,40 @@ def _batch(sp: SearchSpace, choices: tuple[int, ...] = (32, 64, 128, 256)) -> No
 
 
 def _autorec_space(sp: SearchSpace) -> None:
-    """AutoRec (Sedhain et al. 2015): width, L2 lambda, encoder activation, optimiser."""
-    sp.choice("model", "hidden", [200, 300, 500, 700, 1000], to=lambda h: [h])
-    sp.float("model", "l2", 1.0, 1000.0, log=True)
-    sp.choice("model", "activation", ["sigmoid", "elu", "selu", "tanh"])
-    optimizer = sp.choice("train", "optimizer", ["lbfgs", "adam"])
+    """AutoRec (Sedhain et al. 2015), around the family's defaults.
+
+    Width, L2 lambda, encoder activation, whether the network learns the residual over the bias
+    model (``baseline``) and whether it also reads which cells are observed (``mask_input``),
+    and L-BFGS's iterations per epoch. Epochs and patience follow from the iterations so that
+    every trial gets the default's budget: 200 iterations at most, stopping 30 iterations after
+    the best (5 an epoch: 40 epochs, patience 6). When the user fixes ``train.optimizer`` to a
+    first-order optimiser, its learning rate and batch size are searched instead.
+    """
+    sp.choice("model", "hidden", list(AUTOREC_HIDDEN), to=lambda h: [h])
+    sp.float("model", "l2", 30.0, 300.0, log=True)
+    sp.choice("model", "activation", ["sigmoid", "elu", "tanh"])
+    sp.choice("model", "baseline", [True, False])
+    sp.choice("model", "mask_input", [False, True])
+    optimizer = sp.fixed["train"].get("optimizer", "lbfgs")  # not searched: L-BFGS is the family's default
     if optimizer == "lbfgs":
         # Full-batch L-BFGS as in the paper: one step of lbfgs_iterations per epoch.
         sp.derive("train", "batch_size", 0)
         sp.derive("train", "lr", 1.0)
-        sp.int("train", "lbfgs_iterations", 10, 40, step=5)
+        iterations = sp.choice("train", "lbfgs_iterations", list(LBFGS_ITERATIONS))
+        sp.derive("train", "epochs", max(1, LBFGS_BUDGET // iterations))
+        sp.derive("train", "patience", max(1, math.ceil(LBFGS_PATIENCE / iterations)))
     else:
         sp.float("train", "lr", 3e-4, 1e-2, log=True)
         _batch(sp)
-        # Adam needs many more (cheaper) epochs than L-BFGS; early stopping ends it sooner.
+        # First-order optimisers need many more (cheaper) epochs than L-BFGS; early stopping ends them sooner.
         sp.derive("train", "epochs", 100)
         sp.derive("train", "patience", 10)
+
+
+AUTOREC_HIDDEN = (300, 400, 500, 600, 800)
+LBFGS_ITERATIONS = (5, 10, 20)
+LBFGS_BUDGET = 200  # L-BFGS iterations a trial may run (the default: 40 epochs of 5)
+LBFGS_PATIENCE = 30  # iterations without improvement before stopping (the default: 6 epochs of 5)
 
 
 def _sae_space(sp: SearchSpace) -> None:
@@ -170,6 +188,61 @@ def _generic_space(sp: SearchSpace) -> None:
     sp.float("train", "lr", 1e-4, 1e-2, log=True)
     _batch(sp)
     sp.float("train", "weight_decay", 1e-7, 1e-2, log=True)
+
+
+class _DefaultsTrial:
+    """Stands in for an Optuna trial and answers each suggestion with the configured default.
+
+    Records ``{"section.key": value}`` for every default that the space could have drawn (a
+    number inside its range, a value among its choices; a one-layer ``hidden`` like ``[500]``
+    matches the choice ``500``). Other names (the ``sae`` space's ``model.hidden_outer``) and
+    defaults outside the space are not recorded: the sampler draws those.
+    """
+
+    _MISSING = object()
+
+    def __init__(self, defaults: Mapping[str, Mapping[str, Any]]) -> None:
+        self.defaults = defaults
+        self.params: dict[str, Any] = {}
+
+    def _default(self, name: str) -> Any:
+        section, _, key = name.partition(".")
+        return self.defaults.get(section, {}).get(key, self._MISSING)
+
+    def suggest_float(self, name: str, low: float, high: float, *, log: bool = False, step: Any = None) -> float:
+        v = self._default(name)
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and low <= v <= high:
+            self.params[name] = float(v)
+            return float(v)
+        return low
+
+    def suggest_int(self, name: str, low: int, high: int, *, step: int = 1, log: bool = False) -> int:
+        v = self._default(name)
+        if isinstance(v, int) and not isinstance(v, bool) and low <= v <= high and (v - low) % step == 0:
+            self.params[name] = v
+            return v
+        return low
+
+    def suggest_categorical(self, name: str, choices: list[Any]) -> Any:
+        v = self._default(name)
+        if isinstance(v, list) and len(v) == 1:
+            v = v[0]  # hidden = [500] -> the choice 500
+        for c in choices:
+            if type(c) is type(v) and c == v:  # True must not match 1
+                self.params[name] = c
+                return c
+        return choices[0]
+
+
+def default_params(space: Callable[[SearchSpace], None], fixed: Mapping[str, Mapping[str, Any]], config: Config) -> dict[str, Any]:
+    """The Optuna parameters (``{"model.l2": 100.0, ...}``) that make ``space`` draw ``config``'s settings.
+
+    ``config`` should be resolved (:func:`resolved_config`); settings in ``fixed`` are not
+    searched, so they do not appear. What ``tune`` enqueues as its first trial.
+    """
+    trial = _DefaultsTrial({"model": dict(config.model), "train": dict(config.train)})
+    space(SearchSpace(trial, fixed))
+    return trial.params
 
 
 SEARCH_SPACES: dict[str, Callable[[SearchSpace], None]] = {
@@ -310,6 +383,7 @@ def tune(
     refit: bool = False,
     prune: bool = True,
     on_trial: Callable[[TrialRecord], None] | None = None,
+    start_from_defaults: bool = True,
 ) -> TuneResult:
     """Search hyper-parameters of a model family on ``train``; optionally score the best on ``test``.
 
@@ -329,8 +403,13 @@ def tune(
             ``train`` and scored once on ``test``.
         refit: refit the best settings on all of ``train`` even without ``test`` (to save it).
         prune: stop trials whose running best validation RMSE is worse than the median of
-            earlier trials at the same epoch (Optuna's MedianPruner).
+            earlier trials after the same amount of work (Optuna's MedianPruner; the work is
+            counted in L-BFGS iterations for L-BFGS, else in epochs; never in a trial's first
+            two epochs).
         on_trial: called with each finished trial's :class:`TrialRecord` (progress display).
+        start_from_defaults: make the first trial the family's default settings (those in
+            the search's ranges), so the search is scored against the defaults on the same
+            validation ratings and never returns anything worse than them.
 
     Raises:
         ConfigError: bad arguments, an unknown kind, or settings no trial can use.
@@ -379,16 +458,22 @@ def tune(
             run=dict(base.run),
         )
         configs[trial.number] = cfg
-        return _run_trial(optuna, trial, cfg, fit_matrix, val_matrix, records, prune, on_trial)
+        note = "the defaults" if trial.number == 0 and start_from_defaults else ""
+        return _run_trial(optuna, trial, cfg, fit_matrix, val_matrix, records, prune, on_trial, note=note)
 
     sampler = optuna.samplers.TPESampler(seed=seed)
-    # Prune only after a few trials and a few epochs: early epochs of every trial look alike.
-    pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2) if prune else optuna.pruners.NopPruner()
+    # Prune only after a few trials; _run_trial reports nothing in a trial's first epochs,
+    # which look alike in every trial.
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0) if prune else optuna.pruners.NopPruner()
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # trials are reported through on_trial
     started = time.perf_counter()
     try:
         study = optuna.create_study(direction="minimize", sampler=sampler, pruner=pruner)
+        if start_from_defaults:
+            defaults = default_params(space, fixed, resolved_config(base))
+            if defaults:
+                study.enqueue_trial(defaults)
         study.optimize(objective, n_trials=n_trials, timeout=timeout, catch=(TrainingError,))
     finally:
         optuna.logging.set_verbosity(verbosity)
@@ -432,26 +517,41 @@ def _check_args(n_trials: Any, timeout: Any, validation: Any) -> None:
         raise ConfigError(f"the validation fraction must be in (0, 1); got {validation!r}")
 
 
-def _run_trial(optuna, trial, cfg: Config, fit_matrix, val_matrix, records, prune: bool, on_trial) -> float:
-    """Train one trial's model; report each epoch's running best validation RMSE to the pruner."""
+PRUNE_AFTER_EPOCHS = 2  # a trial is never pruned in its first epochs: every trial starts alike
+
+
+def _work_per_epoch(cfg: Config) -> int:
+    """The pruner's step per epoch: L-BFGS iterations for L-BFGS (trials differ in them), else 1."""
+    train = resolved_config(cfg).train
+    return int(train["lbfgs_iterations"]) if train["optimizer"] == "lbfgs" else 1
+
+
+def _run_trial(optuna, trial, cfg: Config, fit_matrix, val_matrix, records, prune: bool, on_trial, note: str = "") -> float:
+    """Train one trial's model; report the running best validation RMSE to the pruner after each epoch.
+
+    The pruner compares trials at the same step, so the step counts work (epochs times
+    :func:`_work_per_epoch`): a trial of 5 L-BFGS iterations an epoch is compared after its
+    4th epoch with one of 20 an epoch after its 1st.
+    """
     from aerec.recommender import Recommender
 
     seen: dict[str, Any] = {"best": math.inf, "best_epoch": None, "epochs": 0}
+    per_epoch = _work_per_epoch(cfg)
     started = time.perf_counter()
 
     def report(record) -> None:
         seen["epochs"] = record.epoch
         if record.val_rmse is not None and record.val_rmse < seen["best"]:
             seen["best"], seen["best_epoch"] = record.val_rmse, record.epoch
-        if prune and math.isfinite(seen["best"]):
-            trial.report(seen["best"], record.epoch)
+        if prune and record.epoch > PRUNE_AFTER_EPOCHS and math.isfinite(seen["best"]):
+            trial.report(seen["best"], record.epoch * per_epoch)
             if trial.should_prune():
                 raise optuna.TrialPruned(f"pruned at epoch {record.epoch}")
 
-    def finish(state: str, value: float | None, best_epoch: int | None, note: str = "") -> None:
+    def finish(state: str, value: float | None, best_epoch: int | None, why: str = "") -> None:
         rec = TrialRecord(
             number=trial.number, state=state, val_rmse=value, best_epoch=best_epoch, epochs=seen["epochs"],
-            seconds=time.perf_counter() - started, params=dict(trial.params), note=note,
+            seconds=time.perf_counter() - started, params=dict(trial.params), note="; ".join(x for x in (note, why) if x),
         )
         trial.set_user_attr("best_epoch", best_epoch)
         records.append(rec)
