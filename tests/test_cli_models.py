@@ -111,11 +111,12 @@ def test_malformed_training_file_exits_2_naming_file_and_line(tmp_path):
     assert not (tmp_path / "m").exists()
 
 
-def test_implicit_data_without_a_model_is_refused_with_the_hook_message(tmp_path):
+def test_implicit_data_without_a_model_trains_the_implicit_default(tmp_path):
     f = tmp_path / "events.csv"
     f.write_text("".join(f"{u},{i}\n" for u in range(1, 6) for i in range(1, 5)))
-    r = run("train", "--train", f, "--out", tmp_path / "m")
-    assert r.exit_code == 2 and "implicit" in r.stderr and "--model" in r.stderr
+    r = run("train", "--train", f, *FAST, "--set", "train.epochs=1", "--out", tmp_path / "m", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["model"] == "ease"  # tests/test_cli_implicit.py covers the rest
 
 
 @pytest.mark.parametrize(

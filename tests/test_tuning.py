@@ -259,6 +259,18 @@ def test_pruned_trial_is_recorded_and_raised(split):
     assert "pruned at epoch 3" in records[0].note
 
 
+def test_pruning_waits_a_quarter_of_the_epochs_and_counts_work():
+    from aerec.tuning import _pruning_plan
+
+    def plan(**train):
+        return _pruning_plan(Config(model={"kind": "autorec"}, train=train))
+
+    assert plan() == (5, 10)  # the defaults: 40 epochs of 5 L-BFGS iterations
+    assert plan(lbfgs_iterations=20, epochs=10) == (20, 3)
+    assert plan(epochs=3) == (5, 2)  # never before the third epoch
+    assert plan(optimizer="adam", batch_size=64, lr=1e-3, epochs=100) == (1, 25)
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [

@@ -20,6 +20,17 @@ from aerec.errors import (
 
 __version__ = "0.1.0"
 
+
+def load_model(directory):
+    """Load any saved model directory: a rating model or an implicit top-N model.
+
+    See :func:`aerec.loading.load_model` (imported on first use: it brings in torch).
+    """
+    from aerec.loading import load_model as _load
+
+    return _load(directory)
+
+
 __all__ = [
     "AerecError",
     "ConfigError",
@@ -33,4 +44,5 @@ __all__ = [
     "TrainingError",
     "Vocabulary",
     "__version__",
+    "load_model",
 ]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,6 +92,26 @@ class TrainConfig:
             raise ConfigError(f"train.loss_normalization must be 'observed' or 'all'; got {self.loss_normalization!r}")
         if self.patience < 0:
             raise ConfigError(f"train.patience must be >= 0; got {self.patience}")
+        self._check_ranges()
+
+    def _check_ranges(self) -> None:
+        """Values torch would refuse mid-run with a traceback (found by fuzz/, see docs/reliability.md)."""
+        # Above ~1e38 torch's float32 optimiser steps overflow with a RuntimeError (found by
+        # fuzz/fuzz_config.py); no useful rate comes near 1e6.
+        for name in ("lr", "weight_decay"):
+            if not getattr(self, name) <= 1e6:
+                raise ConfigError(f"train.{name} must be a finite number <= 1e6; got {getattr(self, name)}")
+        for name in ("momentum", "weight_decay", "min_delta", "max_grad_norm"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ConfigError(f"train.{name} must be a finite number >= 0; got {value}")
+        if not 0 < self.gamma < 1:
+            raise ConfigError(f"train.gamma (the learning-rate decay factor) must be in (0, 1); got {self.gamma}")
+        for name in ("step_size", "lbfgs_iterations", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"train.{name} must be >= 1; got {getattr(self, name)}")
+        if self.dense_refeeding < 0:
+            raise ConfigError(f"train.dense_refeeding must be >= 0; got {self.dense_refeeding}")
 
 
 @dataclass
@@ -104,6 +125,11 @@ class RunConfig:
     def __post_init__(self) -> None:
         if self.device not in ("cpu", "cuda", "auto") and not str(self.device).startswith("cuda:"):
             raise ConfigError(f"run.device must be cpu, cuda or auto; got {self.device!r}")
+        # numpy's generators take seeds >= 0, torch's at most 2**64 - 1.
+        if not 0 <= self.seed < 2**64:
+            raise ConfigError(f"run.seed must be a whole number from 0 to 2**64 - 1; got {self.seed!r}")
+        if not 0 <= self.threads <= 1024:
+            raise ConfigError(f"run.threads must be from 0 (automatic) to 1024; got {self.threads}")
 
 
 @dataclass
@@ -128,6 +154,8 @@ class Config:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str = "config") -> Config:
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{source}: a config is a table with model, train and run tables; got {data!r}")
         unknown = set(data) - {"model", "train", "run"}
         if unknown:
             raise ConfigError(f"{source}: unknown section(s) {sorted(unknown)}; expected model, train, run")
@@ -223,7 +251,10 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             raise ConfigError(
                 f"--set key must be model.NAME, train.NAME or run.NAME (e.g. train.lr=0.01); got {key!r}"
             )
-        out.setdefault(parts[0], {})[parts[1]] = parse_value(text.strip())
+        section = out.setdefault(parts[0], {})
+        if not isinstance(section, dict):  # e.g. [[train]] in the file: an array of tables
+            raise ConfigError(f"--set {key}: [{parts[0]}] in the config is not a table of settings; got {section!r}")
+        section[parts[1]] = parse_value(text.strip())
     return out
 
 

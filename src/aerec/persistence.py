@@ -9,10 +9,13 @@ leaves the previous model (or nothing), never half a model.
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -23,7 +26,7 @@ from safetensors.torch import load_file, save_file
 
 from aerec.errors import ModelFileError
 
-__all__ = ["FORMAT_VERSION", "write_model_dir", "read_model_dir", "sha256_file", "atomic_write_text"]
+__all__ = ["FORMAT_VERSION", "write_model_dir", "read_model_dir", "sha256_file", "atomic_write_text", "check_shapes"]
 
 FORMAT_VERSION = 1
 
@@ -67,6 +70,7 @@ def write_model_dir(
     """
     final = Path(directory)
     _check_replaceable(final)
+    _clear_stale_temporaries(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
     try:
@@ -106,6 +110,13 @@ def _swap_into_place(tmp: Path, final: Path) -> None:
     if not final.exists():
         os.replace(tmp, final)
         return
+    if _exchange(tmp, final):
+        # One atomic step: at every instant ``final`` is the old model or the new one, even
+        # under SIGKILL (tests/test_crash_safety.py kills a save at each step).
+        shutil.rmtree(tmp, ignore_errors=True)  # now holds the old model
+        return
+    # Elsewhere, two renames: a crash between them leaves ``final`` missing and the previous
+    # model in the ``.NAME.old-*`` sibling, which read_model_dir names.
     old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
     os.rmdir(old)
     os.replace(final, old)
@@ -113,10 +124,50 @@ def _swap_into_place(tmp: Path, final: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+_RENAME_EXCHANGE = 2  # linux/fs.h
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically (Linux ``renameat2(RENAME_EXCHANGE)``); False where the system
+    or the file system cannot, so the caller falls back to two renames."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):  # a C library without renameat2 (glibc < 2.28, musl)
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    renameat2.restype = ctypes.c_int
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, os.strerror(code), str(b))
+
+
+def _clear_stale_temporaries(final: Path) -> None:
+    """Remove what interrupted saves of ``final`` left next to it: ``.NAME.tmp-*`` folders, and
+    ``.NAME.old-*`` ones once ``final`` is whole again (before that they are its only copy)."""
+    if not final.parent.is_dir():
+        return
+    patterns = [f".{final.name}.tmp-*"] + ([f".{final.name}.old-*"] if (final / "model.json").is_file() else [])
+    for pattern in patterns:
+        for stale in final.parent.glob(pattern):
+            shutil.rmtree(stale, ignore_errors=True)
+
+
 def read_model_dir(directory: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Read and verify a model directory; any problem is a :class:`ModelFileError`."""
     d = Path(directory)
     if not d.is_dir():
+        previous = sorted(d.parent.glob(f".{d.name}.old-*/model.json")) if d.parent.is_dir() else []
+        if previous:  # a save without an atomic swap (see _swap_into_place) was interrupted
+            raise ModelFileError(
+                f"{d} does not exist: a save was interrupted; the previous model is in {previous[0].parent}: "
+                f"rename that folder to {d.name}"
+            )
         raise ModelFileError(f"{d} is not a model directory (it does not exist); train one with `aerec train --out {d}`")
     meta_path, weights = d / "model.json", d / "model.safetensors"
     if not meta_path.is_file():
@@ -128,11 +179,13 @@ def read_model_dir(directory: str | Path) -> tuple[dict[str, torch.Tensor], dict
     if not isinstance(meta, dict) or "format_version" not in meta:
         raise ModelFileError(f"{meta_path} has no format_version; it is not an aerec model file")
     version = meta["format_version"]
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
         raise ModelFileError(
             f"{meta_path} is model format version {version!r}, newer than this aerec reads ({FORMAT_VERSION}); "
             "upgrade aerec (pip install -U aerec)"
         )
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ModelFileError(f"{meta_path} has format_version {version!r}, which no aerec writes; the file was altered")
     if not weights.is_file():
         raise ModelFileError(f"{weights} is missing; the model directory is incomplete: retrain or restore it")
     if sha256_file(weights) != meta.get("weights_sha256"):
@@ -144,4 +197,26 @@ def read_model_dir(directory: str | Path) -> tuple[dict[str, torch.Tensor], dict
         tensors = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as exc:  # pragma: no cover - checksum catches these first
         raise ModelFileError(f"{weights} cannot be read ({exc}); retrain or restore it") from None
+    for name, tensor in tensors.items():
+        # Training never saves NaN or infinity (it stops first); such a file was altered, and
+        # would answer NaN, which JSON cannot even carry.
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise ModelFileError(f"{weights}: tensor {name!r} holds NaN or infinite values; the file was altered: "
+                                 "retrain or restore it")
     return tensors, meta
+
+
+def check_shapes(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor], where: Path) -> None:
+    """Raise ModelFileError unless ``found`` has exactly the tensors of ``expected``, shape for
+    shape (``expected`` may live on the meta device: only shapes are read). ``where`` is the
+    model directory, for the message."""
+    missing = sorted(set(expected) - set(found))
+    extra = sorted(set(found) - set(expected))
+    wrong = [f"{k} {tuple(found[k].shape)} instead of {tuple(v.shape)}"
+             for k, v in expected.items() if k in found and found[k].shape != v.shape]
+    if missing or extra or wrong:
+        problems = "; ".join(filter(None, [
+            f"missing {missing}" if missing else "", f"unexpected {extra}" if extra else "", ", ".join(wrong[:3])]))
+        raise ModelFileError(f"{where}: model.json and model.safetensors do not fit together: the weights are not "
+                             f"those of the network model.json describes ({problems}); the files were altered or "
+                             "mixed up: retrain or restore the directory")

@@ -36,7 +36,7 @@ from aerec.data.scale import RatingScale
 from aerec.data.vocab import Vocabulary
 from aerec.errors import DataError, ModelFileError, NotFittedError
 from aerec.models.families import get_family
-from aerec.persistence import read_model_dir, write_model_dir
+from aerec.persistence import check_shapes, read_model_dir, write_model_dir
 from aerec.training import EpochRecord, Trainer, TrainResult, resolve_device, seed_everything
 
 __all__ = ["Recommender", "Predictions"]
@@ -458,22 +458,31 @@ class Recommender:
             self.device_ = torch.device("cpu") if run.device == "auto" and not torch.cuda.is_available() else resolve_device(
                 "cpu" if run.device == "cuda" and not torch.cuda.is_available() else run.device
             )
-            net = get_family(meta["kind"]).build(params, int(meta["n_inputs"]))
-            net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
+            family, n_inputs = get_family(meta["kind"]), int(meta["n_inputs"])
+            state = {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}
+            # Shapes first, on the meta device (no memory): a tampered n_inputs or hidden size
+            # must not make the real build allocate terabytes (docs/reliability.md).
+            with torch.device("meta"):
+                check_shapes(family.build(params, n_inputs).state_dict(), state, Path(directory))
+            net = family.build(params, n_inputs)
+            net.load_state_dict(state)
             self.net_ = net.to(self.device_).eval()
             csr = sp.csr_array(
                 (tensors["data.values"].numpy(), tensors["data.indices"].numpy(), tensors["data.indptr"].numpy()),
                 shape=(len(self.users_), len(self.items_)),
             )
+            csr.check_format(full_check=True)  # ValueError for indices out of range, not a crash later
             csr.has_sorted_indices = True
             matrix = RatingMatrix(csr, self.users_, self.items_, self.scale_, item_info=self.item_info_)
             self._set_data(matrix)
             self.bias_ = BiasModel.from_arrays({k[5:]: v.numpy() for k, v in tensors.items() if k.startswith("bias.")})
+            if (len(self.bias_.user_bias_), len(self.bias_.item_bias_)) != (len(self.users_), len(self.items_)):
+                raise ValueError("the bias model's sizes do not match the user and item vocabularies")
             history = Path(directory) / "history.csv"
             self.history_ = _read_history(history)
         except ModelFileError:
             raise
-        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError) as exc:
             raise ModelFileError(f"{directory}: model.json and model.safetensors do not fit together ({exc}); retrain the model") from None
         return self
 

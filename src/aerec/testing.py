@@ -339,3 +339,10 @@ class RecommenderContract:
         assert model_rmse < self.accuracy_ratio * base_rmse, (
             f"RMSE on hidden cells {model_rmse:.3f} is not far below the bias baseline's {base_rmse:.3f}"
         )
+
+
+# The implicit-feedback contract lives with its models; it is re-exported here so that one
+# import serves every recommender's tests.
+from aerec.implicit.testing import ImplicitContract, PlantedImplicit, planted_implicit  # noqa: E402
+
+__all__ += ["ImplicitContract", "PlantedImplicit", "planted_implicit"]

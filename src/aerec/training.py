@@ -12,6 +12,14 @@ observed rating, plus AutoRec's L2 term in the same units::
 Reproducibility: weights are initialised from the seed, and every epoch draws its shuffling
 and its dropout masks from generators seeded by ``(seed, epoch)``, so a run resumed from a
 checkpoint produces the same numbers as one that never stopped.
+
+Networks with their own objective (the implicit-feedback models: Mult-VAE's multinomial
+likelihood plus an annealed KL term, CDAE's user node) define
+``training_loss(x, mask, *, step, rows) -> scalar tensor``; the trainer then calls it instead
+of the reconstruction loss. ``step`` is the number of updates made so far over the whole run
+(not reset each epoch, and saved in checkpoints, so KL annealing survives a resume) and
+``rows`` the batch's row indices. Validation is minimised (RMSE) unless ``fit`` is told
+``higher_is_better`` (a ranking metric such as NDCG@100).
 """
 
 from __future__ import annotations
@@ -51,7 +59,7 @@ class EpochRecord:
     epoch: int
     loss: float  # objective, averaged over the epoch's updates
     train_rmse: float  # RMSE on the observed training cells seen this epoch (inputs corrupted as trained)
-    val_rmse: float | None
+    val_rmse: float | None  # the validation figure: RMSE, or the ranking metric of implicit models
     lr: float
     seconds: float  # wall time of this epoch, validation included
 
@@ -93,6 +101,7 @@ class Trainer:
         progress: show a Rich progress bar on stderr.
         checkpoint_dir: write a checkpoint there every ``config.checkpoint_every`` epochs.
         callbacks: called as ``callback(record)`` after every epoch.
+        val_label: what the validation figure is, for messages and the progress bar.
     """
 
     def __init__(
@@ -104,8 +113,10 @@ class Trainer:
         progress: bool = False,
         checkpoint_dir: str | Path | None = None,
         callbacks: Iterable[Callable[[EpochRecord], None]] = (),
+        val_label: str = "RMSE",
     ) -> None:
         self.config = config
+        self.val_label = val_label
         self.seed = seed
         self.device = torch.device(device)
         self.progress = progress
@@ -122,12 +133,14 @@ class Trainer:
         l2: float = 0.0,
         code_l1: float = 0.0,
         validate: Callable[[nn.Module], float] | None = None,
+        higher_is_better: bool = False,
         resume: bool = False,
     ) -> TrainResult:
         """Train ``net`` in place on ``rows`` (``(n_rows, n_cols)`` CSR); returns the history.
 
         ``validate(net)`` returns the validation RMSE (called in eval mode, no grad); early
         stopping and best-weight selection use it. Without it the last weights are kept.
+        With ``higher_is_better`` the validation figure is maximised instead (NDCG@100).
         """
         cfg = self.config
         net.to(self.device)
@@ -136,14 +149,18 @@ class Trainer:
         loss_fn = LOSSES[loss]
         optimizer = self._optimizer(net)
         scheduler = self._scheduler(optimizer)
-        state = _LoopState()
+        state = _LoopState(higher_is_better=higher_is_better)
         if resume:
             state = self._load_checkpoint(net, optimizer, scheduler)
+            state.higher_is_better = higher_is_better
+        if hasattr(net, "training_loss") and cfg.optimizer == "lbfgs":
+            raise TrainingError("this model has its own objective and trains with a gradient optimiser; "
+                                "set train.optimizer to adam (L-BFGS needs one fixed full-batch objective)")
         # L-BFGS always works on the whole matrix (its line search needs one fixed objective).
         cache = _DenseCache(rows, self.device) if cfg.optimizer == "lbfgs" else None
 
         started = time.perf_counter() - state.seconds
-        with _Progress(self.progress, cfg.epochs, state.epoch) as bar:
+        with _Progress(self.progress, cfg.epochs, state.epoch, self.val_label) as bar:
             # A checkpoint written when early stopping fired has nothing left to train, unless
             # the resumed run is more patient than the one that stopped.
             done = state.stopped == "early_stopping" and 0 < cfg.patience <= state.bad_epochs
@@ -157,7 +174,9 @@ class Trainer:
                 if cfg.optimizer == "lbfgs":
                     loss_avg, sse, cells = self._lbfgs_epoch(net, optimizer, cache, loss_fn, l2, code_l1, n_obs, epoch)
                 else:
-                    loss_avg, sse, cells = self._minibatch_epoch(net, optimizer, rows, data_rows, rng, loss_fn, l2, code_l1, n_obs, epoch)
+                    loss_avg, sse, cells = self._minibatch_epoch(
+                        net, optimizer, rows, data_rows, rng, loss_fn, l2, code_l1, n_obs, epoch, state
+                    )
                 val = None
                 if validate is not None:
                     net.eval()
@@ -165,7 +184,7 @@ class Trainer:
                         val = float(validate(net))
                     if not math.isfinite(val):
                         raise TrainingError(
-                            f"validation RMSE became {val} at epoch {epoch}: the weights diverged; "
+                            f"validation {self.val_label} became {val} at epoch {epoch}: the weights diverged; "
                             f"lower train.lr (now {cfg.lr}) or raise model.l2"
                         )
                 lr_now = float(optimizer.param_groups[0]["lr"])
@@ -200,9 +219,15 @@ class Trainer:
         )
 
     # ------------------------------------------------------------------ epochs
-    def _objective(self, net, x, mask, loss_fn, l2, n_obs, code_l1=0.0):
+    def _objective(self, net, x, mask, loss_fn, l2, n_obs, code_l1=0.0, step=0, rows=None):
         """Batch objective, its summed error and its cell count. ``x, mask: (batch, n)``."""
         cfg = self.config
+        if hasattr(net, "training_loss"):
+            # The network's own objective (e.g. Mult-VAE's annealed ELBO), per row of the batch.
+            objective = net.training_loss(x, mask, step=step, rows=rows)
+            if l2 > 0:
+                objective = objective + l2 * net.weight_norm2() / n_obs
+            return objective, objective.detach() * x.shape[0], torch.tensor(float(x.shape[0]))
         if code_l1 > 0:
             out, code = net(x, mask, return_code=True)
         else:
@@ -229,18 +254,23 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(net.parameters(), self.config.max_grad_norm)
         optimizer.step()
 
-    def _minibatch_epoch(self, net, optimizer, rows, data_rows, rng, loss_fn, l2, code_l1, n_obs, epoch):
+    def _minibatch_epoch(
+        self, net, optimizer, rows, data_rows, rng, loss_fn, l2, code_l1, n_obs, epoch, state=None
+    ):
         cfg = self.config
+        state = state if state is not None else _LoopState()
         total, steps, sse, cells = 0.0, 0, 0.0, 0.0
         size = cfg.batch_size or max(len(data_rows), 1)  # 0 = every row in one batch
         for batch in iter_row_batches(len(data_rows), size, rng=rng, shuffle=cfg.shuffle):
             x, mask = dense_rows(rows, data_rows[batch], device=self.device)
             if not cfg.accumulate_gradients:
                 optimizer.zero_grad(set_to_none=True)
-            objective, err, count = self._objective(net, x, mask, loss_fn, l2, n_obs, code_l1)
+            row_ids = torch.from_numpy(data_rows[batch]).to(self.device) if hasattr(net, "training_loss") else None
+            objective, err, count = self._objective(net, x, mask, loss_fn, l2, n_obs, code_l1, state.steps, row_ids)
             self._check(objective, epoch, f"batch {steps + 1}")
             objective.backward()
             self._step(net, optimizer)
+            state.steps += 1  # updates over the whole run: what KL annealing counts
             if cfg.dense_refeeding:
                 # Dense re-feeding: the network's own output is a fully "observed" input whose
                 # reconstruction should be itself (Kuchaiev & Ginsburg 2017, section 3.3).
@@ -340,6 +370,7 @@ class Trainer:
             "best_val": state.best_val,
             "bad_epochs": state.bad_epochs,
             "stopped": state.stopped,
+            "steps": state.steps,
             "history": [asdict(r) for r in state.history],
             "optimizer": opt_meta,
             "scheduler": scheduler.state_dict() if scheduler is not None else None,
@@ -366,7 +397,7 @@ class Trainer:
             epoch=int(meta["epoch"]), seconds=float(meta.get("seconds", 0.0)),
             best_epoch=meta.get("best_epoch"), best_val=meta.get("best_val"), bad_epochs=int(meta.get("bad_epochs", 0)),
             history=[EpochRecord(**r) for r in meta.get("history", [])], best_state=best or None,
-            stopped=meta.get("stopped", "epochs"),
+            stopped=meta.get("stopped", "epochs"), steps=int(meta.get("steps", 0)),
         )
         return state
 
@@ -383,12 +414,15 @@ class _LoopState:
     history: list[EpochRecord] = field(default_factory=list)
     best_state: dict[str, torch.Tensor] | None = None
     stopped: str = "epochs"
+    steps: int = 0  # optimiser updates so far, over all epochs
+    higher_is_better: bool = False
 
     def observe(self, record: EpochRecord, net: nn.Module, cfg: TrainConfig) -> bool:
         """Track the best validation epoch; True when early stopping says stop."""
         if record.val_rmse is None:
             return False
-        if self.best_val is None or record.val_rmse < self.best_val - cfg.min_delta:
+        sign = -1.0 if self.higher_is_better else 1.0  # compare as a figure to minimise
+        if self.best_val is None or sign * record.val_rmse < sign * self.best_val - cfg.min_delta:
             self.best_val, self.best_epoch, self.bad_epochs = record.val_rmse, record.epoch, 0
             self.best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
             return False
@@ -422,8 +456,8 @@ class _DenseCache:
 class _Progress:
     """A Rich progress bar with epoch, loss, validation RMSE and ETA (or nothing)."""
 
-    def __init__(self, enabled: bool, epochs: int, start: int) -> None:
-        self.enabled, self.epochs, self.start = enabled, epochs, start
+    def __init__(self, enabled: bool, epochs: int, start: int, val_label: str = "RMSE") -> None:
+        self.enabled, self.epochs, self.start, self.val_label = enabled, epochs, start, val_label
         self.bar = None
 
     def __enter__(self):
@@ -436,7 +470,7 @@ class _Progress:
                 TextColumn("epoch {task.completed:>4.0f}/{task.total:.0f}"),
                 BarColumn(),
                 TextColumn("loss {task.fields[loss]}"),
-                TextColumn("val RMSE {task.fields[val]} (best {task.fields[best]})"),
+                TextColumn(f"val {self.val_label} " + "{task.fields[val]} (best {task.fields[best]})"),
                 TimeElapsedColumn(),
                 TextColumn("ETA"),
                 TimeRemainingColumn(),
@@ -496,6 +530,8 @@ def write_checkpoint(directory: Path, tensors: dict[str, torch.Tensor], meta: di
     previous checkpoint or the new one, never a mix: both go to a fresh folder that is renamed
     into place (the rename is atomic on POSIX)."""
     directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob(".ckpt-*"):  # what a killed save left (tests/test_crash_safety.py)
+        _rmtree(stale)
     tmp = Path(tempfile.mkdtemp(prefix=".ckpt-", dir=directory))
     try:
         save_file(tensors, str(tmp / "checkpoint.safetensors"))
@@ -534,8 +570,11 @@ def read_checkpoint(directory: Path) -> tuple[dict[str, torch.Tensor], dict[str,
         meta = json.loads((folder / "checkpoint.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ModelFileError(f"{folder / 'checkpoint.json'} is unreadable ({exc}); delete the checkpoint and retrain") from None
-    if meta.get("format_version", 0) > CHECKPOINT_VERSION:
-        raise ModelFileError(f"{folder} is a checkpoint format {meta.get('format_version')} from a newer aerec; upgrade aerec")
+    version = meta.get("format_version") if isinstance(meta, dict) else None
+    if not isinstance(version, int) or isinstance(version, bool):  # tampered, or not ours
+        raise ModelFileError(f"{folder / 'checkpoint.json'} is not an aerec checkpoint; delete the checkpoint and retrain")
+    if version > CHECKPOINT_VERSION:
+        raise ModelFileError(f"{folder} is a checkpoint format {version} from a newer aerec; upgrade aerec")
     weights = folder / "checkpoint.safetensors"
     if not weights.is_file() or sha256_file(weights) != meta.get("weights_sha256"):
         raise ModelFileError(f"{weights} is missing, truncated or modified (checksum mismatch); delete it and retrain")

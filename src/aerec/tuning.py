@@ -234,7 +234,9 @@ class _DefaultsTrial:
         return choices[0]
 
 
-def default_params(space: Callable[[SearchSpace], None], fixed: Mapping[str, Mapping[str, Any]], config: Config) -> dict[str, Any]:
+def default_params(
+    space: Callable[[SearchSpace], None], fixed: Mapping[str, Mapping[str, Any]], config: Config
+) -> dict[str, Any]:
     """The Optuna parameters (``{"model.l2": 100.0, ...}``) that make ``space`` draw ``config``'s settings.
 
     ``config`` should be resolved (:func:`resolved_config`); settings in ``fixed`` are not
@@ -404,8 +406,8 @@ def tune(
         refit: refit the best settings on all of ``train`` even without ``test`` (to save it).
         prune: stop trials whose running best validation RMSE is worse than the median of
             earlier trials after the same amount of work (Optuna's MedianPruner; the work is
-            counted in L-BFGS iterations for L-BFGS, else in epochs; never in a trial's first
-            two epochs).
+            counted in L-BFGS iterations for L-BFGS, else in epochs; never in the first
+            quarter of a trial's epochs, nor in its first two).
         on_trial: called with each finished trial's :class:`TrialRecord` (progress display).
         start_from_defaults: make the first trial the family's default settings (those in
             the search's ranges), so the search is scored against the defaults on the same
@@ -518,32 +520,38 @@ def _check_args(n_trials: Any, timeout: Any, validation: Any) -> None:
 
 
 PRUNE_AFTER_EPOCHS = 2  # a trial is never pruned in its first epochs: every trial starts alike
+PRUNE_AFTER_FRACTION = 0.25  # ... nor in the first quarter of its epochs (early curves cross, L-BFGS's above all)
 
 
-def _work_per_epoch(cfg: Config) -> int:
-    """The pruner's step per epoch: L-BFGS iterations for L-BFGS (trials differ in them), else 1."""
+def _pruning_plan(cfg: Config) -> tuple[int, int]:
+    """``(work per epoch, epochs before pruning may start)`` for one trial.
+
+    The pruner's step counts work: L-BFGS iterations for L-BFGS (trials differ in them), else
+    epochs. A trial may be pruned only after max(2, a quarter of its epochs).
+    """
     train = resolved_config(cfg).train
-    return int(train["lbfgs_iterations"]) if train["optimizer"] == "lbfgs" else 1
+    per_epoch = int(train["lbfgs_iterations"]) if train["optimizer"] == "lbfgs" else 1
+    return per_epoch, max(PRUNE_AFTER_EPOCHS, math.ceil(PRUNE_AFTER_FRACTION * int(train["epochs"])))
 
 
 def _run_trial(optuna, trial, cfg: Config, fit_matrix, val_matrix, records, prune: bool, on_trial, note: str = "") -> float:
     """Train one trial's model; report the running best validation RMSE to the pruner after each epoch.
 
-    The pruner compares trials at the same step, so the step counts work (epochs times
-    :func:`_work_per_epoch`): a trial of 5 L-BFGS iterations an epoch is compared after its
-    4th epoch with one of 20 an epoch after its 1st.
+    The pruner compares trials at the same step, so the step counts work (see
+    :func:`_pruning_plan`): a trial of 5 L-BFGS iterations an epoch is compared after its 12th
+    epoch with one of 20 an epoch after its 3rd.
     """
     from aerec.recommender import Recommender
 
     seen: dict[str, Any] = {"best": math.inf, "best_epoch": None, "epochs": 0}
-    per_epoch = _work_per_epoch(cfg)
+    per_epoch, warmup = _pruning_plan(cfg)
     started = time.perf_counter()
 
     def report(record) -> None:
         seen["epochs"] = record.epoch
         if record.val_rmse is not None and record.val_rmse < seen["best"]:
             seen["best"], seen["best_epoch"] = record.val_rmse, record.epoch
-        if prune and record.epoch > PRUNE_AFTER_EPOCHS and math.isfinite(seen["best"]):
+        if prune and record.epoch > warmup and math.isfinite(seen["best"]):
             trial.report(seen["best"], record.epoch * per_epoch)
             if trial.should_prune():
                 raise optuna.TrialPruned(f"pruned at epoch {record.epoch}")

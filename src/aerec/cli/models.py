@@ -245,9 +245,9 @@ def _finite(obj: Any) -> Any:
 
 
 def _load_model(directory: Path):
-    from aerec.recommender import Recommender
+    from aerec.loading import load_model
 
-    return Recommender.load(directory)
+    return load_model(directory)  # a rating model or an implicit top-N model, by model.json's kind
 
 
 def _facts_table(title: str) -> Table:
@@ -373,7 +373,16 @@ def train_command(
     ),
     model: str | None = typer.Option(
         None, "--model", metavar="NAME",
-        help="Model family: autorec, sae, deep, dae, sparse (default: best for the data).",
+        help="Model family: autorec, sae, deep, dae, sparse; implicit: multvae, multdae, cdae, ease, popularity "
+        "(default: best for the data).",
+    ),
+    implicit: bool = typer.Option(
+        False, "--implicit", help="Train a top-N model on implicit feedback: ratings >= --threshold are positives "
+        "(a file with no rating column is read as events). Default model: ease. See docs/implicit.md.",
+    ),
+    threshold: float | None = typer.Option(
+        None, "--threshold", help="Implicit models: the lowest rating that is a positive (default 4 on 1..5, "
+        "3.5 on half stars)."
     ),
     preset: str | None = typer.Option(
         None, "--preset", metavar="NAME", help="A preset of the family, e.g. course (sae)."
@@ -435,7 +444,13 @@ def train_command(
     options = _with_n_ratings(_reader_options(fmt, columns, sep, scale, duplicates), data, n_ratings)
 
     with _warnings_to_console():
-        parts = _train_data(data, train_file, test_file, split, options, run.seed)
+        from aerec.cli.implicit import is_implicit_run, read_train_data, train_implicit
+
+        parts = read_train_data(data, train_file, test_file, split, options, run.seed, implicit)
+        if is_implicit_run(config, parts.train, implicit, threshold):
+            train_implicit(config, parts, out=out, threshold=threshold, checkpoint_dir=checkpoint_dir, resume=resume,
+                           progress=progress, as_json=as_json)
+            return
         if "kind" not in config.model:
             config.model["kind"] = default_model(parts.train)
         recommender = Recommender(config=config)
@@ -528,7 +543,12 @@ def evaluate_command(
     n_ratings: int | None = NRatingsOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """RMSE, MAE, per-user RMSE and the fallback count of a saved model on test ratings."""
+    """RMSE, MAE, per-user RMSE and the fallback count of a saved model on test ratings.
+
+    Implicit models report ranking metrics instead (recall@20, recall@50, ndcg@100, ...): test
+    users the model knows rank their test positives given their training ones; new users fold
+    in 80 % of their positives (seeded with the model's seed) and rank the rest.
+    """
     from aerec.data.matrix import RatingMatrix
     from aerec.data.registry import load_dataset
     from aerec.data.splits import parse_split
@@ -542,6 +562,12 @@ def evaluate_command(
         raise ConfigError("--split goes with --data NAME; --test FILE is already the test set")
     options = _with_n_ratings(_reader_options(fmt, columns, sep, scale, duplicates), data, n_ratings)
     model = _load_model(model_dir)
+    if getattr(model, "implicit", False):
+        from aerec.cli.implicit import evaluate_implicit
+
+        with _warnings_to_console():
+            evaluate_implicit(model, model_dir, test_file, data, split, options, as_json)
+        return
     with _warnings_to_console():
         if test_file is not None:
             test = load_dataset(Path(test_file), **{"scale": model.scale_, **options})
@@ -591,6 +617,10 @@ def predict_command(
     from aerec.persistence import atomic_write_text
 
     model = _load_model(model_dir)
+    if getattr(model, "implicit", False):
+        from aerec.implicit.recommender import NOT_A_RATING_MODEL
+
+        raise ConfigError(NOT_A_RATING_MODEL.format(kind=model.kind))
     with _warnings_to_console():
         # Read as events: a pairs file has no rating, and a ratings file's ratings are dropped.
         rows = load_dataset(Path(pairs), implicit=True, **_reader_options(None, columns, sep, None, None)).frame
@@ -622,22 +652,34 @@ def recommend_command(
         None, "--ratings", metavar='FILE|"item=rating,..."',
         help='A new user\'s ratings: a file of item,rating lines, or pairs such as "50=5,172=4".',
     ),
+    items: str | None = typer.Option(
+        None, "--items", metavar='FILE|"item,item,..."',
+        help="Implicit models: a new user's items (each a positive), e.g. \"50,172,133\", or a file of one item a line.",
+    ),
     n: int = typer.Option(10, "-n", "--n", help="How many items to recommend."),
     include_rated: bool = typer.Option(False, "--include-rated", help="With --user: also rank items the user rated."),
     as_json: bool = JsonOption,
 ) -> None:
-    """Top-N items for a known user (--user) or for a brand-new one (--ratings), without retraining."""
-    if (user is None) == (ratings is None):
+    """Top-N items for a known user (--user) or for a brand-new one (--ratings, or --items for
+    implicit models), without retraining."""
+    given = sum(x is not None for x in (user, ratings, items))
+    if given != 1:
         raise ConfigError(
-            'give either --user ID (a user the model knows) or --ratings FILE|"item=rating,..." (a new user), not '
-            + ("both" if user is not None else "neither")
+            'give one of --user ID (a user the model knows), --ratings FILE|"item=rating,..." or --items "item,..." '
+            "(a new user), not " + {0: "neither", 2: "both"}.get(given, "all three")
         )
-    if include_rated and ratings is not None:
+    if include_rated and user is None:
         raise ConfigError("--include-rated goes with --user; a new user's own ratings are never recommended back")
     if n < 1:
         raise ConfigError(f"-n must be a positive whole number; got {n}")
     new_ratings = parse_new_user_ratings(ratings) if ratings is not None else None
+    if items is not None:
+        from aerec.cli.implicit import parse_new_user_items
+
+        new_ratings = parse_new_user_items(items)
     model = _load_model(model_dir)
+    if items is not None and not getattr(model, "implicit", False):
+        raise ConfigError(f"--items is for implicit models; {model_dir} predicts ratings: give --ratings \"item=rating,...\"")
     with _warnings_to_console():
         if new_ratings is not None:
             top = model.recommend_new(new_ratings, n=n)
@@ -659,7 +701,8 @@ def recommend_command(
             doc["ratings_given"] = len(new_ratings)
         typer.echo(json.dumps(_finite(doc)))
         return
-    who = f"user {user}" if user is not None else f"a new user with {len(new_ratings or {})} ratings"
+    what = "items" if items is not None else "ratings"
+    who = f"user {user}" if user is not None else f"a new user with {len(new_ratings or {})} {what}"
     table = Table(title=f"top {n} for {escape(who)}", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     titles = any(rec["title"] for rec in recs)
     table.add_column("rank", justify="right")

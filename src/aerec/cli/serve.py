@@ -74,7 +74,7 @@ def serve_command(
         raise typer.Exit(1) from None
     import torch
 
-    from aerec.recommender import Recommender
+    from aerec.loading import load_model
 
     settings = ServeSettings.from_env(
         max_ratings=max_ratings, max_n=max_n, max_pairs=max_pairs, max_body_bytes=max_body_bytes,
@@ -82,7 +82,7 @@ def serve_command(
     )
     if threads > 0:
         torch.set_num_threads(threads)
-    engine = ServingModel(Recommender.load(model_dir))  # a bad directory fails here, with exit 2
+    engine = ServingModel(load_model(model_dir))  # a bad directory fails here, with exit 2
     if not is_loopback(host):
         err_console.print(
             f"[bold yellow]warning:[/] listening on {escape(host)}: anyone who can reach this machine can use the "

@@ -134,7 +134,8 @@ def resolve_encoding(raw: bytes, encoding: str | None, path: Path) -> str:
     if encoding:
         try:
             name = codecs.lookup(encoding).name
-        except LookupError:
+            _probe_text_codec(name)
+        except (LookupError, ValueError):  # ValueError: a NUL in the name
             raise DataError(
                 "unknown text encoding", path=str(path), value=encoding,
                 fix="use a Python codec name such as utf-8, latin-1 or cp1252",
@@ -144,6 +145,14 @@ def resolve_encoding(raw: bytes, encoding: str | None, path: Path) -> str:
         if raw.startswith(bom):
             return name
     return "utf-8"
+
+
+def _probe_text_codec(name: str) -> None:
+    """Raise LookupError for a codec that is not a text encoding (hex, rot13, zlib, base64)."""
+    try:
+        b"a".decode(name)  # an empty input would skip the check
+    except UnicodeError:
+        pass  # a text codec that cannot decode "a" (utf-16): the read names the line later
 
 
 def is_ascii_based(codec: str) -> bool:
@@ -285,15 +294,20 @@ def find_bad_line(
     own message).
     """
     errors = "surrogateescape" if is_ascii_based(encoding) else "replace"
-    with open(path, encoding=encoding, errors=errors, newline=None) as f:
-        for number, line in enumerate(f, 1):
-            if number < first_line:
-                continue
-            line = line.rstrip("\n")
-            problem = _line_problem(line, encoding, split, n_fields, sep_name)
-            if problem is not None:
-                text, value, fix = problem
-                return DataError(text, path=str(path), line=number, value=value, fix=fix)
+    number = 0
+    try:
+        with open(path, encoding=encoding, errors=errors, newline=None) as f:
+            for number, line in enumerate(f, 1):
+                if number < first_line:
+                    continue
+                line = line.rstrip("\n")
+                problem = _line_problem(line, encoding, split, n_fields, sep_name)
+                if problem is not None:
+                    text, value, fix = problem
+                    return DataError(text, path=str(path), line=number, value=value, fix=fix)
+    except UnicodeError as e:  # e.g. encoding="utf-16" for a file without a byte-order mark
+        return DataError(f"the file is not {encoding} text ({e})", path=str(path), line=number + 1,
+                         fix="pass the file's real encoding (--encoding), or save it as UTF-8")
     return None
 
 

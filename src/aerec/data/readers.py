@@ -656,10 +656,34 @@ def _read_parquet(p: Path, columns) -> _Fields:
         roles, header = _parse_columns(columns, len(names), p, None), None
     else:
         roles, header = _roles_from_names(names, p, None), tuple(names)
-    df = table.to_pandas(date_as_object=False)
-    frame = pd.DataFrame({role: df.iloc[:, j].to_numpy() for j, role in enumerate(roles) if role},
-                         index=np.arange(1, len(df) + 1, dtype=np.int64))
+    data = {}
+    for j, role in enumerate(roles):
+        if role:
+            data[role] = _parquet_column(table, j, role, p)
+    frame = pd.DataFrame(data, index=np.arange(1, table.num_rows + 1, dtype=np.int64))
     return _Fields(frame, roles, header, None, unit="row")
+
+
+def _parquet_column(table: pa.Table, j: int, role: str, p: Path) -> np.ndarray:
+    """Column ``j`` as a NumPy array, or a DataError naming it (e.g. a timestamp pandas cannot
+    hold: a year past 9999 with a time zone, found by fuzz/)."""
+    column = table.column(j)
+    if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type) \
+            or pa.types.is_fixed_size_binary(column.type):
+        raise DataError(f"the {role} column {table.column_names[j]!r} holds raw bytes ({column.type}), "
+                        "not numbers or text", path=str(p),
+                        fix="store ids as integers or UTF-8 text, ratings as numbers")
+    if role != "timestamp" and pa.types.is_temporal(column.type):
+        raise DataError(f"the {role} column {table.column_names[j]!r} holds dates or times ({column.type})",
+                        path=str(p), fix="store ids as integers or text and ratings as numbers; "
+                        "name the columns with columns= if the roles were guessed wrong")
+    try:
+        return column.to_pandas(date_as_object=False).to_numpy()
+    except (pa.ArrowException, ValueError, OverflowError, NotImplementedError) as e:
+        raise DataError(f"the {role} column {table.column_names[j]!r} ({column.type}) cannot be read "
+                        f"({_short(e)})", path=str(p),
+                        fix="store ids as integers or text, ratings as numbers and timestamps as Unix "
+                        "seconds or dates between 1677 and 2262") from None
 
 
 # ============================================================================================
@@ -762,9 +786,15 @@ def _unix_seconds(ts: pd.Series, p: Path) -> pd.Series:
 
 
 def _seconds_since_epoch(dates: pd.Series) -> pd.Series:
-    if dates.dt.tz is None:
-        dates = dates.dt.tz_localize("UTC")
-    return (dates - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
+    if dates.dt.tz is not None:
+        dates = dates.dt.tz_convert("UTC").dt.tz_localize(None)
+    # In NumPy's datetime64[s], not pandas' nanoseconds: a date after 2262 (a typo such as
+    # 9999-12-31) stays a number instead of overflowing (found by fuzz/). NaT stays missing.
+    seconds = dates.to_numpy().astype("datetime64[s]").astype(np.int64)
+    missing = dates.isna().to_numpy()
+    if missing.any():
+        return pd.Series(np.where(missing, np.nan, seconds.astype(np.float64)), index=dates.index)
+    return pd.Series(seconds, index=dates.index)
 
 
 def _known_scale(fmt: str, ratings: pd.Series) -> RatingScale | None:
@@ -844,9 +874,12 @@ def _items_frame(rows: list[tuple[int, str, str]]) -> pd.DataFrame:
 
 def _item_id(text: str, p: Path, line: int) -> int:
     try:
-        return int(text.strip())
+        value = int(text.strip())
+        if not -(2**63) <= value < 2**63:  # the ids become int64 (found by fuzz/)
+            raise ValueError
+        return value
     except ValueError:
-        raise DataError("item id is not a whole number", path=str(p), line=line, value=text,
+        raise DataError("item id is not a 64-bit whole number", path=str(p), line=line, value=text,
                         fix="check that this is the dataset's own metadata file") from None
 
 

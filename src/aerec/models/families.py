@@ -26,7 +26,7 @@ from typing import Any, Callable
 from torch import nn
 
 from aerec.config import check_fields, coerce_value
-from aerec.errors import ConfigError
+from aerec.errors import ConfigError, TrainingError
 from aerec.models.autoencoder import Autoencoder
 
 __all__ = ["Family", "FAMILIES", "DEFAULT_EXPLICIT", "default_kind", "get_family", "split_hidden"]
@@ -126,7 +126,7 @@ class Family:
             return self.params_cls(**merged)
         except ConfigError:
             raise
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:  # OverflowError: hidden = [inf]
             raise ConfigError(f"model ({self.kind}): a setting has the wrong type or value ({exc}); got {values}") from None
 
     def resolve_train(self, preset: str | None, values: dict[str, Any]) -> dict[str, Any]:
@@ -137,13 +137,24 @@ class Family:
         return merged
 
     def preset(self, name: str) -> dict[str, dict[str, Any]]:
-        if name not in self.presets:
+        if not isinstance(name, str) or name not in self.presets:  # a TOML list or table is no name
             known = ", ".join(sorted(self.presets)) or "none"
             raise ConfigError(f"model {self.kind!r} has no preset {name!r}; its presets: {known}")
         return self.presets[name]
 
     def build(self, params: Any, n_inputs: int) -> nn.Module:
-        return (self.builder or type(params).build)(params, n_inputs)
+        try:
+            return (self.builder or type(params).build)(params, n_inputs)
+        except (RuntimeError, MemoryError, OverflowError, TypeError) as exc:
+            # torch's answers to model.hidden = [10**12] (cannot allocate) or [2**63] (overflow).
+            text = str(exc)
+            if "allocate" not in text and "Overflow" not in text and not isinstance(exc, MemoryError):
+                raise
+            sizes = getattr(params, "hidden", "?")
+            raise TrainingError(
+                f"a {self.kind} network with {n_inputs} inputs and hidden layers {sizes} does not fit in memory "
+                f"({text.strip().splitlines()[0][:160] if text.strip() else type(exc).__name__}); use smaller model.hidden"
+            ) from None
 
 
 FAMILIES: dict[str, Family] = {}
@@ -232,7 +243,11 @@ DEFAULT_EXPLICIT = "autorec"
 def default_kind(*, implicit: bool) -> str | None:
     """The family ``aerec train`` uses without ``--model`` (DESIGN §2): the strongest default
     for the data's kind. ``None`` when there is no default for that kind (yet)."""
-    return None if implicit else DEFAULT_EXPLICIT
+    if implicit:
+        from aerec.implicit.families import DEFAULT_IMPLICIT  # the implicit families build on this module
+
+        return DEFAULT_IMPLICIT
+    return DEFAULT_EXPLICIT
 
 
 def get_family(kind: str) -> Family:

@@ -87,7 +87,7 @@ class PredictRequest(BaseModel):
 
 class Recommendation(BaseModel):
     item_id: str
-    score: float = Field(description="predicted rating on the model's scale")
+    score: float = Field(description="predicted rating on the model's scale (implicit top-N models: a ranking score)")
     title: str | None = None
     genres: list[str] = Field(default_factory=list)
 
@@ -131,6 +131,8 @@ class Health(BaseModel):
     items: int
     scale: dict[str, Any]
     titles: bool = Field(description="whether item titles are known")
+    task: str = Field("rating", description="rating (predicts ratings) or implicit (a top-N model: ranks items, "
+                      "scores are not ratings, /v1/predict answers 422)")
     aerec_version: str
     limits: dict[str, int]
 
@@ -188,13 +190,14 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
     """The FastAPI app serving ``model``.
 
     Args:
-        model: a model directory, a fitted :class:`~aerec.Recommender` or a :class:`ServingModel`.
+        model: a model directory, a fitted :class:`~aerec.Recommender` or
+            :class:`~aerec.implicit.ImplicitRecommender`, or a :class:`ServingModel`.
         settings: limits and CORS (default: :meth:`ServeSettings.from_env`).
     """
     if isinstance(model, (str, os.PathLike)):
-        from aerec.recommender import Recommender
+        from aerec.loading import load_model
 
-        model = Recommender.load(Path(model))
+        model = load_model(Path(model))  # a rating model or an implicit top-N model
     engine = model if isinstance(model, ServingModel) else ServingModel(model)
     settings = settings or ServeSettings.from_env()
     pages = _read_static()

@@ -24,7 +24,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import torch
 
-from aerec.errors import DataError, NotFittedError
+from aerec.errors import ConfigError, DataError, NotFittedError
 
 __all__ = ["ServingModel", "UnknownIdError", "Scored"]
 
@@ -74,14 +74,21 @@ class ServingModel:
         # Most-rated first; ties by id order (a stable sort keeps the vocabulary's order).
         self.popular = np.argsort(-self.item_counts, kind="stable")
         self._unrankable = self.item_counts == 0  # nothing is known about never-rated items
+        # Implicit top-N models score on their own units (no rating scale to clip to) and have no
+        # ratings to predict: POST /v1/predict answers 422 saying so.
+        self._clip = not getattr(model, "implicit", False)
         self._prepare_fold_in()
 
     # ------------------------------------------------------------------ start-up
     def _prepare_fold_in(self) -> None:
         m = self.model
         n_items = len(self.item_ids)
-        # A new user with no known rating gets the bias model's guess: mu + b_i.
-        self._cold_scores = m.bias_.predict(np.full(n_items, -1), np.arange(n_items)).astype(np.float64)
+        # A new user with no known rating gets the model's cold-start answer (the bias model's
+        # mu + b_i; the most-liked items for implicit models).
+        if getattr(m, "implicit", False):
+            self._cold_scores = m.new_user_scores(np.empty(0, dtype=np.int64), np.empty(0))
+        else:
+            self._cold_scores = m.bias_.predict(np.full(n_items, -1), np.arange(n_items)).astype(np.float64)
 
     # ------------------------------------------------------------------ ids
     def item_index(self, ids: Iterable[str]) -> np.ndarray:
@@ -154,6 +161,10 @@ class ServingModel:
 
     def predict(self, pairs: Sequence[tuple[str, str]]) -> tuple[np.ndarray, np.ndarray]:
         """Predicted ratings ``(n,)`` and fallback flags ``(n,)`` for (user_id, item_id) pairs."""
+        if not self._clip:
+            from aerec.implicit.recommender import NOT_A_RATING_MODEL
+
+            raise ConfigError(NOT_A_RATING_MODEL.format(kind=self.kind))  # the API answers 422
         users = self.user_index(p[0] for p in pairs)
         items = self.item_index(p[1] for p in pairs)
         with self.lock:
@@ -170,7 +181,7 @@ class ServingModel:
             return []
         top = np.argpartition(-scores, n - 1)[:n]
         top = top[np.argsort(-scores[top], kind="stable")]
-        clipped = np.clip(scores[top], self.scale.low, self.scale.high)
+        clipped = np.clip(scores[top], self.scale.low, self.scale.high) if self._clip else scores[top]
         return [self._scored(k, s) for k, s in zip(top.tolist(), clipped.tolist())]
 
     def _scored(self, k: int, score: float) -> Scored:
@@ -190,6 +201,7 @@ class ServingModel:
             "scale": {**self.scale.to_dict(), "binary": bool(self.scale.is_binary),
                       "levels": [float(v) for v in self.scale.levels]},
             "titles": self.has_titles,
+            "task": "rating" if self._clip else "implicit",
         }
 
 

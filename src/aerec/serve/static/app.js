@@ -134,7 +134,8 @@
     main.appendChild(title);
     const details = [];
     if (item.genres && item.genres.length) details.push(item.genres.join(", "));
-    if (extra && typeof extra.score === "number") details.push(describeScore(extra.score));
+    // Implicit top-N models score in their own units: the order is what counts, not the number.
+    if (extra && typeof extra.score === "number" && !state.implicit) details.push(describeScore(extra.score));
     if (details.length) {
       const meta = document.createElement("span");
       meta.className = "meta";
@@ -267,6 +268,7 @@
     try {
       const health = await api("/health");
       state.scale = health.scale;
+      state.implicit = health.task === "implicit";
       ({ style: state.style, options: state.options } = ratingOptions(health.scale));
       const scaleText = health.scale.binary
         ? "like / dislike"

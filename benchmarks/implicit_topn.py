@@ -1,0 +1,284 @@
+"""Implicit top-N under strong generalization: Mult-VAE, Mult-DAE, CDAE, EASE and popularity.
+
+Protocol (DESIGN §4, Liang et al. 2018): ratings >= 4 are the positives. For each seed,
+``user_split`` holds out ``--test-users`` and ``--val-users`` whole users; the models train on
+the other users' positives only. Validation and test users fold in 80 % of their positives
+(seeded) and rank the other 20 % among every item they did not give. Validation users select
+each network's epoch (NDCG@100, early stopping) and EASE's lambda; the test users are scored
+once, at the end. Every model sees the same split, the same fold-in draws and the same thread
+count, so the rows of one seed are directly comparable.
+
+Data: ``ml-100k`` (``$AEREC_DATA_HOME/ml-100k/u.data``) and ``synthetic`` (aerec's built-in
+MovieLens-like ratings, 100,000 of them, seed 0, binarised the same way).
+
+    AEREC_DATA_HOME=/path/to/data python benchmarks/implicit_topn.py [--seeds 0,1,2,3,4] [--quick]
+    AEREC_DATA_HOME=/path/to/data python benchmarks/implicit_topn.py --tune    # validation-only search
+
+Prints markdown and rewrites the generated block of "## Implicit top-N: strong generalization"
+in docs/benchmarks.md (not with ``--quick`` or ``--no-doc``). ``--tune`` runs the
+hyper-parameter grid behind the families' defaults, judged on validation users only, and
+writes its own block.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from aerec.config import Config
+from aerec.data.registry import load_dataset
+from aerec.data.splits import user_split
+from aerec.implicit import ImplicitRecommender, implicit_view
+
+ROOT = Path(__file__).resolve().parents[1]
+DOC = ROOT / "docs" / "benchmarks.md"
+SECTION = "## Implicit top-N: strong generalization"
+MAIN_BLOCK = ("<!-- implicit_topn.py: generated, begin -->", "<!-- implicit_topn.py: generated, end -->")
+TUNE_BLOCK = ("<!-- implicit_topn.py --tune: generated, begin -->", "<!-- implicit_topn.py --tune: generated, end -->")
+MODELS = ("multvae", "multdae", "cdae", "ease", "popularity")
+METRICS = ("recall@20", "recall@50", "ndcg@100")
+INTRO = """\
+Protocol (DESIGN §4, Mult-VAE's): ratings >= 4 are positives; per seed, whole users are held out
+for validation and test, and models train on the others only. Held-out users fold in 80 % of their
+positives (seeded) and rank the other 20 % among all items they did not give. Validation users
+choose each network's epoch (NDCG@100) and EASE's lambda; test users are scored once. Every model
+of a seed sees the same split and the same fold-in draws. Fit times are wall-clock seconds on one
+thread, validation passes included.
+"""
+
+# The validation-only search behind the families' defaults: (name, model settings, train settings).
+# Rows other than the papers' vary one setting of the default.
+TUNE_GRID = [
+    ("multvae (default: hidden [600, 100], dropout 0.5, batch 32, cap 0.2 over 1,000 updates)", {}, {}),
+    ("multvae hidden [600, 200] (the paper's)", {"hidden": [600, 200]}, {}),
+    ("multvae paper preset ([600, 200], batch 500, cap 0.2 over 200,000 updates)", {"preset": "paper"}, {}),
+    ("multvae dropout 0.3", {"dropout": 0.3}, {}),
+    ("multvae dropout 0.7", {"dropout": 0.7}, {}),
+    ("multvae hidden [200, 50]", {"hidden": [200, 50]}, {}),
+    ("multvae anneal cap 0.05", {"anneal_cap": 0.05}, {}),
+    ("multvae anneal cap 0.5 over 3000 steps", {"anneal_cap": 0.5, "total_anneal_steps": 3000}, {}),
+    ("multvae anneal cap 1 over 20,000 steps", {"anneal_cap": 1.0, "total_anneal_steps": 20000}, {}),
+    ("multvae l2 1e-3", {"l2": 1e-3}, {}),
+    ("multvae batch 100", {}, {"batch_size": 100}),
+    ("multvae lr 3e-3", {}, {"lr": 3e-3}),
+    ("multdae (default: hidden [600, 200], l2 0.001)", {"kind": "multdae"}, {}),
+    ("multdae l2 0.01 (the paper's)", {"kind": "multdae", "l2": 0.01}, {}),
+    ("cdae (default: hidden 200, every item in the loss)", {"kind": "cdae"}, {}),
+    ("cdae 5 sampled negatives per positive", {"kind": "cdae", "negatives": 5.0}, {}),
+    ("cdae hidden 50 (the paper's K)", {"kind": "cdae", "hidden": 50}, {}),
+    ("ease (lambda on validation)", {"kind": "ease"}, {}),
+]
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def machine() -> str:
+    mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip() + ", "
+                break
+    return (f"{model}{os.cpu_count()} cores, {mem_gib:.0f} GiB, Python {platform.python_version()}, "
+            f"torch {torch.__version__}")
+
+
+def load_text() -> str:
+    return " / ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def dataset(name: str):
+    """The ratings of ``name`` and a description; ``synthetic`` is 100,000 ratings, seed 0."""
+    if name == "synthetic":
+        return load_dataset("synthetic", n_ratings=100_000, seed=0), "synthetic (100,000 ratings, seed 0)"
+    return load_dataset(name), name
+
+
+def fit_one(kind: str, split, seed: int, *, quick: bool, model: dict | None = None, train: dict | None = None) -> dict:
+    """Fit one model on a split's training users; validation and test figures and fit time."""
+    settings = {"kind": kind, **(model or {})}
+    train = dict(train or {})
+    if quick:
+        train.setdefault("epochs", 3)
+    config = Config(model=settings, train=train, run={"seed": seed, "device": "cpu"})
+    started = time.perf_counter()
+    fitted = ImplicitRecommender(config=config).fit(split.train, split.validation)
+    seconds = time.perf_counter() - started
+    test = fitted.evaluate(split.test)
+    result = fitted.train_result_
+    return {
+        "model": settings["kind"], "seed": seed, "fit_seconds": seconds, "val_ndcg@100": result.best_val,
+        "best_epoch": result.best_epoch if settings["kind"] != "ease" else None,
+        "l2": getattr(fitted.params_, "l2", None) if settings["kind"] == "ease" else None,
+        **{m: test[m] for m in METRICS}, "n_test_users": test["n_users"],
+    }
+
+
+def run(datasets: list[str], seeds: list[int], models: list[str], *, val_users: int, test_users: int,
+        quick: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {"seeds": seeds, "val_users": val_users, "test_users": test_users, "datasets": {}}
+    for name in datasets:
+        ratings, label = dataset(name)
+        positives = implicit_view(ratings)
+        rows = []
+        for seed in seeds:
+            split = user_split(ratings, test_users=test_users, validation_users=val_users, seed=seed)
+            for kind in models:
+                log(f"{name} seed {seed}: {kind}")
+                rows.append(fit_one(kind, split, seed, quick=quick))
+                log(f"  ndcg@100 {rows[-1]['ndcg@100']:.4f} in {rows[-1]['fit_seconds']:.1f} s")
+        out["datasets"][name] = {
+            "label": label, "users": positives.n_users, "items": positives.n_items, "positives": len(positives),
+            "rows": rows,
+        }
+    return out
+
+
+def tune(seeds: list[int], *, val_users: int, test_users: int, quick: bool) -> list[dict[str, Any]]:
+    """Every setting of TUNE_GRID on ML-100K; the choice reads the validation column only."""
+    ratings, _ = dataset("ml-100k")
+    rows = []
+    for seed in seeds:
+        split = user_split(ratings, test_users=test_users, validation_users=val_users, seed=seed)
+        for name, model, train in TUNE_GRID:
+            model = dict(model)
+            kind = model.pop("kind", "multvae")
+            log(f"tune seed {seed}: {name}")
+            rows.append({"setting": name, **fit_one(kind, split, seed, quick=quick, model=model, train=train)})
+    return rows
+
+
+# ====================================================================== report
+def _mean_sd(values: list[float]) -> str:
+    values = [v for v in values if v is not None]
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.4f}"
+    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
+
+
+def _mean(rows: list[dict], model: str, key: str) -> float:
+    return statistics.mean(r[key] for r in rows if r["model"] == model)
+
+
+def report(res: dict[str, Any], command: str) -> str:
+    lines = [f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {machine()}; torch threads 1. "
+             f"Load average after: {load_text()} (other jobs shared the cores: read the times as rough).", "",
+             f"Command: `{command}`", "",
+             f"Seeds {', '.join(map(str, res['seeds']))}: {res['val_users']} validation and "
+             f"{res['test_users']} test users "
+             "per seed; mean ± standard deviation over the seeds.", ""]
+    for name, data in res["datasets"].items():
+        rows = data["rows"]
+        lines += [f"**{data['label']}**, ratings >= 4: {data['positives']:,} positives, {data['users']:,} users x "
+                  f"{data['items']:,} items.", "",
+                  "| model | Recall@20 | Recall@50 | NDCG@100 | validation NDCG@100 | fit s |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: |"]
+        models = list(dict.fromkeys(r["model"] for r in rows))
+        for model in models:
+            mine = [r for r in rows if r["model"] == model]
+            cells = [_mean_sd([r[m] for r in mine]) for m in METRICS]
+            val = _mean_sd([r["val_ndcg@100"] for r in mine])
+            fit = statistics.mean(r["fit_seconds"] for r in mine)
+            lines.append(f"| {model} | {' | '.join(cells)} | {val} | {fit:.1f} |")
+        lines.append("")
+        if {"multvae", "ease", "popularity"} <= set(models):
+            vae, ease, pop = (_mean(rows, m, "ndcg@100") for m in ("multvae", "ease", "popularity"))
+            wins = sum(
+                next(r for r in rows if r["model"] == "multvae" and r["seed"] == s)["ndcg@100"]
+                >= next(r for r in rows if r["model"] == "ease" and r["seed"] == s)["ndcg@100"]
+                for s in res["seeds"]
+            )
+            lines += [
+                f"- Mult-VAE NDCG@100 {vae:.4f} vs EASE {ease:.4f}: "
+                f"**{'met' if vae >= ease else 'not met'}** ({vae - ease:+.4f}; Mult-VAE >= EASE on {wins} of "
+                f"{len(res['seeds'])} seeds)",
+                f"- Mult-VAE NDCG@100 / popularity's = {vae / pop:.2f}x: "
+                f"**{'met' if vae >= 1.5 * pop else 'not met'}** "
+                "(target 1.5x)", "",
+            ]
+    return "\n".join(lines) + "\n"
+
+
+def report_tune(rows: list[dict[str, Any]], command: str) -> str:
+    seeds = sorted({r["seed"] for r in rows})
+    lines = [f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {machine()}; torch threads 1.", "",
+             f"Command: `{command}` (ML-100K, seeds {', '.join(map(str, seeds))}). Choices read the validation "
+             "column only; the test column is shown for the record.", "",
+             "| setting | validation NDCG@100 | test NDCG@100 | fit s |", "| --- | ---: | ---: | ---: |"]
+    for name in dict.fromkeys(r["setting"] for r in rows):
+        mine = [r for r in rows if r["setting"] == name]
+        fit = statistics.mean(r["fit_seconds"] for r in mine)
+        lines.append(f"| {name} | {_mean_sd([r['val_ndcg@100'] for r in mine])} | "
+                     f"{_mean_sd([r['ndcg@100'] for r in mine])} | {fit:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_doc(block: str, markers: tuple[str, str], doc: Path = DOC) -> None:
+    """Replace one generated block of our section (creating the section or block when missing), atomically."""
+    from aerec.persistence import atomic_write_text
+
+    begin, end = markers
+    text = doc.read_text(encoding="utf-8") if doc.exists() else "# aerec benchmarks\n"
+    generated = f"{begin}\n{block}{end}\n"
+    if SECTION not in text:
+        text = text.rstrip("\n") + f"\n\n{SECTION}\n\n{INTRO}\n{generated}"
+    else:
+        start = text.index(SECTION)
+        nxt = text.find("\n## ", start + len(SECTION))
+        stop = len(text) if nxt < 0 else nxt + 1
+        section = text[start:stop]
+        if begin in section and end in section:
+            a, b = section.index(begin), section.index(end) + len(end) + 1
+            section = section[:a] + generated + section[b:]
+        else:
+            section = section.rstrip("\n") + f"\n\n{generated}"
+        text = text[:start] + section + ("\n" if nxt >= 0 and not section.endswith("\n\n") else "") + text[stop:]
+    atomic_write_text(doc, text)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="ml-100k,synthetic", help="comma-separated: ml-100k, synthetic")
+    parser.add_argument("--seeds", default="0,1,2,3,4")
+    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--val-users", type=int, default=100)
+    parser.add_argument("--test-users", type=int, default=100)
+    parser.add_argument("--tune", action="store_true", help="the validation-only search behind the defaults")
+    parser.add_argument("--quick", action="store_true", help="3 epochs: a smoke run (no doc update)")
+    parser.add_argument("--no-doc", action="store_true")
+    parser.add_argument("--json", type=Path, help="also write the raw results here")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    command = "AEREC_DATA_HOME=... python benchmarks/implicit_topn.py" + (" " + " ".join(argv or sys.argv[1:])).rstrip()
+    if args.tune:
+        rows = tune(seeds, val_users=args.val_users, test_users=args.test_users, quick=args.quick)
+        text, markers, raw = report_tune(rows, command), TUNE_BLOCK, rows
+    else:
+        res = run(args.data.split(","), seeds, args.models.split(","), val_users=args.val_users,
+                  test_users=args.test_users, quick=args.quick)
+        text, markers, raw = report(res, command), MAIN_BLOCK, res
+    print(text)
+    if args.json:
+        args.json.write_text(json.dumps(raw, indent=1, default=float))
+    if not (args.quick or args.no_doc):
+        write_doc(text, markers)
+
+
+if __name__ == "__main__":
+    main()

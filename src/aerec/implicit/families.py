@@ -1,0 +1,238 @@
+"""The implicit-feedback model families: hyper-parameters, defaults and sources.
+
+======================  =================================================================
+``multvae``             Mult-VAE^PR (Liang et al., WWW 2018): n-600-100-600-n, tanh,
+                        multinomial likelihood, KL annealed over total updates, capped.
+``multdae``             Mult-DAE (same paper): the same network without the Gaussian code.
+``cdae``                CDAE (Wu et al., WSDM 2016): one sigmoid layer plus a user node,
+                        logistic loss on every item (or on sampled negatives).
+``ease``                EASE^R (Steck, WWW 2019): the closed-form linear autoencoder
+                        ``B = I - P diag(1/diag(P))``, ``P = (X'X + l2 I)^-1``.
+``popularity``          the most-liked items, for every user alike (a reference).
+======================  =================================================================
+
+Defaults were chosen on validation users of ML-100K (ratings >= 4) by
+``benchmarks/implicit_topn.py --tune``; the papers' settings are the ``paper`` presets. See
+docs/benchmarks.md, "Implicit top-N: strong generalization".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from aerec.errors import ConfigError
+from aerec.implicit.networks import CDAE, MultDAE, MultVAE
+from aerec.models.families import Family
+
+__all__ = [
+    "DEFAULT_IMPLICIT",
+    "IMPLICIT_FAMILIES",
+    "CDAEParams",
+    "EASEParams",
+    "MultParams",
+    "PopularityParams",
+    "default_implicit_kind",
+    "ease_weights",
+    "get_implicit_family",
+    "is_implicit_kind",
+]
+
+
+@dataclass
+class MultParams:
+    """Mult-DAE / Mult-VAE: encoder sizes up to the code, input dropout, activation, weight L2.
+
+    ``anneal_cap`` and ``total_anneal_steps`` are the VAE's KL schedule (ignored by the DAE):
+    beta = ``min(anneal_cap, updates / total_anneal_steps)``, updates counted over the whole run.
+    """
+
+    hidden: list[int] = field(default_factory=lambda: [600, 200])
+    dropout: float = 0.5
+    activation: str = "tanh"
+    l2: float = 0.0
+    anneal_cap: float = 0.2
+    total_anneal_steps: int = 200_000
+
+    def __post_init__(self) -> None:
+        if isinstance(self.hidden, int):
+            self.hidden = [self.hidden]
+        if self.l2 < 0:
+            raise ConfigError(f"model.l2 must be >= 0; got {self.l2}")
+
+
+@dataclass
+class CDAEParams:
+    """CDAE: hidden size (the paper's K), input corruption q, activation, L2 (the paper's lambda)
+    and ``negatives`` sampled per positive in the logistic loss (0 = every item)."""
+
+    hidden: int = 50
+    corruption: float = 0.2
+    activation: str = "sigmoid"
+    l2: float = 0.01
+    negatives: float = 0.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.hidden, list) and len(self.hidden) == 1:
+            self.hidden = int(self.hidden[0])
+        if self.l2 < 0:
+            raise ConfigError(f"model.l2 must be >= 0; got {self.l2}")
+
+
+@dataclass
+class EASEParams:
+    """EASE: ``l2`` is the ridge weight lambda. When the model is fitted with validation data
+    and ``l2`` was not set by the user, lambda is chosen among ``l2_grid`` on validation."""
+
+    l2: float = 200.0
+    l2_grid: list[float] = field(default_factory=lambda: [10.0, 30.0, 100.0, 200.0, 300.0, 500.0, 1000.0, 3000.0])
+
+    def __post_init__(self) -> None:
+        if not self.l2 > 0 or any(not g > 0 for g in self.l2_grid):
+            raise ConfigError(
+                f"model.l2 and model.l2_grid must be > 0 (EASE's ridge weight); got {self.l2}, {self.l2_grid}"
+            )
+
+
+@dataclass
+class PopularityParams:
+    """No hyper-parameters: items are ranked by how many training users liked them."""
+
+
+def _build_mult(vae: bool):
+    def build(params: MultParams, n_items: int, n_users: int) -> nn.Module:
+        common = dict(dropout=params.dropout, activation=params.activation, l2=params.l2)
+        if vae:
+            return MultVAE(n_items, params.hidden, anneal_cap=params.anneal_cap,
+                           total_anneal_steps=params.total_anneal_steps, **common)
+        return MultDAE(n_items, params.hidden, **common)
+
+    return build
+
+
+def _build_cdae(params: CDAEParams, n_items: int, n_users: int) -> nn.Module:
+    return CDAE(n_items, n_users, params.hidden, corruption=params.corruption, activation=params.activation,
+                l2=params.l2, negatives=params.negatives)
+
+
+# Mult-VAE/DAE on MovieLens-sized data: small batches so that a few hundred users still make
+# many updates an epoch (24 for ML-100K's 743 training users); the KL weight rises over the
+# first 1,000 updates and reaches its cap of 0.2 after 200 (the "paper" preset: 200,000).
+_MULT_TRAIN = {"optimizer": "adam", "lr": 1e-3, "batch_size": 32, "epochs": 200, "patience": 20,
+               "validation": 0.1, "min_delta": 0.0}
+
+IMPLICIT_FAMILIES: dict[str, Family] = {
+    "multvae": Family(
+        kind="multvae",
+        summary="Mult-VAE: n-600-100-600-n tanh, multinomial likelihood, annealed KL",
+        source="Liang, Krishnan, Hoffman, Jebara. Variational Autoencoders for Collaborative Filtering. WWW 2018",
+        params={"hidden": [600, 100], "dropout": 0.5, "l2": 0.0, "anneal_cap": 0.2, "total_anneal_steps": 1000},
+        train=dict(_MULT_TRAIN),
+        presets={
+            "paper": {"model": {"hidden": [600, 200], "total_anneal_steps": 200_000}, "train": {"batch_size": 500}},
+        },
+        params_cls=MultParams,
+        builder=_build_mult(vae=True),
+    ),
+    "multdae": Family(
+        kind="multdae",
+        summary="Mult-DAE: n-600-200-600-n tanh, multinomial likelihood, input dropout",
+        source="Liang, Krishnan, Hoffman, Jebara. Variational Autoencoders for Collaborative Filtering. WWW 2018",
+        params={"hidden": [600, 200], "dropout": 0.5, "l2": 0.001},
+        train=dict(_MULT_TRAIN),
+        presets={"paper": {"model": {"l2": 0.01}, "train": {"batch_size": 500}}},
+        params_cls=MultParams,
+        builder=_build_mult(vae=False),
+    ),
+    "cdae": Family(
+        kind="cdae",
+        summary="CDAE: one sigmoid layer plus a per-user node, corrupted input, logistic loss",
+        source="Wu, DuBois, Zheng, Ester. Collaborative Denoising Auto-Encoders for Top-N Recommender Systems. "
+        "WSDM 2016",
+        params={"hidden": 200, "corruption": 0.2, "l2": 0.01, "negatives": 0.0},
+        train={**_MULT_TRAIN, "lr": 3e-3},
+        presets={"paper": {"model": {"hidden": 50, "negatives": 5.0}}},
+        params_cls=CDAEParams,
+        builder=_build_cdae,
+    ),
+    "ease": Family(
+        kind="ease",
+        summary="EASE: closed-form linear item-item autoencoder with a zero diagonal",
+        source="Steck. Embarrassingly Shallow Autoencoders for Sparse Data. WWW 2019",
+        params={},
+        train={"validation": 0.1},
+        params_cls=EASEParams,
+    ),
+    "popularity": Family(
+        kind="popularity",
+        summary="the most-liked items, the same for everyone (a reference)",
+        source="the usual baseline of top-N evaluations",
+        params={},
+        train={"validation": 0.0},
+        params_cls=PopularityParams,
+    ),
+}
+
+DEFAULT_IMPLICIT = "ease"
+"""The family ``aerec train`` uses on implicit data without ``--model``: the strongest measured on
+ML-100K under strong generalization, and the fastest (docs/benchmarks.md). Past
+``DEFAULT_EASE_MAX_ITEMS`` items :func:`default_implicit_kind` switches to ``multvae``."""
+DEFAULT_EASE_MAX_ITEMS = 20_000  # EASE's items x items float64 inverse: 3.2 GB at 20,000 items
+
+
+def default_implicit_kind(n_items: int | None = None) -> str:
+    """The default implicit family for a catalogue of ``n_items``: ``ease``, or ``multvae``
+    when EASE's items x items matrices would be too large for a default (> 20,000 items)."""
+    if n_items is not None and n_items > DEFAULT_EASE_MAX_ITEMS:
+        return "multvae"
+    return DEFAULT_IMPLICIT
+
+NEURAL = ("multvae", "multdae", "cdae")
+
+
+def is_implicit_kind(kind: str | None) -> bool:
+    """Whether ``kind`` names an implicit-feedback family."""
+    return kind is not None and str(kind) in IMPLICIT_FAMILIES
+
+
+def get_implicit_family(kind: str) -> Family:
+    if kind not in IMPLICIT_FAMILIES:
+        raise ConfigError(f"unknown implicit model {kind!r}; choose one of {', '.join(sorted(IMPLICIT_FAMILIES))}")
+    return IMPLICIT_FAMILIES[kind]
+
+
+# ----------------------------------------------------------------------------- EASE
+MAX_EASE_ITEMS = 40_000  # an items x items float64 matrix of 12.8 GB; past this, say so
+
+
+@torch.no_grad()
+def ease_weights(gram: torch.Tensor, l2: float) -> torch.Tensor:
+    """EASE's item-item weights ``B`` ``(n_items, n_items)`` from the Gram matrix ``X'X``.
+
+    ``P = (X'X + l2 I)^-1``; ``B = I - P diag(1 / diag(P))``, which makes ``diag(B) = 0`` (an
+    item may not predict itself). Computed in float64, returned as float32.
+    """
+    g = gram.double().clone()
+    g.diagonal().add_(l2)
+    p = torch.linalg.inv(g)
+    b = -p / torch.diagonal(p)[None, :]  # column j divided by P_jj
+    b.diagonal().zero_()
+    return b.float()
+
+
+def check_ease_size(n_items: int) -> None:
+    if n_items > MAX_EASE_ITEMS:
+        gb = n_items**2 * 8 / 1e9
+        raise ConfigError(
+            f"EASE keeps an items x items matrix: {n_items:,} items need {gb:,.0f} GB; filter rare items first "
+            f"(at most {MAX_EASE_ITEMS:,}) or choose multvae"
+        )
+
+
+def gram_matrix(csr) -> torch.Tensor:
+    """``X'X`` ``(n_items, n_items)`` float64 of a binarised users x items CSR."""
+    x = csr.astype(np.float64)
+    return torch.from_numpy((x.T @ x).toarray())

@@ -1,0 +1,555 @@
+"""The estimator for implicit feedback: fit, score, recommend (known and new users), evaluate,
+save, load.
+
+:class:`ImplicitRecommender` ranks items; it predicts no ratings. It learns from positives
+(ratings at or above a threshold, or events; :mod:`aerec.implicit.views`) and reads a user's
+row of positives to score every item. A brand-new user's positives are read the same way, so
+recommendations for new users need no retraining (CDAE gives them the mean user node).
+
+Scores rank items within one user's list; their units are the model's own (Mult-DAE/VAE:
+logits of the softmax over items; CDAE: logits; EASE: the linear reconstruction; popularity:
+the share of training users who liked the item). Items no training user liked are never
+recommended. Every scoring pass works on chunks of users (``chunk x n_items``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import math
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import torch
+
+import aerec
+from aerec.config import Config, build_train_config
+from aerec.data.batches import dense_rows
+from aerec.data.matrix import RatingMatrix
+from aerec.data.ratings import Ratings
+from aerec.data.scale import RatingScale
+from aerec.data.vocab import Vocabulary
+from aerec.errors import ConfigError, DataError, ModelFileError, NotFittedError
+from aerec.implicit.families import (
+    DEFAULT_IMPLICIT,
+    NEURAL,
+    check_ease_size,
+    ease_weights,
+    get_implicit_family,
+    gram_matrix,
+)
+from aerec.implicit.protocol import RankingTask, carve_validation, ranking_task, task_from_parts
+from aerec.implicit.views import implicit_matrix, positives
+from aerec.persistence import read_model_dir, write_model_dir
+from aerec.ranking import DEFAULT_METRICS, evaluate_ranking, parse_metric
+from aerec.training import EpochRecord, Trainer, TrainResult, resolve_device, seed_everything
+
+__all__ = ["NOT_A_RATING_MODEL", "VAL_METRIC", "ImplicitRecommender"]
+
+VAL_METRIC = "ndcg@100"
+"""What model selection maximises on validation users (Mult-VAE's choice)."""
+ROW_CHUNK = 1024  # users scored at once: chunk x n_items floats
+NOT_A_RATING_MODEL = (
+    "{kind} is an implicit-feedback (top-N) model: it ranks items and predicts no ratings; "
+    "ask it for recommendations instead (aerec recommend, POST /v1/recommendations)"
+)
+
+
+class ImplicitRecommender:
+    """A top-N recommender for implicit feedback (``multvae``, ``multdae``, ``cdae``, ``ease``,
+    ``popularity``).
+
+    >>> model = ImplicitRecommender("multvae")            # doctest: +SKIP
+    >>> model.fit(train_ratings)                          # ratings >= 4 become positives
+    >>> model.recommend("196", n=10)                      # doctest: +SKIP
+    >>> model.recommend_new(["50", "172", "133"], n=10)   # doctest: +SKIP
+    >>> model.evaluate(test_ratings)["ndcg@100"]          # doctest: +SKIP
+
+    Args:
+        kind: the model family (see :mod:`aerec.implicit.families`).
+        config: a full :class:`~aerec.config.Config` (its ``model.kind`` wins over ``kind``).
+        **model_params: hyper-parameters of the family, e.g. ``hidden=[600, 200]``.
+    """
+
+    implicit = True  # the server reads this: scores rank items, they are not ratings
+
+    def __init__(self, kind: str = DEFAULT_IMPLICIT, *, config: Config | None = None, **model_params: Any) -> None:
+        if config is None:
+            config = Config(model={"kind": kind, **model_params})
+        elif model_params:
+            config = Config(model={**config.model, **model_params}, train=config.train, run=config.run)
+        self.config = config
+        get_implicit_family(config.kind)  # fail early on an unknown kind
+
+    # ------------------------------------------------------------------ settings
+    def resolved(self) -> tuple[Any, Any, Any]:
+        """(model params, TrainConfig, RunConfig) after the family's defaults and presets."""
+        family = get_implicit_family(self.config.kind)
+        params = family.resolve_params(self.config.model)
+        train = build_train_config(family.resolve_train(self.config.model.get("preset"), self.config.train))
+        return params, train, self.config.resolve_run()
+
+    @property
+    def kind(self) -> str:
+        return self.config.kind
+
+    @property
+    def is_fitted(self) -> bool:
+        return hasattr(self, "seen_")
+
+    def _require_fitted(self) -> None:
+        if not self.is_fitted:
+            raise NotFittedError(
+                "this ImplicitRecommender is not fitted yet: call fit(...) or aerec.load_model(DIR) first"
+            )
+
+    # ------------------------------------------------------------------ fit
+    def fit(
+        self,
+        train: Ratings | RatingMatrix,
+        validation: Ratings | tuple[Ratings, Ratings] | None = None,
+        *,
+        threshold: float | None = None,
+        val_metric: str = VAL_METRIC,
+        progress: bool = False,
+        checkpoint_dir: str | Path | None = None,
+        resume: bool = False,
+        callbacks: Iterable[Callable[[EpochRecord], None]] = (),
+    ) -> ImplicitRecommender:
+        """Learn from the positives of ``train``; select epochs (or EASE's lambda) on validation.
+
+        Args:
+            train: ratings (positives: at or above ``threshold``) or events.
+            validation: held-out *users* (their positives are folded in 80/20, seeded by the
+                run's seed), or explicit ``(fold_in, held_out)`` parts. Without it, a seeded
+                ``train.validation`` share of the training users lend 20 % of their items as
+                validation targets (those cells are not trained on; they are inputs afterwards).
+            threshold: the lowest rating that counts as a positive (default: >= 4 on 1..5,
+                >= 3.5 on half stars; see :func:`~aerec.implicit.views.default_threshold`).
+            val_metric: what model selection maximises, e.g. ``"ndcg@100"`` or ``"recall@20"``.
+        """
+        params, train_cfg, run = self.resolved()
+        parse_metric(val_metric)
+        matrix, t = implicit_matrix(train, threshold)
+        if matrix.nnz == 0:
+            raise DataError("the training data has no positives", fix="check the training file or lower --threshold")
+        self.users_, self.items_, self.threshold_ = matrix.users, matrix.items, t
+        self.scale_ = train.scale  # the scale new users' ratings come on (0..1 for events)
+        self.item_info_ = matrix.item_info
+        self.fingerprint_ = matrix.fingerprint()
+        self.val_metric_ = val_metric
+        self.device_ = resolve_device(run.device)
+        if run.threads > 0:
+            torch.set_num_threads(run.threads)
+
+        fit_csr, task = self._validation_task(matrix, validation, train_cfg.validation, run.seed)
+        fit_rankable = np.bincount(fit_csr.indices, minlength=matrix.n_items) > 0
+        self.params_ = params
+        self.train_result_ = TrainResult()
+        started = time.perf_counter()
+        seed_everything(run.seed)
+        if self.kind in NEURAL:
+            self._fit_net(params, train_cfg, run, fit_csr, task, fit_rankable, progress, checkpoint_dir, resume,
+                          callbacks)
+        elif self.kind == "ease":
+            self._fit_ease(params, matrix.csr, fit_csr, task, fit_rankable)
+        self.train_result_.seconds = time.perf_counter() - started
+        self.history_ = self.train_result_.history
+        self._set_data(matrix.csr)
+        return self
+
+    def _validation_task(self, matrix: RatingMatrix, validation, fraction: float, seed: int):
+        """The training CSR (validation cells removed) and the validation task (or None)."""
+        if validation is None:
+            lent, task = carve_validation(matrix.csr, fraction, seed)
+            if task is not None:
+                task.labels = np.asarray(matrix.users.label(task.user_rows), dtype=object)
+            keep = ~lent
+            rows = np.repeat(np.arange(matrix.n_users), np.diff(matrix.csr.indptr))
+            fit = sp.csr_array((matrix.csr.data[keep], (rows[keep], matrix.csr.indices[keep])), shape=matrix.shape)
+            fit.sort_indices()
+            return fit, task
+        if isinstance(validation, tuple):
+            task = task_from_parts(matrix.items, *validation, threshold=self.threshold_)
+        else:
+            task = ranking_task(matrix.users, matrix.items, matrix.csr, validation, threshold=self.threshold_,
+                                seed=seed)
+        return matrix.csr, task if task.held_out.nnz else None
+
+    def _fit_net(self, params, train_cfg, run, fit_csr, task, rankable, progress, checkpoint_dir, resume, callbacks):
+        net = get_implicit_family(self.kind).builder(params, fit_csr.shape[1], fit_csr.shape[0])
+        validate = None
+        if task is not None:
+            def validate(candidate) -> float:
+                return self._evaluate_task(task, [self.val_metric_], net=candidate, rankable=rankable)[self.val_metric_]
+
+        trainer = Trainer(train_cfg, seed=run.seed, device=self.device_, progress=progress,
+                          checkpoint_dir=checkpoint_dir, callbacks=callbacks, val_label=self.val_metric_)
+        # The network brings its own objective (training_loss): the trainer adds no L2 of its own.
+        self.train_result_ = trainer.fit(net, fit_csr, loss="multinomial", validate=validate,
+                                         higher_is_better=True, resume=resume)
+        self.net_ = net.eval()
+
+    def _fit_ease(self, params, full_csr, fit_csr, task, rankable) -> None:
+        check_ease_size(full_csr.shape[1])
+        gram = gram_matrix(fit_csr)
+        l2 = params.l2
+        if task is not None and "l2" not in self.config.model and params.l2_grid:
+            # Lambda on validation: the best of the grid (ties to the smaller lambda).
+            found = []
+            for value in params.l2_grid:
+                self.ease_ = ease_weights(gram, value).to(self.device_)
+                found.append(self._evaluate_task(task, [self.val_metric_], rankable=rankable)[self.val_metric_])
+                self.train_result_.history.append(
+                    EpochRecord(len(found), float(value), float("nan"), found[-1], 0.0, 0.0)
+                )
+            best = int(np.argmax(found))
+            l2 = float(params.l2_grid[best])
+            self.train_result_.best_epoch, self.train_result_.best_val = best + 1, found[best]
+        self.params_ = dataclasses.replace(params, l2=l2)
+        # Refit on every training positive (the validation cells included): it costs one solve.
+        if full_csr is not fit_csr:
+            gram = gram_matrix(full_csr)
+        self.ease_ = ease_weights(gram, l2).to(self.device_)
+
+    def _set_data(self, csr: sp.csr_array) -> None:
+        """Remember the training positives (the input of known users) and what can be ranked."""
+        self.seen_ = sp.csr_array(csr)
+        self.seen_.sort_indices()
+        self.item_counts_ = np.bincount(self.seen_.indices, minlength=self.seen_.shape[1]).astype(np.int64)
+        self.user_counts_ = np.diff(self.seen_.indptr).astype(np.int64)
+        self.rankable_ = self.item_counts_ > 0
+        share = self.item_counts_ / max(self.seen_.shape[0], 1)
+        self.popularity_ = torch.from_numpy(share.astype(np.float32)).to(self.device_)
+
+    # ------------------------------------------------------------------ scores
+    @torch.no_grad()
+    def score_rows(self, inputs: sp.csr_array, user_rows: np.ndarray | None = None, *, net=None,
+                   rankable: np.ndarray | None = None) -> torch.Tensor:
+        """Scores ``(n, n_items)`` of users given by their rows of positives ``inputs`` (n, n_items).
+
+        ``user_rows`` are their rows in the training matrix (-1 or None: new users; only CDAE
+        reads them). Items that cannot be ranked score ``-inf``. Keep ``n`` to a chunk.
+        """
+        net = net if net is not None else getattr(self, "net_", None)
+        x, _ = dense_rows(inputs, np.arange(inputs.shape[0]), device=self.device_)  # (n, n_items)
+        if self.kind == "popularity":
+            scores = self.popularity_[None, :].expand(x.shape[0], -1).clone()
+        elif self.kind == "ease":
+            scores = x @ self.ease_  # (n, n_items)
+        else:
+            rows = None
+            if user_rows is not None:
+                rows = torch.from_numpy(np.asarray(user_rows, dtype=np.int64)).to(self.device_)
+            scores = net.scores(x, rows)
+        ok = self.rankable_ if rankable is None else rankable
+        scores[:, torch.from_numpy(~ok).to(scores.device)] = -math.inf
+        return scores
+
+    def _evaluate_task(self, task: RankingTask, metrics, *, net=None, rankable=None) -> dict[str, Any]:
+        ok = self.rankable_ if rankable is None else rankable
+
+        def score(pos: np.ndarray) -> torch.Tensor:
+            return self.score_rows(task.inputs[pos], task.user_rows[pos], net=net, rankable=ok)
+
+        return evaluate_ranking(score, task.inputs, task.held_out, metrics, n_catalogue=int(ok.sum()), chunk=ROW_CHUNK)
+
+    # ------------------------------------------------------------------ evaluate
+    def evaluate(
+        self,
+        test: Ratings | tuple[Ratings, Ratings],
+        *,
+        metrics: Iterable[str] = DEFAULT_METRICS,
+        fold_in: float = 0.8,
+        seed: int | None = None,
+    ) -> dict[str, Any]:
+        """Ranking metrics on ``test`` (see :mod:`aerec.ranking` and :mod:`aerec.implicit.protocol`).
+
+        ``test`` is a ratings table (users the model trained on: per-user hold-out against
+        their training rows; new users: ``fold_in`` of their positives given, the rest ranked,
+        seeded by ``seed``, default the model's run seed) or explicit ``(fold_in, held_out)``
+        parts. Returns the metrics plus ``n_users`` (evaluated), ``n_held_out`` and the counts
+        of :meth:`RankingTask.counts`.
+        """
+        self._require_fitted()
+        task = self.task(test, fold_in=fold_in, seed=seed)
+        if task.held_out.nnz == 0:
+            raise DataError("no test user has a held-out positive the model can rank", value=len(task.labels),
+                            fix="check the test file, its users and the threshold")
+        return {**self._evaluate_task(task, list(metrics)), **task.counts()}
+
+    def task(
+        self, test: Ratings | tuple[Ratings, Ratings], *, fold_in: float = 0.8, seed: int | None = None
+    ) -> RankingTask:
+        """The :class:`~aerec.implicit.protocol.RankingTask` :meth:`evaluate` scores."""
+        self._require_fitted()
+        if isinstance(test, tuple):
+            return task_from_parts(self.items_, *test, threshold=self.threshold_)
+        seed = self.resolved()[2].seed if seed is None else seed
+        return ranking_task(self.users_, self.items_, self.seen_, test, threshold=self.threshold_, fold_in=fold_in,
+                            seed=seed)
+
+    # ------------------------------------------------------------------ recommend
+    def recommend(self, user: Any, n: int = 10, *, exclude_rated: bool = True) -> pd.DataFrame:
+        """Top-``n`` items for a known user (columns item, score[, title, genres]), best first.
+
+        The user's training positives are left out unless ``exclude_rated=False``. An unknown
+        user is a :class:`DataError` (use :meth:`recommend_new`).
+        """
+        self._require_fitted()
+        _check_n(n)
+        u = int(self.users_.index([user])[0])
+        row = self.seen_[[u]]
+        scores = self.score_rows(row, np.array([u])).squeeze(0).double().cpu().numpy()
+        exclude = row.indices if exclude_rated else np.empty(0, dtype=np.int64)
+        return self._top(scores, exclude, n)
+
+    def recommend_new(self, items: Mapping[Any, float] | Iterable[Any], n: int = 10) -> pd.DataFrame:
+        """Top-``n`` items for a brand-new user, without retraining.
+
+        ``items`` is the user's items (each a positive), or ``{item: rating}`` on the model's
+        scale, where ratings at or above the model's threshold are positives; every given item
+        is left out of the answer. Unknown items are ignored with a warning; with no positive,
+        the answer is the most-liked items.
+        """
+        self._require_fitted()
+        _check_n(n)
+        idx, values = self._new_user_items(items)
+        return self._top(self.new_user_scores(idx, values), idx, n)
+
+    def new_user_scores(self, idx: np.ndarray, values: np.ndarray | None = None) -> np.ndarray:
+        """Scores ``(n_items,)`` for a new user who gave items ``idx`` (item indices) with
+        ``values`` (default: all positives). Unrankable items score ``-inf``."""
+        self._require_fitted()
+        idx = np.asarray(idx, dtype=np.int64)
+        liked = idx if values is None else idx[positives(np.asarray(values, dtype=np.float64), self.threshold_)]
+        if len(liked) == 0:
+            scores = self.popularity_.double().cpu().numpy().copy()
+            scores[~self.rankable_] = -np.inf
+            return scores
+        row = sp.csr_array((np.ones(len(liked), dtype=np.float32), (np.zeros(len(liked), dtype=np.int64), liked)),
+                           shape=(1, len(self.items_)))
+        row.sum_duplicates()
+        row.data[:] = 1.0
+        return self.score_rows(row, np.array([-1])).squeeze(0).double().cpu().numpy()
+
+    def _new_user_items(self, items: Mapping[Any, float] | Iterable[Any]) -> tuple[np.ndarray, np.ndarray]:
+        if isinstance(items, (str, bytes)):
+            raise DataError("a new user's items must be a list of item ids or a mapping {item: rating}", value=items)
+        if isinstance(items, Mapping):
+            labels = list(items.keys())
+            try:
+                values = np.asarray([float(v) for v in items.values()], dtype=np.float64)
+            except (TypeError, ValueError):
+                raise DataError("a new user's ratings must be numbers", value=dict(items)) from None
+            bad = ~np.isfinite(values) | self.scale_.outside(values)
+            if bad.any():
+                k = int(np.flatnonzero(bad)[0])
+                raise DataError(f"rating outside the scale {self.scale_}", value={labels[k]: float(values[k])},
+                                fix="use ratings on the model's scale, or give a list of items")
+        else:
+            labels = list(items)
+            values = np.full(len(labels), max(self.threshold_, self.scale_.high), dtype=np.float64)
+        idx = self.items_.index(labels, unknown="missing") if labels else np.empty(0, dtype=np.int64)
+        if (idx < 0).any():
+            unknown = [labels[k] for k in np.flatnonzero(idx < 0)]
+            warnings.warn(f"ignoring {len(unknown)} item(s) the model does not know: {unknown[:5]}", stacklevel=3)
+        keep = idx >= 0
+        return idx[keep], values[keep]
+
+    def _top(self, scores: np.ndarray, exclude: np.ndarray, n: int) -> pd.DataFrame:
+        scores = np.array(scores, dtype=np.float64)
+        scores[~self.rankable_] = -np.inf  # nothing is known about items nobody liked
+        scores[np.asarray(exclude, dtype=np.int64)] = -np.inf
+        n = min(n, int(np.isfinite(scores).sum()))
+        top = np.argpartition(-scores, n - 1)[:n] if n > 0 else np.empty(0, dtype=np.int64)
+        top = top[np.argsort(-scores[top], kind="stable")]
+        frame = pd.DataFrame({"item": self.items_.label(top), "score": scores[top]})
+        if self.item_info_ is not None and len(frame):
+            info = self.item_info_.reindex(frame["item"].to_numpy())
+            for col in ("title", "genres"):
+                if col in info.columns:
+                    frame[col] = info[col].to_numpy()
+        return frame
+
+    # ------------------------------------------------------------------ no ratings here
+    def predict(self, users: Any, items: Any) -> np.ndarray:
+        """Not available: an implicit model predicts no ratings (a :class:`ConfigError`)."""
+        raise ConfigError(NOT_A_RATING_MODEL.format(kind=self.kind))
+
+    predict_pairs = predict
+
+    def predict_indices(self, u: Any, i: Any) -> Any:
+        raise ConfigError(NOT_A_RATING_MODEL.format(kind=self.kind))
+
+    # ------------------------------------------------------------------ save / load
+    def save(self, directory: str | Path, *, metrics: dict[str, Any] | None = None) -> Path:
+        """Write the model directory (DESIGN §3) atomically: safetensors + JSON, never pickle."""
+        self._require_fitted()
+        _, train_cfg, run = self.resolved()
+        tensors: dict[str, torch.Tensor] = {
+            "data.indptr": torch.from_numpy(self.seen_.indptr.astype(np.int64)),
+            "data.indices": torch.from_numpy(self.seen_.indices.astype(np.int64)),
+        }
+        if hasattr(self, "net_"):
+            tensors.update({f"net.{k}": v for k, v in self.net_.state_dict().items()})
+        if hasattr(self, "ease_"):
+            tensors["ease.B"] = self.ease_
+        meta = {
+            "aerec_version": aerec.__version__,
+            "kind": self.kind,
+            "task": "implicit",
+            "model": dataclasses.asdict(self.params_),
+            "preset": self.config.model.get("preset"),
+            "train": dataclasses.asdict(train_cfg),
+            "run": dataclasses.asdict(run),
+            "threshold": self.threshold_,
+            "val_metric": self.val_metric_,
+            "scale": self.scale_.to_dict(),
+            "users": self.users_.to_list(),
+            "items": self.items_.to_list(),
+            "fingerprint": self.fingerprint_,
+            "best_epoch": getattr(self, "train_result_", TrainResult()).best_epoch,
+            "item_info": _item_info_to_json(self.item_info_, self.items_),
+        }
+        extras = {
+            "history.csv": self.history_frame().to_csv(index=False),
+            "config.toml": Config(model={"kind": self.kind, **dataclasses.asdict(self.params_)},
+                                  train=dataclasses.asdict(train_cfg), run=dataclasses.asdict(run)).to_toml(),
+            "metrics.json": _json(metrics or {}),
+        }
+        writers = {}
+        if self.history_:
+            writers["curves.png"] = lambda path: _plot(self.history_frame(), path, self.kind, self.val_metric_)
+        return write_model_dir(directory, tensors, meta, extras, writers)
+
+    @classmethod
+    def load(cls, directory: str | Path) -> ImplicitRecommender:
+        """Load a directory written by :meth:`save`; problems are :class:`ModelFileError`."""
+        tensors, meta = read_model_dir(directory)
+        try:
+            config = Config(model={"kind": meta["kind"], **meta["model"]}, train=meta["train"], run=meta["run"])
+            self = cls(config=config)
+            params, _, run = self.resolved()
+            self.params_ = params
+            self.users_ = Vocabulary.from_list(meta["users"], name="user")
+            self.items_ = Vocabulary.from_list(meta["items"], name="item")
+            self.threshold_ = float(meta["threshold"])
+            self.val_metric_ = meta.get("val_metric", VAL_METRIC)
+            self.scale_ = RatingScale.from_dict(meta["scale"])
+            self.fingerprint_ = meta["fingerprint"]
+            self.item_info_ = _item_info_from_json(meta.get("item_info"))
+            # A model trained on a GPU still loads where there is none.
+            self.device_ = resolve_device(run.device) if torch.cuda.is_available() else torch.device("cpu")
+            n_users, n_items = len(self.users_), len(self.items_)
+            if self.kind in NEURAL:
+                net = get_implicit_family(self.kind).builder(params, n_items, n_users)
+                net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
+                self.net_ = net.to(self.device_).eval()
+            elif self.kind == "ease":
+                self.ease_ = tensors["ease.B"].to(self.device_)
+                if tuple(self.ease_.shape) != (n_items, n_items):
+                    raise ValueError(f"ease.B is {tuple(self.ease_.shape)}, not {n_items} x {n_items}")
+            indices = tensors["data.indices"].numpy()
+            csr = sp.csr_array((np.ones(len(indices), dtype=np.float32), indices, tensors["data.indptr"].numpy()),
+                               shape=(n_users, n_items))
+            self._set_data(csr)
+            self.train_result_ = TrainResult(best_epoch=meta.get("best_epoch"))
+            self.history_ = _read_history(Path(directory) / "history.csv", self.val_metric_)
+        except ModelFileError:
+            raise
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise ModelFileError(f"{directory}: model.json and model.safetensors do not fit together ({exc}); "
+                                 "retrain the model") from None
+        return self
+
+    def history_frame(self) -> pd.DataFrame:
+        """Per-epoch history: epoch, loss, ``val_<metric>``, lr, seconds. EASE's is its lambda
+        search instead: one row per candidate, columns ``l2`` and ``val_<metric>``."""
+        name = f"val_{getattr(self, 'val_metric_', VAL_METRIC)}"
+        records = getattr(self, "history_", [])
+        if self.kind == "ease":
+            return pd.DataFrame([{"l2": r.loss, name: r.val_rmse} for r in records], columns=["l2", name])
+        rows = [{"epoch": r.epoch, "loss": r.loss, name: r.val_rmse, "lr": r.lr, "seconds": r.seconds} for r in records]
+        return pd.DataFrame(rows, columns=["epoch", "loss", name, "lr", "seconds"])
+
+
+# ----------------------------------------------------------------------------- helpers
+def _check_n(n: int) -> None:
+    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
+        raise DataError("the number of recommendations must be a positive whole number", value=n)
+
+
+def _json(obj: Any) -> str:
+    import json
+
+    return json.dumps(obj, indent=1, default=float)
+
+
+def _item_info_to_json(info: pd.DataFrame | None, items: Vocabulary) -> dict[str, list] | None:
+    from aerec.recommender import _item_info_to_json as to_json
+
+    return to_json(info, items)
+
+
+def _item_info_from_json(data: dict[str, list] | None) -> pd.DataFrame | None:
+    from aerec.recommender import _item_info_from_json as from_json
+
+    return from_json(data)
+
+
+def _read_history(path: Path, metric: str) -> list[EpochRecord]:
+    if not path.is_file():
+        return []
+    try:
+        frame = pd.read_csv(io.StringIO(path.read_text(encoding="utf-8")))
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
+        return []
+    name = f"val_{metric}"
+    out = []
+    for k, row in enumerate(frame.to_dict("records"), start=1):
+        val = row.get(name)
+        val = None if val is None or (isinstance(val, float) and math.isnan(val)) else float(val)
+        if "l2" in row:  # EASE's lambda search
+            out.append(EpochRecord(k, float(row["l2"]), float("nan"), val, 0.0, 0.0))
+        else:
+            out.append(EpochRecord(int(row["epoch"]), float(row["loss"]), float("nan"), val, float(row["lr"]),
+                                   float(row["seconds"])))
+    return out
+
+
+def _plot(history: pd.DataFrame, path: Path, kind: str, metric: str) -> Path:
+    """Training loss and the validation metric per epoch (two axes) into ``path`` (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
+    name = f"val_{metric}"
+    xlabel = "lambda (l2)" if kind == "ease" else "epoch"
+    xs = history["l2"] if kind == "ease" else history["epoch"]
+    if kind != "ease":
+        ax.plot(xs, history["loss"], color="C0", label="train loss")
+        ax.set_ylabel("train loss")
+    if history[name].notna().any():
+        other = ax.twinx() if kind != "ease" else ax
+        other.plot(xs, history[name], color="C1", label=f"validation {metric}")
+        other.set_ylabel(metric)
+        best = history[name].idxmax()
+        other.scatter([xs[best]], [history.loc[best, name]], color="C1", zorder=3)
+    if kind == "ease":
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_title(f"aerec {kind}")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+    plt.close(fig)
+    return Path(path)

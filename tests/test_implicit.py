@@ -1,0 +1,298 @@
+"""Implicit views, the strong-generalization protocol (no leakage), KL annealing, EASE, and
+the trainer's extensions for models with their own objective."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+import torch
+
+from aerec.config import Config, TrainConfig
+from aerec.data.ratings import Ratings
+from aerec.data.readers import IMPLICIT_SCALE
+from aerec.data.scale import RatingScale
+from aerec.data.splits import per_user_split, user_split
+from aerec.errors import ConfigError, DataError, TrainingError
+from aerec.implicit import ImplicitRecommender, default_threshold, implicit_matrix, implicit_view
+from aerec.implicit.families import ease_weights
+from aerec.implicit.networks import MultVAE, kl_beta
+from aerec.implicit.testing import planted_implicit
+from aerec.testing import single_thread
+from aerec.training import Trainer, read_checkpoint
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    with single_thread():
+        yield
+
+
+@pytest.fixture(scope="module")
+def planted():
+    return planted_implicit()
+
+
+# ----------------------------------------------------------------------------- views
+@pytest.mark.parametrize(
+    ("scale", "expected"),
+    [(RatingScale(1, 5, 1), 4.0), (RatingScale(0.5, 5, 0.5), 3.5), (RatingScale(0, 1, 1), 1.0),
+     (RatingScale(1, 10, 1), 7.0), (RatingScale(1, 5, 0), 3.4)],
+)
+def test_default_thresholds(scale, expected):
+    assert default_threshold(scale) == pytest.approx(expected)
+
+
+def _ratings(rows, **kw) -> Ratings:
+    users, items, values = zip(*rows)
+    return Ratings.from_arrays(users, items, values, **kw)
+
+
+def test_implicit_view_keeps_ratings_at_or_above_the_threshold_as_events():
+    r = _ratings([("u", "a", 5), ("u", "b", 3), ("v", "a", 4), ("v", "c", 1)], scale=RatingScale(1, 5, 1))
+    view = implicit_view(r)
+    assert view.implicit and view.scale == IMPLICIT_SCALE and view.meta["threshold"] == 4.0
+    assert view.frame[["user", "item"]].values.tolist() == [["u", "a"], ["v", "a"]]
+    assert set(view.frame["rating"]) == {1.0}
+    assert view.frame.index.tolist() == [0, 2]  # the rows keep their places (line numbers for files)
+    assert len(implicit_view(r, threshold=3)) == 3
+    half = _ratings([("u", "a", 3.5), ("u", "b", 3.0)], scale=RatingScale(0.5, 5, 0.5))
+    assert implicit_view(half).frame["item"].tolist() == ["a"]
+
+
+def test_event_data_is_taken_as_it_is_and_a_threshold_on_it_is_refused():
+    events = Ratings.from_arrays(["u", "v"], ["a", "b"], [1.0, 1.0], scale=IMPLICIT_SCALE, implicit=True)
+    assert implicit_view(events) is events
+    with pytest.raises(ConfigError, match="events without ratings"):
+        implicit_view(events, threshold=4)
+
+
+def test_bad_thresholds_are_refused():
+    r = _ratings([("u", "a", 2)], scale=RatingScale(1, 5, 1))
+    with pytest.raises(ConfigError, match="keeps no rating"):
+        implicit_view(r, threshold=6)
+    with pytest.raises(ConfigError, match="keeps every rating"):
+        implicit_view(r, threshold=1)
+    with pytest.raises(DataError, match="no rating reaches the threshold 4"):
+        implicit_view(r)
+
+
+def test_implicit_matrix_keeps_users_who_liked_nothing():
+    r = _ratings([("u", "a", 5), ("v", "b", 2)], scale=RatingScale(1, 5, 1))
+    matrix, t = implicit_matrix(r)
+    assert t == 4.0 and matrix.implicit and matrix.shape == (2, 2) and matrix.nnz == 1
+    assert matrix.user_counts().tolist() == [1, 0] and matrix.item_counts().tolist() == [1, 0]
+    again, _ = implicit_matrix(matrix)  # a matrix of positives stays as it is
+    assert (again.csr != matrix.csr).nnz == 0
+
+
+# ----------------------------------------------------------------------------- protocol
+def test_known_users_are_a_per_user_hold_out_and_new_users_are_folded_in():
+    train = _ratings([("u", "a", 5), ("u", "b", 5), ("v", "c", 5), ("v", "d", 4)], scale=RatingScale(1, 5, 1))
+    model = ImplicitRecommender("popularity").fit(train)
+    test = _ratings(
+        [("u", "c", 5), ("u", "a", 5), ("u", "d", 2),  # known: c to find; a already seen; d no positive
+         ("n", "a", 5), ("n", "b", 4), ("n", "c", 5), ("n", "d", 5), ("n", "zz", 5)],  # new; zz unknown
+        scale=RatingScale(1, 5, 1),
+    )
+    task = model.task(test, seed=0)
+    assert task.labels.tolist() == ["u", "n"] and task.user_rows.tolist() == [0, -1]
+    items = model.items_
+    assert items.label(task.inputs[[0]].indices).tolist() == ["a", "b"]  # u's training row
+    assert items.label(task.held_out[[0]].indices).tolist() == ["c"]
+    assert task.n_already_seen == 1 and task.n_unknown_items == 1
+    given, held = set(task.inputs[[1]].indices), set(task.held_out[[1]].indices)
+    assert len(given) == 3 and len(held) == 1 and not given & held  # 4 known positives: 80/20
+    again = model.task(test, seed=0)
+    assert (again.held_out != task.held_out).nnz == 0  # seeded
+    assert {tuple(model.task(test, seed=s).held_out[[1]].indices) for s in range(12)} != {tuple(held)}
+
+
+def test_strong_generalization_never_trains_on_held_out_users_and_never_feeds_held_out_items(planted, monkeypatch):
+    ratings = Ratings.from_frame(
+        pd.concat([planted.train.frame, planted.test.frame], ignore_index=True),
+        scale=planted.train.scale,
+    )
+    split = user_split(ratings, test_users=12, validation_users=8, seed=3)
+    model = ImplicitRecommender(config=Config(model={"kind": "multdae", "hidden": [16, 8]},
+                                              train={"epochs": 3, "batch_size": 8, "lr": 0.01}))
+    model.fit(split.train, split.validation)
+    test_users = set(split.test.frame["user"]) | set(split.validation.frame["user"])
+    assert not test_users & set(model.users_.to_list()), "held-out users reached the training matrix"
+    task = model.task(split.test)
+    fed: list[sp.csr_array] = []
+    real = ImplicitRecommender.score_rows
+
+    def spy(self, inputs, user_rows=None, **kw):
+        fed.append(sp.csr_array(inputs).copy())
+        return real(self, inputs, user_rows, **kw)
+
+    monkeypatch.setattr(ImplicitRecommender, "score_rows", spy)
+    metrics = model.evaluate(split.test)
+    assert metrics["n_new_users"] == 12 and metrics["n_known_users"] == 0
+    seen = sp.vstack(fed, format="csr")
+    assert seen.shape == task.inputs.shape and (seen != task.inputs).nnz == 0  # the fold-in part, all of it
+    assert (seen.multiply(task.held_out)).nnz == 0, "a held-out item was given to the model"
+    # Each user's fold-in part is about 80 % of their (known-item) positives.
+    share = task.inputs.nnz / (task.inputs.nnz + task.held_out.nnz)
+    assert 0.7 < share < 0.9
+
+
+def test_the_validation_users_are_folded_in_too(planted, monkeypatch):
+    captured = []
+    real = ImplicitRecommender._evaluate_task
+
+    def spy(self, task, metrics, **kw):
+        captured.append(task)
+        return real(self, task, metrics, **kw)
+
+    monkeypatch.setattr(ImplicitRecommender, "_evaluate_task", spy)
+    model = ImplicitRecommender("ease", l2_grid=[1.0, 10.0])
+    model.fit(planted.train, planted.test)  # the held-out users as validation users
+    task = captured[0]
+    assert task.n_new == len(set(planted.test.frame["user"])) and task.held_out.nnz > 0
+    assert not (task.inputs.multiply(task.held_out)).nnz
+    assert model.params_.l2 in (1.0, 10.0) and len(model.history_frame()) == 2
+
+
+def test_per_user_hold_out_uses_the_training_rows(planted):
+    split = per_user_split(planted.train, test_fraction=0.2, seed=0)
+    model = ImplicitRecommender("ease").fit(split.train)
+    task = model.task(split.test)
+    assert task.n_known > 0 and task.n_new == 0
+    for k in range(3):
+        u = task.user_rows[k]
+        assert (task.inputs[[k]] != model.seen_[[u]]).nnz == 0
+    metrics = model.evaluate(split.test, metrics=["recall@5"])
+    assert metrics["n_known_users"] == metrics["n_users"] and metrics["recall@5"] > 0.5
+
+
+# ----------------------------------------------------------------------------- KL annealing
+def test_kl_beta_grows_with_total_steps_up_to_the_cap():
+    assert kl_beta(0, 0.2, 1000) == 0.0
+    assert kl_beta(100, 0.2, 1000) == pytest.approx(0.1)
+    assert kl_beta(200, 0.2, 1000) == pytest.approx(0.2)
+    assert kl_beta(5000, 0.2, 1000) == pytest.approx(0.2)
+    assert kl_beta(500, 1.0, 1000) == pytest.approx(0.5)
+    assert kl_beta(0, 0.3, 0) == pytest.approx(0.3)  # no annealing: the cap from the start
+
+
+def test_the_vae_objective_is_nll_plus_beta_times_kl():
+    torch.manual_seed(0)
+    net = MultVAE(6, [4, 2], dropout=0.0, total_anneal_steps=10, anneal_cap=1.0).train()
+    x = torch.tensor([[1.0, 0, 1, 0, 0, 1], [0, 1, 0, 0, 1, 0]])
+    losses = {}
+    for step in (0, 5):
+        torch.manual_seed(1)  # the same noise for the code
+        losses[step] = float(net.training_loss(x, x, step=step).detach())
+    mu, logvar = net.encode(x)
+    kl = float(0.5 * (logvar.exp() + mu**2 - 1 - logvar).sum(1).mean().detach())
+    assert losses[5] - losses[0] == pytest.approx(0.5 * kl, rel=1e-5)
+
+
+class _StepSpy(MultVAE):
+    """Records the ``step`` each update's objective was given."""
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self.steps: list[int] = []
+
+    def training_loss(self, x, mask, *, step, rows=None):
+        self.steps.append(step)
+        return super().training_loss(x, mask, step=step, rows=rows)
+
+
+def test_the_step_counter_runs_across_epochs_and_survives_a_resume(planted, tmp_path):
+    rows, _ = implicit_matrix(planted.train)
+    cfg = TrainConfig(optimizer="adam", lr=0.01, batch_size=16, epochs=4, patience=0)
+    per_epoch = -(-int((rows.user_counts() > 0).sum()) // 16)
+
+    def net(seed=0):
+        torch.manual_seed(seed)
+        return _StepSpy(rows.n_items, [8, 4], total_anneal_steps=5)
+
+    whole = net()
+    Trainer(cfg, seed=2).fit(whole, rows.csr, loss="multinomial")
+    assert whole.steps == list(range(4 * per_epoch)), "KL annealing must count updates over the whole run"
+
+    first = net()
+    half = dataclasses.replace(cfg, epochs=2)
+    Trainer(half, seed=2, checkpoint_dir=tmp_path).fit(first, rows.csr, loss="multinomial")
+    assert read_checkpoint(tmp_path)[1]["steps"] == 2 * per_epoch
+    resumed = net(seed=9)  # weights come from the checkpoint
+    Trainer(cfg, seed=2, checkpoint_dir=tmp_path).fit(resumed, rows.csr, loss="multinomial", resume=True)
+    assert resumed.steps == list(range(2 * per_epoch, 4 * per_epoch))
+    for key, value in whole.state_dict().items():
+        assert torch.equal(resumed.state_dict()[key], value), key
+
+
+def test_the_trainer_can_maximise_the_validation_figure(planted):
+    rows, _ = implicit_matrix(planted.train)
+    figures = iter([0.1, 0.5, 0.3, 0.2, 0.4])
+    torch.manual_seed(0)
+    result = Trainer(TrainConfig(epochs=5, patience=0), val_label="ndcg@100").fit(
+        MultVAE(rows.n_items, [8, 4]), rows.csr, loss="multinomial", validate=lambda net: next(figures),
+        higher_is_better=True,
+    )
+    assert (result.best_epoch, result.best_val) == (2, 0.5)
+
+
+def test_lbfgs_is_refused_for_models_with_their_own_objective(planted):
+    rows, _ = implicit_matrix(planted.train)
+    with pytest.raises(TrainingError, match="gradient optimiser"):
+        Trainer(TrainConfig(optimizer="lbfgs", batch_size=0, epochs=1)).fit(MultVAE(rows.n_items, [8, 4]), rows.csr)
+
+
+# ----------------------------------------------------------------------------- EASE
+def test_ease_weights_follow_the_closed_form():
+    rng = np.random.default_rng(0)
+    x = (rng.random((30, 8)) < 0.3).astype(np.float64)
+    gram = x.T @ x
+    b = ease_weights(torch.from_numpy(gram), 5.0).double().numpy()
+    p = np.linalg.inv(gram + 5.0 * np.eye(8))
+    expected = np.eye(8) - p / np.diag(p)[None, :]
+    np.testing.assert_allclose(b, expected, atol=1e-5)
+    assert np.abs(np.diag(b)).max() == 0.0
+    # B minimises ||X - XB||^2 + l2 ||B||^2 with diag(B) = 0: the gradient vanishes off the diagonal.
+    grad = -x.T @ (x - x @ b) + 5.0 * b
+    off = ~np.eye(8, dtype=bool)
+    assert np.abs(grad[off]).max() < 1e-3
+
+
+def test_ease_l2_set_by_the_user_is_not_searched(planted):
+    model = ImplicitRecommender("ease", l2=7.0).fit(planted.train, planted.test)
+    assert model.params_.l2 == 7.0 and len(model.history_frame()) == 0
+
+
+def test_an_unknown_implicit_kind_is_a_config_error():
+    with pytest.raises(ConfigError, match="unknown implicit model"):
+        ImplicitRecommender("autorec")
+
+
+def test_the_public_api():
+    import aerec
+    import aerec.implicit
+
+    assert set(aerec.implicit.__all__) == {
+        "DEFAULT_IMPLICIT", "IMPLICIT_FAMILIES", "ImplicitRecommender", "RankingTask", "default_threshold",
+        "implicit_matrix", "implicit_view", "is_implicit_kind", "ranking_task", "task_from_parts",
+    }
+    assert "load_model" in aerec.__all__ and callable(aerec.load_model)
+    assert set(aerec.implicit.IMPLICIT_FAMILIES) == {"multvae", "multdae", "cdae", "ease", "popularity"}
+
+
+def test_load_model_dispatches_on_the_kind(planted, tmp_path):
+    import aerec
+    from aerec.errors import ModelFileError
+    from aerec.recommender import Recommender
+    from aerec.testing import planted_ratings
+
+    implicit = ImplicitRecommender("popularity").fit(planted.train).save(tmp_path / "pop")
+    explicit = Recommender("autorec", hidden=[4]).fit(planted_ratings().train_matrix()).save(tmp_path / "ae")
+    assert type(aerec.load_model(implicit)) is ImplicitRecommender
+    assert type(aerec.load_model(explicit)) is Recommender
+    with pytest.raises(ModelFileError, match="does not exist"):
+        aerec.load_model(tmp_path / "nothing")
