@@ -1,4 +1,8 @@
-"""aerec: autoencoder recommenders on user x item rating matrices."""
+"""aerec: autoencoder recommenders on user x item rating matrices.
+
+The names in ``__all__`` are the public API (pinned by tests/test_public_api.py). Heavy parts
+(torch, the models) are imported on first use, so ``import aerec`` stays quick.
+"""
 
 import os as _os
 
@@ -7,8 +11,20 @@ import os as _os
 # when the machine is idle. Must be set before torch loads its OpenMP runtime.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from aerec.data import RatingMatrix, Ratings, RatingScale, Vocabulary
-from aerec.errors import (
+from aerec.data import (  # noqa: E402
+    RatingMatrix,
+    Ratings,
+    RatingScale,
+    Split,
+    Vocabulary,
+    canonical_split,
+    load_dataset,
+    random_split,
+    read_ratings,
+    user_split,
+    validation_split,
+)
+from aerec.errors import (  # noqa: E402
     AerecError,
     ConfigError,
     DataError,
@@ -20,29 +36,65 @@ from aerec.errors import (
 
 __version__ = "0.1.0"
 
+# name -> module that defines it, imported when the name is first used.
+_LAZY = {
+    "BiasModel": "aerec.baseline",
+    "Config": "aerec.config",
+    "ImplicitRecommender": "aerec.implicit.recommender",
+    "Recommender": "aerec.recommender",
+    "RunConfig": "aerec.config",
+    "TrainConfig": "aerec.config",
+    "evaluate_ranking": "aerec.ranking",
+    "evaluate_ratings": "aerec.evaluation",
+    "load_config": "aerec.config",
+    "load_model": "aerec.loading",
+    "tune": "aerec.tuning",
+}
 
-def load_model(directory):
-    """Load any saved model directory: a rating model or an implicit top-N model.
 
-    See :func:`aerec.loading.load_model` (imported on first use: it brings in torch).
-    """
-    from aerec.loading import load_model as _load
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
 
-    return _load(directory)
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'aerec' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
 
 
 __all__ = [
     "AerecError",
+    "BiasModel",
+    "Config",
     "ConfigError",
     "DataError",
     "DatasetError",
+    "ImplicitRecommender",
     "ModelFileError",
     "NotFittedError",
     "RatingMatrix",
     "RatingScale",
     "Ratings",
+    "Recommender",
+    "RunConfig",
+    "Split",
+    "TrainConfig",
     "TrainingError",
     "Vocabulary",
     "__version__",
+    "canonical_split",
+    "evaluate_ranking",
+    "evaluate_ratings",
+    "load_config",
+    "load_dataset",
     "load_model",
+    "random_split",
+    "read_ratings",
+    "tune",
+    "user_split",
+    "validation_split",
 ]

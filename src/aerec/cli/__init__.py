@@ -18,8 +18,9 @@ from aerec.errors import AerecError
 
 __all__ = ["app", "main", "err_console", "out_console"]
 
-err_console = Console(stderr=True)
-out_console = Console()
+# emoji=False: ":val=" in a split spec or a title must print as written, never as an emoji.
+err_console = Console(stderr=True, emoji=False)
+out_console = Console(emoji=False)
 
 
 class _AerecGroup(TyperGroup):

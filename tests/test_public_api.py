@@ -1,0 +1,53 @@
+"""The public API is what ``aerec.__all__`` lists; changing it must be a deliberate act."""
+
+from __future__ import annotations
+
+import inspect
+import subprocess
+import sys
+
+import aerec
+
+PUBLIC = [
+    "AerecError", "BiasModel", "Config", "ConfigError", "DataError", "DatasetError",
+    "ImplicitRecommender", "ModelFileError", "NotFittedError", "RatingMatrix", "RatingScale",
+    "Ratings", "Recommender", "RunConfig", "Split", "TrainConfig", "TrainingError", "Vocabulary",
+    "__version__", "canonical_split", "evaluate_ranking", "evaluate_ratings", "load_config",
+    "load_dataset", "load_model", "random_split", "read_ratings", "tune", "user_split",
+    "validation_split",
+]
+
+
+def test_all_is_pinned_and_every_name_resolves():
+    assert sorted(aerec.__all__) == sorted(PUBLIC)
+    for name in aerec.__all__:
+        assert getattr(aerec, name) is not None, name
+
+
+def test_estimator_methods_are_pinned():
+    methods = {
+        "fit": ["self", "train", "validation", "progress", "checkpoint_dir", "resume", "callbacks"],
+        "predict": ["self", "users", "items"],
+        "predict_pairs": ["self", "users", "items"],
+        "recommend": ["self", "user", "n", "exclude_rated"],
+        "recommend_batch": ["self", "users", "n", "exclude_rated", "chunk"],
+        "recommend_new": ["self", "ratings", "n"],
+        "save": ["self", "directory", "metrics"],
+    }
+    for name, params in methods.items():
+        assert list(inspect.signature(getattr(aerec.Recommender, name)).parameters) == params, name
+    assert callable(aerec.Recommender.load) and callable(aerec.ImplicitRecommender.load)
+
+
+def test_errors_form_one_hierarchy_with_exit_codes():
+    for name in ("ConfigError", "DataError", "DatasetError", "ModelFileError", "NotFittedError", "TrainingError"):
+        cls = getattr(aerec, name)
+        assert issubclass(cls, aerec.AerecError)
+        assert cls.exit_code in (1, 2)
+
+
+def test_import_is_light():
+    # The data layer and errors import without torch; models come on first use.
+    code = "import sys, aerec; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
