@@ -194,7 +194,7 @@ def _resolve(config: Config) -> None:
     model = Recommender(config=config)
     params, train, _ = model.resolved()
     sizes = [5, *params.hidden, 5]
-    weights = sum(a * b for a, b in zip(sizes, sizes[1:]))
+    weights = sum(a * b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
     if weights > 1_000_000 or train.lbfgs_iterations > 20 or train.dense_refeeding > 2:
         return
     capped = Config(model=dict(config.model), train={**config.train, "epochs": 1}, run=dict(config.run))
@@ -218,7 +218,7 @@ def _toy_ratings():
         from aerec.data.ratings import Ratings
 
         cells = [(u, i, 1 + (u * 3 + i * 2) % 5) for u in range(6) for i in range(5) if (u + i) % 3]
-        _TOY = Ratings.from_arrays(*zip(*cells), scale=RatingScale(1, 5, 1))
+        _TOY = Ratings.from_arrays(*zip(*cells, strict=True), scale=RatingScale(1, 5, 1))
     return _TOY
 
 

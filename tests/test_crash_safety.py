@@ -113,7 +113,10 @@ def _in_child(work, crash: _Crash) -> tuple[int, int]:
             os._exit(code)
     os.close(write_end)
     deadline = time.monotonic() + 60
-    while not os.waitpid(pid, os.WNOHANG)[0]:
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
         if time.monotonic() > deadline:
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
@@ -121,12 +124,14 @@ def _in_child(work, crash: _Crash) -> tuple[int, int]:
         time.sleep(0.002)
     with os.fdopen(read_end) as pipe:
         counted = pipe.read().strip()
-    # waitpid above reaped the child; its status came with it, so ask again through the pipe.
-    return (0, int(counted)) if counted else (137, 0)
+    code = os.waitstatus_to_exitcode(status)  # 1: the save itself failed in the child
+    return code, int(counted) if code == 0 else 0
 
 
 @pytest.mark.parametrize("kind", ["model", "checkpoint"])
 def test_a_save_killed_at_any_step_leaves_the_old_version_or_the_new(tmp_path, kind):
+    if kind == "model" and not sys.platform.startswith("linux"):
+        pytest.skip("the atomic swap of a model directory needs Linux renameat2 (docs/reliability.md)")
     save, check = (_save_model, _check_model) if kind == "model" else (_save_checkpoint, _check_checkpoint)
     target = tmp_path / kind
     save(tmp_path / "probe", 1)
@@ -208,15 +213,21 @@ def test_training_killed_at_random_points_resumes_to_the_same_numbers(tmp_path):
     reference = _aerec("--out", str(tmp_path / "ref"), "--checkpoint-dir", str(tmp_path / "ref.ckpt"))
     out, ckpt = tmp_path / "model", tmp_path / "ckpt"
     kills: list[int] = []
-    for _ in range(3):
+    # Three epochs to strike after (30 = after the last one: during evaluation or the final save).
+    for target in sorted(rng.sample(range(1, 31), 3)):
         resume = ["--resume"] if _epoch(ckpt) else []
         proc = _aerec("--out", str(out), "--checkpoint-dir", str(ckpt), *resume)
-        before = _epoch(ckpt)
-        while proc.poll() is None and _epoch(ckpt) <= before:  # let it make some progress
-            time.sleep(0.01)
-        time.sleep(rng.uniform(0.0, 0.2))  # then strike anywhere: mid-epoch, mid-checkpoint
+        seen, last_change, epoch_seconds = _epoch(ckpt), None, 0.05
+        while proc.poll() is None and seen < target:
+            time.sleep(0.002)
+            now = _epoch(ckpt)
+            if now != seen:  # the pace of this machine (not counting start-up), to strike within an epoch
+                if last_change is not None:
+                    epoch_seconds = (time.monotonic() - last_change) / (now - seen)
+                seen, last_change = now, time.monotonic()
+        time.sleep(rng.uniform(0.0, epoch_seconds))  # anywhere in it: mid-batch, mid-checkpoint
         if proc.poll() is not None:
-            break  # finished first (a fast machine): the remaining checks still hold
+            break  # it finished first: the remaining checks still hold
         proc.send_signal(signal.SIGKILL)
         proc.communicate()
         kills.append(_epoch(ckpt))

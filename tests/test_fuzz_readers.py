@@ -86,6 +86,7 @@ def test_what_a_reader_returns_keeps_the_ratings_promises(work):
             ratings = read_ratings(p)
         except DataError:
             return
+        T._read_and_check(p, {})  # finite, on the scale, no repeated pair, no missing id
         n_lines = len(data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n"))
         assert ratings.frame.index.max() <= n_lines
 

@@ -36,6 +36,8 @@ from aerec.testing import planted_ratings, single_thread
 from aerec.training import read_checkpoint, write_checkpoint
 
 EXAMPLES = int(os.environ.get("AEREC_FUZZ_EXAMPLES", "150"))
+# torch says so when building the shape-only network of a tampered n_inputs = 0: expected here.
+pytestmark = pytest.mark.filterwarnings("ignore:Initializing zero-element tensors:UserWarning")
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +77,8 @@ TAMPERINGS = {
     "one user too few": (lambda t, m: m.update(users=m["users"][:-1]), "do not fit together"),
     "one item too many": (lambda t, m: m.update(items=m["items"] + ["intruder"]), "do not fit together"),
     "a repeated user": (lambda t, m: m.update(users=m["users"][:-1] + m["users"][:1]), "duplicate user"),
+    "a user id past int64": (lambda t, m: m.update(users=list(range(len(m["users"]) - 1)) + [-(2**70)]),
+                             "do not fit together"),
     "items not a list": (lambda t, m: m.update(items=5), "do not fit together"),
     "scale upside down": (lambda t, m: m.update(scale={"low": 5, "high": 1}), "scale"),
     "unknown kind": (lambda t, m: m.update(kind="trojan"), "unknown model"),

@@ -116,15 +116,22 @@ class TrainConfig:
 
 @dataclass
 class RunConfig:
-    """Run context, apart from hyper-parameters: seed, device and CPU threads (0 = automatic)."""
+    """Run context, apart from hyper-parameters: seed, device and CPU threads (0 = automatic).
+
+    ``precision``: ``auto`` trains under bf16 autocast on a GPU that supports it and in fp32
+    elsewhere; ``fp32`` or ``bf16`` force one (see :mod:`aerec.device`).
+    """
 
     seed: int = 0
     device: Literal["cpu", "cuda", "auto"] = "auto"
     threads: int = 0
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
 
     def __post_init__(self) -> None:
         if self.device not in ("cpu", "cuda", "auto") and not str(self.device).startswith("cuda:"):
             raise ConfigError(f"run.device must be cpu, cuda or auto; got {self.device!r}")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise ConfigError(f"run.precision must be auto, fp32 or bf16; got {self.precision!r}")
         # numpy's generators take seeds >= 0, torch's at most 2**64 - 1.
         if not 0 <= self.seed < 2**64:
             raise ConfigError(f"run.seed must be a whole number from 0 to 2**64 - 1; got {self.seed!r}")

@@ -482,7 +482,7 @@ class Recommender:
             self.history_ = _read_history(history)
         except ModelFileError:
             raise
-        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError) as exc:
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError, OverflowError) as exc:
             raise ModelFileError(f"{directory}: model.json and model.safetensors do not fit together ({exc}); retrain the model") from None
         return self
 

@@ -33,8 +33,16 @@ def dense_rows(
     device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float32,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Dense ``(len(rows), n_cols)`` values and a 0/1 mask of observed cells for some rows."""
+    """Dense ``(len(rows), n_cols)`` values and a 0/1 mask of observed cells for some rows.
+
+    For a CUDA ``device`` only the rows' entries cross to the GPU (pinned, non-blocking) and the
+    dense block is made there (:func:`aerec.device.dense_on_device`).
+    """
     local, cols, vals = _coo_parts(csr, rows)
+    if device is not None and torch.device(device).type == "cuda":
+        from aerec.device import dense_on_device
+
+        return dense_on_device(local, cols, vals, (len(rows), csr.shape[1]), device, dtype)
     values = torch.zeros(len(rows), csr.shape[1], dtype=dtype)
     mask = torch.zeros(len(rows), csr.shape[1], dtype=dtype)
     li, ci = torch.from_numpy(local), torch.from_numpy(cols)

@@ -56,10 +56,13 @@ class RankingTask:
         return int((self.user_rows >= 0).sum())
 
     def counts(self) -> dict[str, int]:
-        """JSON-ready facts about the task (the metrics come from :func:`aerec.ranking.evaluate_ranking`)."""
+        """JSON-ready facts about the evaluated users, those with something to find (the metrics
+        come from :func:`aerec.ranking.evaluate_ranking`, which skips the others too)."""
+        scored = np.diff(self.held_out.indptr) > 0
+        new = scored & (self.user_rows < 0)
         return {
-            "n_new_users": self.n_new, "n_known_users": self.n_known,
-            "n_fold_in": int(self.inputs.nnz) if self.n_new else 0,
+            "n_new_users": int(new.sum()), "n_known_users": int((scored & (self.user_rows >= 0)).sum()),
+            "n_fold_in": int(np.diff(self.inputs.indptr)[new].sum()),
             "n_unknown_items": int(self.n_unknown_items), "n_already_seen": int(self.n_already_seen),
         }
 
