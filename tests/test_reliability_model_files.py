@@ -225,3 +225,32 @@ def test_any_value_anywhere_in_model_json_loads_cleanly_or_is_refused(source, tm
             pass  # a documented error (e.g. a rating the tampered scale refuses) is fine
 
     check()
+
+
+@pytest.mark.parametrize("kind", ["multvae", "ease"])
+@pytest.mark.parametrize("change", ["an extra item", "a billion users", "indices out of range"])
+def test_a_tampered_implicit_model_is_refused_by_name(tmp_path, kind, change):
+
+    from aerec import ImplicitRecommender
+    from aerec.config import Config
+    from aerec.data.synthetic import synthetic_ratings
+    from aerec.persistence import sha256_file
+    from safetensors.torch import load_file, save_file
+
+    model = ImplicitRecommender(config=Config(model={"kind": kind}, train={"epochs": 1})).fit(synthetic_ratings(3000, seed=1))
+    directory = tmp_path / "model"
+    model.save(directory)
+    meta = json.loads((directory / "model.json").read_text())
+    if change == "an extra item":
+        meta["items"] = meta["items"] + [10**9]
+    elif change == "a billion users":
+        meta["users"] = list(range(10**6)) if kind == "ease" else meta["users"]
+        meta.setdefault("model", {})["hidden"] = [10**9] if kind != "ease" else meta["model"].get("hidden")
+    else:
+        tensors = load_file(str(directory / "model.safetensors"))
+        tensors["data.indices"] = tensors["data.indices"] + 10**6
+        save_file(tensors, str(directory / "model.safetensors"))
+        meta["weights_sha256"] = sha256_file(directory / "model.safetensors")
+    (directory / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelFileError, match="do not fit together|not valid|model.json"):
+        ImplicitRecommender.load(directory)

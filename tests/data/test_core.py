@@ -184,3 +184,9 @@ def test_row_batches_cover_every_row_once_and_repeat_with_seed(n, batch, seed):
     assert all(len(b) <= batch for b in batches)
     again = list(iter_row_batches(n, batch, rng=np.random.default_rng(seed)))
     assert all((x == y).all() for x, y in zip(batches, again))
+
+
+@pytest.mark.parametrize("labels", [[1, 2**63 + 5], [2**64 + 1], [1.0, 1e30], [-(2**63) - 10, 1]])
+def test_integer_ids_past_int64_are_refused_not_wrapped(labels):
+    with pytest.raises(DataError, match="too large"):
+        Vocabulary.from_list(labels)

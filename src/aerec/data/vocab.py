@@ -25,19 +25,33 @@ def _normalise_labels(labels: Any) -> np.ndarray:
     """Labels as an int64 array when they are all integers, else as an array of str."""
     arr = np.asarray(labels)
     if arr.dtype.kind in "iu":
-        return arr.astype(np.int64, copy=False)
+        return _int64(arr)
     if arr.dtype.kind == "b":
         return arr.astype(np.int64)
     if arr.dtype.kind == "f":
         if arr.size and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
-            return arr.astype(np.int64)
+            return _int64(arr)
         return arr.astype(str)
     if arr.dtype.kind == "O":
         # A mix such as [1, "a"]: every label becomes its text so lookups are unambiguous.
         if all(isinstance(x, (int, np.integer)) and not isinstance(x, bool) for x in arr.tolist()):
-            return arr.astype(np.int64)
+            return _int64(arr)
         return np.array([str(x) for x in arr.tolist()], dtype=object).astype(str)
     return arr.astype(str)
+
+
+def _int64(arr: np.ndarray) -> np.ndarray:
+    """Integer labels as int64; an id outside its range is a DataError, never a silent wrap."""
+    if arr.dtype == np.int64 or arr.size == 0:
+        return arr
+    if arr.dtype.kind == "i" and arr.dtype.itemsize <= 8:
+        return arr.astype(np.int64)
+    # uint64, floats and Python ints (object arrays) can hold values int64 cannot.
+    big = arr.max() if arr.dtype.kind == "u" else max(abs(arr.max()), abs(arr.min()))
+    if big >= 2**63:
+        raise DataError("an integer id is too large for a 64-bit integer", value=big.item() if hasattr(big, "item") else big,
+                        fix="write such ids as text")
+    return arr.astype(np.int64)
 
 
 class Vocabulary:

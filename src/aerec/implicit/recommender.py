@@ -35,6 +35,7 @@ from aerec.data.matrix import RatingMatrix
 from aerec.data.ratings import Ratings
 from aerec.data.scale import RatingScale
 from aerec.data.vocab import Vocabulary
+from aerec.device import loading_device
 from aerec.errors import ConfigError, DataError, ModelFileError, NotFittedError
 from aerec.implicit.families import (
     DEFAULT_IMPLICIT,
@@ -46,7 +47,7 @@ from aerec.implicit.families import (
 )
 from aerec.implicit.protocol import RankingTask, carve_validation, ranking_task, task_from_parts
 from aerec.implicit.views import implicit_matrix, positives
-from aerec.persistence import read_model_dir, write_model_dir
+from aerec.persistence import check_shapes, read_model_dir, write_model_dir
 from aerec.ranking import DEFAULT_METRICS, evaluate_ranking, parse_metric
 from aerec.training import EpochRecord, Trainer, TrainResult, resolve_device, seed_everything
 
@@ -190,7 +191,8 @@ class ImplicitRecommender:
                 return self._evaluate_task(task, [self.val_metric_], net=candidate, rankable=rankable)[self.val_metric_]
 
         trainer = Trainer(train_cfg, seed=run.seed, device=self.device_, progress=progress,
-                          checkpoint_dir=checkpoint_dir, callbacks=callbacks, val_label=self.val_metric_)
+                          checkpoint_dir=checkpoint_dir, callbacks=callbacks, val_label=self.val_metric_,
+                          precision=run.precision)
         # The network brings its own objective (training_loss): the trainer adds no L2 of its own.
         self.train_result_ = trainer.fit(net, fit_csr, loss="multinomial", validate=validate,
                                          higher_is_better=True, resume=resume)
@@ -446,11 +448,17 @@ class ImplicitRecommender:
             self.fingerprint_ = meta["fingerprint"]
             self.item_info_ = _item_info_from_json(meta.get("item_info"))
             # A model trained on a GPU still loads where there is none.
-            self.device_ = resolve_device(run.device) if torch.cuda.is_available() else torch.device("cpu")
+            self.device_ = loading_device(run.device)
             n_users, n_items = len(self.users_), len(self.items_)
             if self.kind in NEURAL:
-                net = get_implicit_family(self.kind).builder(params, n_items, n_users)
-                net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
+                builder = get_implicit_family(self.kind).builder
+                state = {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}
+                # Shapes first, on the meta device (no memory): tampered sizes in model.json
+                # must not make the real build allocate terabytes (docs/reliability.md).
+                with torch.device("meta"):
+                    check_shapes(builder(params, n_items, n_users).state_dict(), state, Path(directory))
+                net = builder(params, n_items, n_users)
+                net.load_state_dict(state)
                 self.net_ = net.to(self.device_).eval()
             elif self.kind == "ease":
                 self.ease_ = tensors["ease.B"].to(self.device_)
@@ -459,12 +467,13 @@ class ImplicitRecommender:
             indices = tensors["data.indices"].numpy()
             csr = sp.csr_array((np.ones(len(indices), dtype=np.float32), indices, tensors["data.indptr"].numpy()),
                                shape=(n_users, n_items))
+            csr.check_format(full_check=True)  # ValueError for indices out of range, not a crash later
             self._set_data(csr)
             self.train_result_ = TrainResult(best_epoch=meta.get("best_epoch"))
             self.history_ = _read_history(Path(directory) / "history.csv", self.val_metric_)
         except ModelFileError:
             raise
-        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError, OverflowError) as exc:
             raise ModelFileError(f"{directory}: model.json and model.safetensors do not fit together ({exc}); "
                                  "retrain the model") from None
         return self

@@ -138,11 +138,19 @@ class Health(BaseModel):
 
 
 class Problem(BaseModel):
+    """Every error answer: one sentence, plus the validator's details for malformed requests."""
+
     detail: str
+    errors: list[dict[str, Any]] | None = None
 
 
-ERRORS = {404: {"model": Problem, "description": "an id the model does not know"},
-          422: {"model": Problem, "description": "malformed JSON, wrong types, a value off the scale or past a limit"}}
+_BAD_INPUT = {422: {"model": Problem, "description": "malformed JSON, wrong types, a value off the scale or past a limit"}}
+ERRORS = {404: {"model": Problem, "description": "an id the model does not know"}, **_BAD_INPUT}
+BODY_ERRORS = {
+    **ERRORS,
+    400: {"model": Problem, "description": "an unreadable Content-Length header"},
+    413: {"model": Problem, "description": "a request body past the size limit"},
+}
 
 
 # ----------------------------------------------------------------------------- body size limit
@@ -229,7 +237,7 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
         """The model being served: kind, users, items, rating scale, aerec version, limits."""
         return {"status": "ok", **engine.info(), "aerec_version": aerec.__version__, "limits": settings.public()}
 
-    @app.get("/v1/items", response_model=Items, tags=["items"])
+    @app.get("/v1/items", response_model=Items, tags=["items"], responses=_BAD_INPUT)
     def items(
         query: Annotated[str, Query(max_length=MAX_QUERY_CHARS, description="part of a title or an item id")] = "",
         limit: Annotated[int, Query(ge=1, description="most items to return (at most max_n)")] = 20,
@@ -249,7 +257,7 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
         check_n(n)
         return {"user_id": user_id, "recommendations": _records(engine.recommend_user(user_id, n))}
 
-    @app.post("/v1/recommendations", response_model=Recommendations, tags=["recommendations"], responses=ERRORS)
+    @app.post("/v1/recommendations", response_model=Recommendations, tags=["recommendations"], responses=BODY_ERRORS)
     def recommend_new(body: RecommendRequest) -> dict[str, Any]:
         """Top-``n`` items for a new user from a few ratings (fold-in; no retraining).
 
@@ -261,7 +269,7 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
                                      f"{settings.max_ratings} (raise it with --max-ratings or AEREC_SERVE_MAX_RATINGS)")
         return {"recommendations": _records(engine.recommend_new(body.ratings, body.n))}
 
-    @app.post("/v1/predict", response_model=Predictions, tags=["recommendations"], responses=ERRORS)
+    @app.post("/v1/predict", response_model=Predictions, tags=["recommendations"], responses=BODY_ERRORS)
     def predict(body: PredictRequest) -> dict[str, Any]:
         """Predicted ratings for (user_id, item_id) pairs of known users and items."""
         if len(body.pairs) > settings.max_pairs:
