@@ -215,7 +215,7 @@ def validate_frame(
             pos = int(np.flatnonzero(off)[0])
             raise _err(
                 out, pos, source, f"rating outside the scale {scale}", float(values[pos]),
-                f"fix the value, or declare the data's real scale (--scale LOW:HIGH)",
+                "fix the value, or declare the data's real scale (--scale LOW:HIGH)",
             )
     else:
         scale = RatingScale.infer(values)

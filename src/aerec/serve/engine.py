@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
-import torch
 
 from aerec.errors import ConfigError, DataError, NotFittedError
 
