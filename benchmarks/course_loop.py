@@ -149,10 +149,13 @@ class CourseRun:
         return {**asdict(self), "target": TARGET, "reached": None if reach is None else {"epoch": reach[0], "seconds": reach[1]}}
 
 
-def run_course(folder: str | Path, *, epochs: int = 200, seed: int = 0, log=None, log_every: int = 1) -> CourseRun:
+def run_course(folder: str | Path, *, epochs: int = 200, seed: int = 0, log=None, log_every: int = 1,
+               stop_at: float | None = None) -> CourseRun:
     """Train the course's SAE for ``epochs`` epochs; the test figure after each, off the clock.
 
-    ``log(message)`` is called every ``log_every`` epochs (and after the last one).
+    ``log(message)`` is called every ``log_every`` epochs (and after the last one). With
+    ``stop_at``, training ends after the first epoch whose test figure is at or below it (for
+    a time-to-quality measurement that need not run all 200 epochs).
     """
     torch.manual_seed(seed)
     run = CourseRun(threads=torch.get_num_threads())
@@ -188,6 +191,8 @@ def run_course(folder: str | Path, *, epochs: int = 200, seed: int = 0, log=None
                            "cum_seconds": clock, "test_rmse_per_user": test})
         if log is not None and (epoch % log_every == 0 or epoch == epochs):
             log(f"course epoch {epoch:>3}: loss {train_loss / s:.4f}  test {test:.4f}  ({clock:.1f} s)")
+        if stop_at is not None and test <= stop_at:
+            break
     run.final_test_loss = course_test_loss(sae, training_set, test_set)
     with torch.no_grad():
         output = sae(training_set)

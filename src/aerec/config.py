@@ -72,6 +72,9 @@ class TrainConfig:
     accumulate_gradients: bool = False
     loss_normalization: Literal["observed", "all"] = "observed"
     checkpoint_every: int = 1  # epochs between checkpoints when a checkpoint dir is given
+    # How rows reach the network: "auto" picks the faster of dense batches and the sparse path
+    # (inputs and outputs at observed cells only); aerec.training.choose_batch_format.
+    batch_format: Literal["auto", "dense", "sparse"] = "auto"
 
     def __post_init__(self) -> None:
         if self.batch_size < 0:
@@ -88,6 +91,8 @@ class TrainConfig:
             )
         if self.schedule not in ("constant", "step", "cosine", "plateau"):
             raise ConfigError(f"train.schedule must be constant, step, cosine or plateau; got {self.schedule!r}")
+        if self.batch_format not in ("auto", "dense", "sparse"):
+            raise ConfigError(f"train.batch_format must be auto, dense or sparse; got {self.batch_format!r}")
         if self.loss_normalization not in ("observed", "all"):
             raise ConfigError(f"train.loss_normalization must be 'observed' or 'all'; got {self.loss_normalization!r}")
         if self.patience < 0:

@@ -32,6 +32,7 @@ import atexit
 import contextlib
 import datetime
 import functools
+import inspect
 import os
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping
@@ -129,13 +130,12 @@ def init_from_env(device: str = "auto", *, timeout_s: float = DEFAULT_TIMEOUT_S)
         return launch
     gpu = _wants_cuda(device)
     if gpu:
-        count = torch.cuda.device_count()
-        if launch.local_rank >= count:
+        if str(device).startswith("cuda:"):
             raise ConfigError(
-                f"LOCAL_RANK={launch.local_rank} but this machine has {count} GPU(s); start at most {count} "
-                "processes per machine (torchrun --nproc-per-node) or train with --device cpu"
+                f"run.device is {device}, but under torchrun each process takes GPU LOCAL_RANK of its machine; "
+                "give --device cuda (choose the GPUs with CUDA_VISIBLE_DEVICES)"
             )
-        torch.cuda.set_device(launch.local_rank)
+        torch.cuda.set_device(_local_gpu(launch.local_rank, torch.cuda.device_count()))
         # NCCL for the gradients on the GPU; gloo beside it for the small CPU control messages.
         backend = "cpu:gloo,cuda:nccl"
     else:
@@ -148,6 +148,19 @@ def init_from_env(device: str = "auto", *, timeout_s: float = DEFAULT_TIMEOUT_S)
     )
     atexit.register(shutdown)
     return launch
+
+
+def _local_gpu(local_rank: int, count: int) -> int:
+    """The GPU of process ``local_rank``: its own index, or the only GPU a process sees (a
+    scheduler that gives each process one GPU through CUDA_VISIBLE_DEVICES)."""
+    if local_rank < count:
+        return local_rank
+    if count == 1:
+        return 0
+    raise ConfigError(
+        f"LOCAL_RANK={local_rank} but this machine has {count} GPU(s); start at most {count} processes per "
+        "machine (torchrun --nproc-per-node) or train with --device cpu"
+    )
 
 
 def _wants_cuda(device: str) -> bool:
@@ -181,11 +194,12 @@ class Share:
     = ``rows * world / global_rows`` instead.
     """
 
-    denom: float  # global count of observed cells (or cells) / world
+    denom: float  # the global batch's count of observed cells (or of all cells) / world
     weight: float  # rows * world / global_rows
     rows: int  # rows this process trains on (0 when its share is empty)
     global_rows: int
     world: int
+    observed: float  # the global batch's observed cells / world (what penalties per rating divide by)
 
 
 class Group:
@@ -215,14 +229,22 @@ class Group:
         bounds = np.linspace(0, len(rows), self.world_size + 1).round().astype(np.int64)
         return rows[bounds[self.rank] : bounds[self.rank + 1]]
 
-    def share(self, local_rows: int, global_rows: int, global_count: float) -> Share | None:
-        """How to scale this process's loss (None alone: the loss is normalised as usual)."""
+    def share(
+        self, local_rows: int, global_rows: int, global_count: float, global_observed: float | None = None
+    ) -> Share | None:
+        """How to scale this process's loss (None alone: the loss is normalised as usual).
+
+        ``global_count`` is what the loss is normalised by (observed cells, or all cells),
+        ``global_observed`` the observed cells (default: the same).
+        """
         if not self.active:
             return None
+        observed = global_count if global_observed is None else global_observed
         return Share(
             denom=max(float(global_count), 1.0) / self.world_size,
             weight=local_rows * self.world_size / max(global_rows, 1),
             rows=local_rows, global_rows=global_rows, world=self.world_size,
+            observed=max(float(observed), 1.0) / self.world_size,
         )
 
     def check_batch_size(self, batch_size: int, n_rows: int) -> None:
@@ -335,8 +357,11 @@ class Group:
         ids = None
         if device.type == "cuda":
             ids = [device.index if device.index is not None else torch.cuda.current_device()]
-        # Buffers (the baseline's fixed biases) are equal everywhere: no need to re-send them.
-        return DistributedDataParallel(_Objective(net, fn), device_ids=ids, broadcast_buffers=False)
+        # Buffers (the baseline's fixed biases) are equal everywhere: no need to re-send them at
+        # every forward (newer torch names the switch forward_sync_buffers).
+        params = inspect.signature(DistributedDataParallel).parameters
+        sync = {"forward_sync_buffers": False} if "forward_sync_buffers" in params else {"broadcast_buffers": False}
+        return DistributedDataParallel(_Objective(net, fn), device_ids=ids, **sync)
 
 
 class _Objective(nn.Module):

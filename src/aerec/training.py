@@ -20,11 +20,23 @@ of the reconstruction loss. ``step`` is the number of updates made so far over t
 (not reset each epoch, and saved in checkpoints, so KL annealing survives a resume) and
 ``rows`` the batch's row indices. Validation is minimised (RMSE) unless ``fit`` is told
 ``higher_is_better`` (a ranking metric such as NDCG@100).
+
+Several processes (``torchrun``, :mod:`aerec.distributed`): each densifies only its share of
+every global batch, DistributedDataParallel averages the gradients, and the loss of each share
+is scaled so that the result is the single-process update of the global batch. Rank 0
+validates (the figure is broadcast), shows progress and writes checkpoints. On a GPU the
+forward pass runs under bf16 autocast unless ``precision="fp32"`` (:mod:`aerec.device`).
+
+Batches reach the network in one of two forms (:func:`choose_batch_format`, ``train.batch_format``):
+dense ``(batch, n)`` values and mask, or a :class:`~aerec.data.batches.SparseBatch` whose
+outputs are computed at the observed cells only (``Autoencoder.forward_observed``). Nothing of
+size users x items is made on either path: at most one batch, or one chunk of L-BFGS's pass.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import math
 import os
@@ -40,16 +52,33 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from aerec import distributed
 from aerec.config import TrainConfig
-from aerec.data.batches import dense_rows, iter_row_batches
+from aerec.data.batches import SparseBatch, dense_rows, iter_row_batches, observed_targets, sparse_batch
+from aerec.device import autocast, resolve_precision
 from aerec.errors import ModelFileError, TrainingError
 from aerec.losses import LOSSES
 
-__all__ = ["Trainer", "TrainResult", "EpochRecord", "resolve_device", "seed_everything"]
+__all__ = [
+    "Trainer", "TrainResult", "EpochRecord", "resolve_device", "resolve_threads", "seed_everything", "choose_batch_format",
+]
 
 CHECKPOINT_VERSION = 1
 # Rows per chunk when a full-batch (L-BFGS) objective is accumulated: bounds memory to a chunk.
 FULL_BATCH_CELLS = 4_000_000
+# The sparse path (choose_batch_format): below this density of observed cells it is the faster
+# one on CPU (measured: docs/benchmarks.md, "Performance"); above it the dense products win ...
+SPARSE_BELOW_DENSITY = 0.15
+# ... once a batch's first layer is big enough (batch rows x columns x first hidden size, in
+# multiply-adds): below it the sparse path's fixed cost per batch (a few more, smaller kernels)
+# outweighs the products it saves (measured: an n-20-10-20-n network on ML-100K user rows in
+# batches of 32, 1 M multiply-adds, is 1.8x slower on the sparse path; 500 units in batches of
+# 64 item rows, 30 M, is 1.2x faster).
+SPARSE_MIN_WORK = 1 << 24  # 16.8 M
+# ... and whatever the density, a dense batch (values + mask) larger than this is not made.
+DENSE_BATCH_CELLS = 1 << 25  # 32 M cells: 2 x 128 MB in float32
+# Observed cells per chunk of the sparse full-batch (L-BFGS) cache.
+SPARSE_CHUNK_CELLS = 2_000_000
 
 
 @dataclass
@@ -87,6 +116,76 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def resolve_threads(threads: int = 0) -> int:
+    """The CPU threads torch should use: ``threads`` when > 0; 0 (``run.threads = 0``) chooses.
+
+    The choice: ``OMP_NUM_THREADS`` when it is set (the user's own word); otherwise the CPUs this
+    process may run on, less those other work keeps busy (the 1-minute load average, counting
+    this process as one of its own), at least 1. Why not simply every core: OpenMP threads wait
+    for each other at every product, so a thread that shares its core with another job holds the
+    others back. On the shared 2-core machine of docs/benchmarks.md, torch's default of 2 threads
+    made fits up to 2.3x *slower* than 1 whenever other jobs ran.
+    """
+    if threads > 0:
+        return int(threads)
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        others = max(os.getloadavg()[0] - 1.0, 0.0)  # this process counts one when it is running
+    except OSError:  # no load average on this platform
+        others = 0.0
+    return max(1, min(cpus, math.floor(cpus - others)))
+
+
+def choose_batch_format(
+    net: nn.Module,
+    rows: sp.csr_array,
+    *,
+    config: TrainConfig,
+    loss: str,
+    device: torch.device | str = "cpu",
+    distributed: bool = False,
+) -> str:
+    """How the trainer hands rows to ``net``: ``"dense"`` batches or ``"sparse"`` ones.
+
+    ``train.batch_format`` decides when it is ``dense`` or ``sparse``; ``auto`` takes the sparse
+    path when the network has one (``forward_observed``: the explicit-rating autoencoders),
+    the loss reads observed cells only (mse, bce; not the implicit models' own objectives, nor
+    dense re-feeding, whose input is the whole output), on CPU, in a single process, and
+    either one dense batch would pass ``DENSE_BATCH_CELLS``, or the matrix is sparser than
+    ``SPARSE_BELOW_DENSITY`` (15 %) and a batch's first layer is worth it (``SPARSE_MIN_WORK``
+    multiply-adds, batch rows x columns x first hidden size). Both paths compute the same objective and gradients (up to float
+    rounding; tests/test_sparse_path.py); the crossover was measured: docs/benchmarks.md.
+    """
+    choice = getattr(config, "batch_format", "auto")
+    if choice == "dense":
+        return "dense"
+    why_not = None
+    if not hasattr(net, "forward_observed"):
+        why_not = "this network has no sparse path (only the explicit-rating autoencoders do)"
+    elif hasattr(net, "training_loss") or loss not in ("mse", "bce"):
+        why_not = "its objective reads every cell, not only the observed ones"
+    elif config.dense_refeeding:
+        why_not = "dense re-feeding trains on the whole output"
+    if choice == "sparse":
+        if why_not is not None:
+            raise TrainingError(f"train.batch_format = 'sparse' cannot be used here: {why_not}; "
+                                "use 'auto' or 'dense'")
+        return "sparse"
+    if why_not is not None or torch.device(device).type != "cpu" or distributed:
+        return "dense"
+    n_rows, n_cols = rows.shape
+    density = rows.nnz / max(n_rows * n_cols, 1)
+    batch_rows = min(config.batch_size or n_rows, n_rows)
+    if batch_rows * n_cols > DENSE_BATCH_CELLS:
+        return "sparse"
+    first_hidden = net.encoder[0].out_features
+    worth_it = batch_rows * n_cols * first_hidden >= SPARSE_MIN_WORK
+    return "sparse" if density < SPARSE_BELOW_DENSITY and worth_it else "dense"
+
+
 def _epoch_seed(seed: int, epoch: int) -> int:
     return (seed * 1_000_003 + epoch * 7919 + 17) % (2**63 - 1)
 
@@ -100,8 +199,13 @@ class Trainer:
         device: where the network and batches live.
         progress: show a Rich progress bar on stderr.
         checkpoint_dir: write a checkpoint there every ``config.checkpoint_every`` epochs.
-        callbacks: called as ``callback(record)`` after every epoch.
+        callbacks: called as ``callback(record)`` after every epoch (on every process).
         val_label: what the validation figure is, for messages and the progress bar.
+        precision: ``auto`` (bf16 autocast on a GPU), ``fp32`` or ``bf16``; L-BFGS is always fp32
+            (its line search needs an exact objective).
+
+    After :meth:`fit` starts, ``batch_format`` says which path it took (``"dense"`` or
+    ``"sparse"``, :func:`choose_batch_format`).
     """
 
     def __init__(
@@ -114,8 +218,10 @@ class Trainer:
         checkpoint_dir: str | Path | None = None,
         callbacks: Iterable[Callable[[EpochRecord], None]] = (),
         val_label: str = "RMSE",
+        precision: str = "auto",
     ) -> None:
         self.config = config
+        self.precision = precision
         self.val_label = val_label
         self.seed = seed
         self.device = torch.device(device)
@@ -143,24 +249,34 @@ class Trainer:
         With ``higher_is_better`` the validation figure is maximised instead (NDCG@100).
         """
         cfg = self.config
+        group = self._group = distributed.current()  # alone, or this process's place among several
         net.to(self.device)
         data_rows = np.flatnonzero(np.diff(rows.indptr) > 0)  # rows with something to learn
+        group.check_batch_size(cfg.batch_size, len(data_rows))
+        self._amp = resolve_precision(self.precision, self.device) if cfg.optimizer != "lbfgs" else None
         n_obs = max(int(rows.nnz), 1)
         loss_fn = LOSSES[loss]
         optimizer = self._optimizer(net)
         scheduler = self._scheduler(optimizer)
         state = _LoopState(higher_is_better=higher_is_better)
         if resume:
-            state = self._load_checkpoint(net, optimizer, scheduler)
+            state = self._resume(net, optimizer, scheduler, group)
             state.higher_is_better = higher_is_better
         if hasattr(net, "training_loss") and cfg.optimizer == "lbfgs":
             raise TrainingError("this model has its own objective and trains with a gradient optimiser; "
                                 "set train.optimizer to adam (L-BFGS needs one fixed full-batch objective)")
+        self.batch_format = choose_batch_format(net, rows, config=cfg, loss=loss, device=self.device,
+                                                distributed=group.active)
         # L-BFGS always works on the whole matrix (its line search needs one fixed objective).
-        cache = _DenseCache(rows, self.device) if cfg.optimizer == "lbfgs" else None
+        cache = None
+        if cfg.optimizer == "lbfgs":
+            full_cache = _SparseCache if self.batch_format == "sparse" else _DenseCache
+            cache = full_cache(rows, self.device, group.shard(np.arange(rows.shape[0])))
+        # The batch objective; in a group, a DistributedDataParallel module that averages gradients.
+        self._forward = group.objective(net, self._objective, self.device) if cfg.optimizer != "lbfgs" else None
 
         started = time.perf_counter() - state.seconds
-        with _Progress(self.progress, cfg.epochs, state.epoch, self.val_label) as bar:
+        with _Progress(self.progress and group.is_main, cfg.epochs, state.epoch, self.val_label) as bar:
             # A checkpoint written when early stopping fired has nothing left to train, unless
             # the resumed run is more patient than the one that stopped.
             done = state.stopped == "early_stopping" and 0 < cfg.patience <= state.bad_epochs
@@ -168,7 +284,7 @@ class Trainer:
             last = state.epoch if done else cfg.epochs
             for epoch in range(state.epoch + 1, last + 1):
                 t0 = time.perf_counter()
-                torch.manual_seed(_epoch_seed(self.seed, epoch))
+                torch.manual_seed(_epoch_seed(self.seed, epoch) + group.rank)  # dropout differs per process
                 rng = np.random.default_rng(_epoch_seed(self.seed, epoch))
                 net.train()
                 if cfg.optimizer == "lbfgs":
@@ -179,9 +295,11 @@ class Trainer:
                     )
                 val = None
                 if validate is not None:
-                    net.eval()
-                    with torch.no_grad():
-                        val = float(validate(net))
+                    if group.is_main:
+                        net.eval()
+                        with torch.no_grad():
+                            val = float(validate(net))
+                    val = group.broadcast_float(val)  # every process takes the same stopping decision
                     if not math.isfinite(val):
                         raise TrainingError(
                             f"validation {self.val_label} became {val} at epoch {epoch}: the weights diverged; "
@@ -207,7 +325,9 @@ class Trainer:
                 state.epoch = epoch
                 state.seconds = time.perf_counter() - started
                 if self.checkpoint_dir is not None and (epoch % max(cfg.checkpoint_every, 1) == 0 or stop or epoch == cfg.epochs):
-                    self._save_checkpoint(net, optimizer, scheduler, state)
+                    if group.is_main:
+                        self._save_checkpoint(net, optimizer, scheduler, state)
+                    group.barrier()  # no process runs ahead of the last checkpoint
                 if stop:
                     break
         if state.best_state is not None:
@@ -219,26 +339,42 @@ class Trainer:
         )
 
     # ------------------------------------------------------------------ epochs
-    def _objective(self, net, x, mask, loss_fn, l2, n_obs, code_l1=0.0, step=0, rows=None):
-        """Batch objective, its summed error and its cell count. ``x, mask: (batch, n)``."""
+    def _objective(self, net, x, mask, loss_fn, l2, n_obs, code_l1=0.0, step=0, rows=None, share=None):
+        """Batch objective, its summed error and its cell count. ``x, mask: (batch, n)``.
+
+        ``share`` (:class:`aerec.distributed.Share`, several processes only) rescales this
+        process's part so that the gradients DDP averages equal the global batch's.
+        """
         cfg = self.config
+        amp = getattr(self, "_amp", None)
         if hasattr(net, "training_loss"):
             # The network's own objective (e.g. Mult-VAE's annealed ELBO), per row of the batch.
-            objective = net.training_loss(x, mask, step=step, rows=rows)
+            with autocast(x.device, amp):
+                objective = net.training_loss(x, mask, step=step, rows=rows)
+            objective = objective.float()
             if l2 > 0:
                 objective = objective + l2 * net.weight_norm2() / n_obs
+            if share is not None:  # a mean over this share's rows -> its part of the global mean
+                objective = objective * share.weight
+                return objective, objective.detach() * share.global_rows / share.world, torch.tensor(float(share.rows))
             return objective, objective.detach() * x.shape[0], torch.tensor(float(x.shape[0]))
-        if code_l1 > 0:
-            out, code = net(x, mask, return_code=True)
+        with autocast(x.device, amp):  # bf16 products; the loss below is fp32
+            if code_l1 > 0:
+                out, code = net(x, mask, return_code=True)
+            else:
+                out, code = net(x, mask), None
+        out, code = out.float(), (code.float() if code is not None else None)
+        err, count = loss_fn(out, *observed_targets(x, mask))  # a SparseBatch's outputs are its cells
+        if share is not None:
+            denom = torch.tensor(share.denom, device=x.device)  # the global batch's count / processes
         else:
-            out, code = net(x, mask), None
-        err, count = loss_fn(out, x, mask)
-        denom = count if cfg.loss_normalization == "observed" else torch.tensor(float(x.numel()), device=x.device)
-        objective = err / denom.clamp_min(1.0)
+            denom = count if cfg.loss_normalization == "observed" else torch.tensor(float(x.numel()), device=x.device)
+        objective = err / denom.clamp_min(1.0) if share is None else err / denom
         if l2 > 0:
             objective = objective + l2 * net.weight_norm2() / n_obs
         if code is not None:
-            objective = objective + code_l1 * code.abs().sum() / count.clamp_min(1.0)
+            per = count.clamp_min(1.0) if share is None else torch.tensor(share.observed, device=x.device)
+            objective = objective + code_l1 * code.abs().sum() / per  # per observed rating
         return objective, err, count
 
     def _check(self, value: torch.Tensor, epoch: int, where: str) -> None:
@@ -259,15 +395,24 @@ class Trainer:
     ):
         cfg = self.config
         state = state if state is not None else _LoopState()
+        group = getattr(self, "_group", None) or distributed.Group()
+        forward = getattr(self, "_forward", None) or functools.partial(self._objective, net)
         total, steps, sse, cells = 0.0, 0, 0.0, 0.0
         size = cfg.batch_size or max(len(data_rows), 1)  # 0 = every row in one batch
         for batch in iter_row_batches(len(data_rows), size, rng=rng, shuffle=cfg.shuffle):
-            x, mask = dense_rows(rows, data_rows[batch], device=self.device)
+            # Several processes: every one draws the same global batch and trains on its share.
+            mine, share = self._shard(group, rows, data_rows[batch])
+            x, mask = self._rows_batch(rows, mine)  # dense (x, mask), or (SparseBatch, None)
             if not cfg.accumulate_gradients:
                 optimizer.zero_grad(set_to_none=True)
-            row_ids = torch.from_numpy(data_rows[batch]).to(self.device) if hasattr(net, "training_loss") else None
-            objective, err, count = self._objective(net, x, mask, loss_fn, l2, n_obs, code_l1, state.steps, row_ids)
-            self._check(objective, epoch, f"batch {steps + 1}")
+            row_ids = torch.from_numpy(mine).to(self.device) if hasattr(net, "training_loss") else None
+            if share is not None and share.rows == 0 and row_ids is not None:
+                # An empty share still takes part in DDP's all-reduce: one blank row, weight 0
+                # (a mean over no rows would be NaN).
+                x, mask, row_ids = x.new_zeros(1, x.shape[1]), mask.new_zeros(1, x.shape[1]), row_ids.new_zeros(1)
+            objective, err, count = forward(x, mask, loss_fn, l2, n_obs, code_l1, state.steps, row_ids, share=share)
+            objective_all, err_all, count_all = group.batch_totals(objective, err, count)
+            self._check(objective_all, epoch, f"batch {steps + 1}")
             objective.backward()
             self._step(net, optimizer)
             state.steps += 1  # updates over the whole run: what KL annealing counts
@@ -280,15 +425,22 @@ class Trainer:
                         if loss_fn is LOSSES["bce"]:
                             y = torch.sigmoid(y)  # logits -> 0..1, the space of inputs and targets
                     optimizer.zero_grad(set_to_none=True)
-                    refeed, _, _ = self._objective(net, y, torch.ones_like(y), loss_fn, l2, n_obs)
-                    self._check(refeed, epoch, "dense re-feeding")
+                    dense_share = group.share(len(mine), len(batch), len(batch) * y.shape[1])
+                    refeed, r_err, r_count = forward(y, torch.ones_like(y), loss_fn, l2, n_obs, share=dense_share)
+                    self._check(group.batch_totals(refeed, r_err, r_count)[0], epoch, "dense re-feeding")
                     refeed.backward()
                     self._step(net, optimizer)
-            total += float(objective.detach())
-            sse += float(err.detach())
-            cells += float(count)
+            total += float(objective_all)
+            sse += float(err_all)
+            cells += float(count_all)
             steps += 1
         return total / max(steps, 1), sse, cells
+
+    def _rows_batch(self, rows: sp.csr_array, index: np.ndarray):
+        """Rows in the form :func:`choose_batch_format` chose: ``(SparseBatch, None)`` or dense ``(x, mask)``."""
+        if getattr(self, "batch_format", "dense") == "sparse":
+            return sparse_batch(rows, index, device=self.device), None
+        return dense_rows(rows, index, device=self.device)
 
     def _lbfgs_epoch(self, net, optimizer, cache, loss_fn, l2, code_l1, n_obs, epoch):
         """One L-BFGS step (``lbfgs_iterations`` iterations) on the whole-matrix objective.
@@ -303,7 +455,7 @@ class Trainer:
             sse, cells = 0.0, 0.0
             for x, mask in cache:
                 out, code = net(x, mask, return_code=True) if code_l1 > 0 else (net(x, mask), None)
-                err, count = loss_fn(out, x, mask)
+                err, count = loss_fn(out, *observed_targets(x, mask))
                 part = err / n_obs if self.config.loss_normalization == "observed" else err / (x.shape[1] * cache.n_rows)
                 if code_l1 > 0:  # the sparse family's activity penalty, per observed rating as in mini-batches
                     part = part + code_l1 * code.abs().sum() / n_obs
@@ -311,6 +463,12 @@ class Trainer:
                 total = total + part.detach()
                 sse += float(err.detach())
                 cells += float(count)
+            group = getattr(self, "_group", None)
+            if group is not None and group.active:
+                # Each process summed its rows' share of the objective: add them all up.
+                params = [p for p in net.parameters() if p.requires_grad]
+                loss_sum, sse, cells = group.all_reduce_grads(params, float(total), sse, cells)
+                total = torch.tensor(loss_sum, device=self.device)
             if l2 > 0:
                 reg = l2 * net.weight_norm2() / n_obs
                 reg.backward()
@@ -379,6 +537,35 @@ class Trainer:
         }
         write_checkpoint(self.checkpoint_dir, tensors, meta)
 
+    def _shard(self, group, rows: sp.csr_array, global_rows: np.ndarray):
+        """This process's rows of a global batch and how to scale their loss (None alone)."""
+        if not group.active:
+            return global_rows, None
+        mine = group.shard(global_rows)
+        observed = float((rows.indptr[global_rows + 1] - rows.indptr[global_rows]).sum())  # the global batch's
+        count = observed if self.config.loss_normalization == "observed" else float(len(global_rows) * rows.shape[1])
+        return mine, group.share(len(mine), len(global_rows), count, observed)
+
+    def _resume(self, net, optimizer, scheduler, group) -> _LoopState:
+        """Load the checkpoint on every process; all must find the same one (a shared folder)."""
+        error: Exception | None = None
+        state = _LoopState()
+        try:
+            state = self._load_checkpoint(net, optimizer, scheduler)
+        except (TrainingError, ModelFileError) as exc:
+            error = exc
+        if not group.agree(error is None):
+            raise error or TrainingError(
+                f"another process could not load the checkpoint in {self.checkpoint_dir}; every process must "
+                "read the same checkpoint folder (put it on storage all machines share)"
+            )
+        if not group.same(state.epoch):
+            raise TrainingError(
+                f"the processes found checkpoints of different epochs in {self.checkpoint_dir}; every process must "
+                "read the same checkpoint folder (put it on storage all machines share)"
+            )
+        return state
+
     def _load_checkpoint(self, net, optimizer, scheduler) -> _LoopState:
         if self.checkpoint_dir is None:
             raise TrainingError("resume needs a checkpoint directory")
@@ -437,12 +624,13 @@ class _DenseCache:
     256 MB); larger matrices are rebuilt chunk by chunk on each pass instead.
     """
 
-    def __init__(self, rows: sp.csr_array, device: torch.device) -> None:
+    def __init__(self, rows: sp.csr_array, device: torch.device, subset: np.ndarray | None = None) -> None:
         self.rows, self.device = rows, device
-        self.n_rows = rows.shape[0]
+        self.n_rows = rows.shape[0]  # of the whole matrix, also when this process holds a subset
+        mine = np.arange(self.n_rows) if subset is None else np.asarray(subset, dtype=np.int64)
         per_chunk = max(1, FULL_BATCH_CELLS // max(rows.shape[1], 1))
-        self.chunks = [np.arange(s, min(s + per_chunk, self.n_rows)) for s in range(0, self.n_rows, per_chunk)]
-        self.keep = rows.shape[0] * rows.shape[1] <= FULL_BATCH_CELLS * 16
+        self.chunks = [mine[s : s + per_chunk] for s in range(0, len(mine), per_chunk)]
+        self.keep = len(mine) * rows.shape[1] <= FULL_BATCH_CELLS * 16
         self._built = [dense_rows(rows, c, device=device) for c in self.chunks] if self.keep else None
 
     def __iter__(self):
@@ -451,6 +639,26 @@ class _DenseCache:
         else:
             for c in self.chunks:
                 yield dense_rows(self.rows, c, device=self.device)
+
+
+class _SparseCache:
+    """The whole matrix as :class:`SparseBatch` chunks for full-batch optimisation (the sparse path).
+
+    Always kept: it costs what the matrix costs (about 20 bytes an observed cell). Yields
+    ``(batch, None)`` pairs, as :class:`_DenseCache` yields ``(x, mask)``.
+    """
+
+    def __init__(self, rows: sp.csr_array, device: torch.device, subset: np.ndarray | None = None) -> None:
+        self.n_rows = rows.shape[0]  # of the whole matrix, also when this process holds a subset
+        mine = np.arange(self.n_rows) if subset is None else np.asarray(subset, dtype=np.int64)
+        ends = np.cumsum(rows.indptr[mine + 1] - rows.indptr[mine])  # observed cells up to each row
+        cuts = np.searchsorted(ends, np.arange(SPARSE_CHUNK_CELLS, int(ends[-1]) if len(ends) else 0, SPARSE_CHUNK_CELLS))
+        self.chunks = [c for c in np.split(mine, np.unique(cuts)) if len(c)]
+        self._built = [sparse_batch(rows, c, device=device) for c in self.chunks]
+
+    def __iter__(self):
+        for batch in self._built:
+            yield batch, None
 
 
 class _Progress:

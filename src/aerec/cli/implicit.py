@@ -28,6 +28,7 @@ import typer
 from rich.markup import escape
 from rich.text import Text
 
+from aerec import distributed
 from aerec.cli import err_console
 from aerec.config import Config
 from aerec.data.ratings import Ratings
@@ -85,11 +86,13 @@ def train_implicit(config: Config, parts, *, out: Path, threshold: float | None,
     identity = _run_identity(model, matrix.fingerprint())
     if resume:
         _check_resume(ckpt, identity)
-    elif ckpt.exists() and checkpoint_dir is None:
+    elif ckpt.exists() and checkpoint_dir is None and distributed.is_main():
         shutil.rmtree(ckpt, ignore_errors=True)  # a stale checkpoint of an earlier run
-    _write_identity(ckpt, identity)
+    if distributed.is_main():  # under torchrun rank 0 writes every file (docs/distributed.md)
+        _write_identity(ckpt, identity)
+    distributed.barrier()
     what = "events" if parts.train.implicit else f"ratings >= {t:g}"
-    if not as_json:
+    if not as_json and distributed.is_main():
         err_console.print(
             f"Training [bold]{escape(config.kind)}[/] on {matrix.nnz:,} positives ({what}; {matrix.n_users:,} users x "
             f"{matrix.n_items:,} items) from {escape(parts.source)}", soft_wrap=True,
@@ -97,6 +100,8 @@ def train_implicit(config: Config, parts, *, out: Path, threshold: float | None,
     started = time.perf_counter()
     model.fit(parts.train, parts.validation, threshold=threshold, progress=progress, checkpoint_dir=ckpt, resume=resume)
     fit_seconds = time.perf_counter() - started
+    if not distributed.is_main():
+        return  # every process holds the same model; rank 0 evaluates, saves and reports
     test = model.evaluate(parts.test) if parts.test is not None else {}
 
     result = model.train_result_

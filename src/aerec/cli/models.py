@@ -34,6 +34,7 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
+from aerec import distributed
 from aerec.cli import app, err_console, out_console
 from aerec.config import Config, apply_overrides, load_config
 from aerec.data.ratings import Ratings
@@ -442,11 +443,14 @@ def train_command(
     config = Config.from_dict(settings, source=str(config_file) if config_file else "settings")
     run = config.resolve_run()
     options = _with_n_ratings(_reader_options(fmt, columns, sep, scale, duplicates), data, n_ratings)
+    # Under torchrun: join the other processes (docs/distributed.md); alone, nothing happens.
+    distributed.init_from_env(run.device)
 
     with _warnings_to_console():
         from aerec.cli.implicit import is_implicit_run, read_train_data, train_implicit
 
-        parts = read_train_data(data, train_file, test_file, split, options, run.seed, implicit)
+        with distributed.main_first():  # rank 0 downloads a dataset once; the others then read it
+            parts = read_train_data(data, train_file, test_file, split, options, run.seed, implicit)
         if is_implicit_run(config, parts.train, implicit, threshold):
             train_implicit(config, parts, out=out, threshold=threshold, checkpoint_dir=checkpoint_dir, resume=resume,
                            progress=progress, as_json=as_json)
@@ -466,10 +470,12 @@ def train_command(
         identity = _run_identity(recommender, matrix.fingerprint())
         if resume:
             _check_resume(ckpt, identity)
-        elif ckpt.exists() and checkpoint_dir is None:
+        elif ckpt.exists() and checkpoint_dir is None and distributed.is_main():
             shutil.rmtree(ckpt, ignore_errors=True)  # a stale checkpoint of an earlier run
-        _write_identity(ckpt, identity)
-        if not as_json:
+        if distributed.is_main():  # rank 0 writes every file; the others wait for it
+            _write_identity(ckpt, identity)
+        distributed.barrier()
+        if not as_json and distributed.is_main():
             err_console.print(
                 f"Training [bold]{escape(config.kind)}[/] on {len(parts.train):,} ratings "
                 f"({matrix.n_users:,} users x {matrix.n_items:,} items) from {escape(parts.source)}",
@@ -478,6 +484,8 @@ def train_command(
         started = time.perf_counter()
         recommender.fit(matrix, parts.validation, progress=progress, checkpoint_dir=ckpt, resume=resume)
         fit_seconds = time.perf_counter() - started
+        if not distributed.is_main():
+            return  # every process holds the same model; rank 0 evaluates, saves and reports
         test_metrics = evaluate_ratings(recommender, parts.test) if parts.test is not None else None
 
     result = recommender.train_result_

@@ -1,11 +1,17 @@
 """Rows of a sparse rating matrix, handed to PyTorch one batch at a time.
 
-Only a batch is ever dense: ``(batch, n_cols)`` values plus a mask of observed cells. The mask
-is what makes a stored 0 (a dislike) different from a blank.
+Two forms. :func:`dense_rows`: only a batch is ever dense, ``(batch, n_cols)`` values plus a
+mask of observed cells; the mask is what makes a stored 0 (a dislike) different from a blank.
+:func:`sparse_batch`: the batch stays sparse (:class:`SparseBatch`, CSR parts as tensors), for
+networks that read their input and score their output at the observed cells only (the
+trainer's sparse path, :func:`aerec.training.choose_batch_format`); nothing of size
+``(batch, n_cols)`` is made at all.
 """
 
 from __future__ import annotations
 
+import warnings
+from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
@@ -14,7 +20,12 @@ import torch
 
 from aerec.data.matrix import row_positions
 
-__all__ = ["dense_rows", "sparse_rows", "iter_row_batches"]
+# torch marks sparse CSR tensors as beta on their first use; the sparse path (aerec.models.autoencoder)
+# uses only their stable core (construction, sampled_addmm, sparse.mm), so the notice says
+# nothing to our users.
+warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta", category=UserWarning)
+
+__all__ = ["dense_rows", "sparse_rows", "sparse_batch", "SparseBatch", "observed_targets", "iter_row_batches"]
 
 
 def _coo_parts(csr: sp.csr_array, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -57,6 +68,73 @@ def sparse_rows(csr: sp.csr_array, rows: np.ndarray) -> tuple[torch.Tensor, torc
     """The given rows' entries as COO parts: batch-local row ids, column ids, values (float32)."""
     local, cols, vals = _coo_parts(csr, rows)
     return torch.from_numpy(local), torch.from_numpy(cols), torch.from_numpy(np.asarray(vals, dtype=np.float32))
+
+
+@dataclass(frozen=True)
+class SparseBatch:
+    """Some rows of a sparse matrix as torch tensors, in CSR order: ``(n_rows, n_cols)`` with ``nnz`` cells.
+
+    Every stored entry is an observed cell (a stored 0 included). ``offsets`` are the batch's
+    row pointers, ``(n_rows + 1,)``; ``cols`` and ``values`` ``(nnz,)`` hold the cells row by
+    row, and ``row_ids`` ``(nnz,)`` the batch-local row of each cell. ``shape``, ``numel()`` and
+    ``device`` read as a dense ``(n_rows, n_cols)`` batch's would.
+    """
+
+    offsets: torch.Tensor  # (n_rows + 1,) int64
+    cols: torch.Tensor  # (nnz,) int64
+    values: torch.Tensor  # (nnz,) float32
+    row_ids: torch.Tensor  # (nnz,) int64
+    n_cols: int
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.offsets.shape[0]) - 1
+
+    @property
+    def nnz(self) -> int:
+        return int(self.cols.shape[0])
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.n_rows, self.n_cols)
+
+    @property
+    def device(self) -> torch.device:
+        return self.values.device
+
+    def numel(self) -> int:
+        """Cells of the dense batch this stands for (what a per-cell normalisation divides by)."""
+        return self.n_rows * self.n_cols
+
+    def counts(self) -> torch.Tensor:
+        """Observed cells per row, ``(n_rows,)`` float."""
+        return torch.diff(self.offsets).to(self.values.dtype)
+
+
+def sparse_batch(
+    csr: sp.csr_array,
+    rows: np.ndarray,
+    *,
+    device: torch.device | str | None = None,
+) -> SparseBatch:
+    """The given rows of ``csr`` as a :class:`SparseBatch` (row order as given; float32 values)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    local, cols, vals = _coo_parts(csr, rows)
+    offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(csr.indptr[rows + 1] - csr.indptr[rows], out=offsets[1:])
+    parts = [torch.from_numpy(offsets), torch.from_numpy(cols), torch.from_numpy(np.asarray(vals, dtype=np.float32)),
+             torch.from_numpy(local)]
+    if device is not None:
+        parts = [t.to(device, non_blocking=True) for t in parts]
+    return SparseBatch(*parts, n_cols=int(csr.shape[1]))
+
+
+def observed_targets(x, mask) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(target, mask)`` for a loss: a dense batch's own, or a :class:`SparseBatch`'s values with a
+    mask of ones (its outputs are already the observed cells only, ``(nnz,)``)."""
+    if isinstance(x, SparseBatch):
+        return x.values, torch.ones_like(x.values)
+    return x, mask
 
 
 def iter_row_batches(

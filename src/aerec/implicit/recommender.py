@@ -49,7 +49,7 @@ from aerec.implicit.protocol import RankingTask, carve_validation, ranking_task,
 from aerec.implicit.views import implicit_matrix, positives
 from aerec.persistence import check_shapes, read_model_dir, write_model_dir
 from aerec.ranking import DEFAULT_METRICS, evaluate_ranking, parse_metric
-from aerec.training import EpochRecord, Trainer, TrainResult, resolve_device, seed_everything
+from aerec.training import EpochRecord, Trainer, TrainResult, resolve_device, resolve_threads, seed_everything
 
 __all__ = ["NOT_A_RATING_MODEL", "VAL_METRIC", "ImplicitRecommender"]
 
@@ -146,8 +146,7 @@ class ImplicitRecommender:
         self.fingerprint_ = matrix.fingerprint()
         self.val_metric_ = val_metric
         self.device_ = resolve_device(run.device)
-        if run.threads > 0:
-            torch.set_num_threads(run.threads)
+        torch.set_num_threads(resolve_threads(run.threads))  # 0: an informed automatic choice
 
         fit_csr, task = self._validation_task(matrix, validation, train_cfg.validation, run.seed)
         fit_rankable = np.bincount(fit_csr.indices, minlength=matrix.n_items) > 0

@@ -7,6 +7,14 @@ variants: input dropout or Gaussian noise (denoising), dropout on the code (Kuch
 2017), an L1 activity penalty on the code (sparse), and a decoder tied to the encoder's weights.
 
 The module holds architecture only; the trainer owns the loop, optimiser and device.
+
+Two ways in. ``forward(x, mask)`` takes a dense batch ``(batch, n)`` and reconstructs every
+cell. ``forward_observed(batch)`` (also ``forward(batch)``) takes a
+:class:`~aerec.data.batches.SparseBatch` and gives the same function read at the batch's
+observed cells only, ``(nnz,)``, without making anything of size ``(batch, n)``: the first layer
+sums its weight's columns at the observed cells (``embedding_bag``), the last layer is
+evaluated at those cells only (a sampled dense-dense product, SDDMM). A loss on observed cells
+needs nothing else, and the work is ``nnz x h`` instead of ``batch x n x h``.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from aerec.data.batches import SparseBatch
 from aerec.errors import ConfigError
 
 __all__ = ["Autoencoder", "ACTIVATIONS", "activation"]
@@ -31,6 +40,33 @@ ACTIVATIONS = {
     "lrelu": F.leaky_relu,
     "swish": F.silu,
 }
+
+
+class _ObservedProduct(torch.autograd.Function):
+    """``(h @ weight.T)`` at a sparse batch's cells only, ``(nnz,)``: the sparse path's last layer.
+
+    Forward is a sampled dense-dense product (SDDMM); backward is two sparse-dense products,
+    ``grad_h = G @ weight`` and ``grad_weight = G.T @ h`` with ``G`` the output gradient on the
+    batch's pattern. Written out because autograd's own backward of ``sampled_addmm`` took
+    about 2.2x as long on CPU (forward and backward: 44 ms against 19 ms on ML-100K's item rows, h = 500).
+    ``h: (batch, k)``, ``weight: (n, k)``, ``offsets: (batch + 1,)``, ``cols: (nnz,)``.
+    """
+
+    @staticmethod
+    def forward(ctx, h: torch.Tensor, weight: torch.Tensor, offsets: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(h, weight, offsets, cols)
+        pattern = torch.sparse_csr_tensor(offsets, cols, torch.zeros(cols.shape[0], dtype=h.dtype, device=h.device),
+                                          size=(h.shape[0], weight.shape[0]), check_invariants=False)
+        return torch.sparse.sampled_addmm(pattern, h, weight.t()).values()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        h, weight, offsets, cols = ctx.saved_tensors
+        g = torch.sparse_csr_tensor(offsets, cols, grad.contiguous(), size=(h.shape[0], weight.shape[0]),
+                                    check_invariants=False)  # (batch, n)
+        grad_h = torch.sparse.mm(g, weight) if ctx.needs_input_grad[0] else None  # (batch, k)
+        grad_weight = torch.sparse.mm(g.t(), h) if ctx.needs_input_grad[1] else None  # (n, k)
+        return grad_h, grad_weight, None, None
 
 
 def activation(name: str):
@@ -192,14 +228,74 @@ class Autoencoder(nn.Module):
         """Per-column bias added to the output, ``(n,)``: zeros without ``baseline``."""
         return self.col_bias if self.use_baseline else torch.zeros_like(self.col_bias)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, *, return_code: bool = False):
-        """Reconstruct ``x (batch, n)``; with ``return_code`` also give the code ``(batch, code)``."""
+    def forward(self, x: torch.Tensor | SparseBatch, mask: torch.Tensor | None = None, *, return_code: bool = False):
+        """Reconstruct ``x (batch, n)``; with ``return_code`` also give the code ``(batch, code)``.
+
+        A :class:`SparseBatch` goes to :meth:`forward_observed` (outputs at its cells, ``(nnz,)``).
+        """
+        if isinstance(x, SparseBatch):
+            return self.forward_observed(x, return_code=return_code)
         z = self.encode(self.corrupt(x, mask), mask)
         out = self.decode(z)
         if self.use_baseline:
             # The bias model reads the clean input: corruption is for the network's own view.
             out = out + self.row_offset(x, mask)[:, None] + self.col_bias
         return (out, z) if return_code else out
+
+    # ------------------------------------------------------------------ the sparse path
+    def forward_observed(self, batch: SparseBatch, *, return_code: bool = False):
+        """The reconstruction at ``batch``'s observed cells only, ``(nnz,)`` in CSR order.
+
+        Equal to ``forward(x, mask)[mask > 0]`` for the dense form of the batch (up to float
+        rounding), at ``nnz x h`` cost. In training mode, input dropout and noise are drawn per
+        observed value: a blank is 0 before and after dropout and noise is masked, so the
+        corruption has the dense path's distribution, but not its random draws.
+        """
+        values = self.corrupt_values(batch.values)  # (nnz,)
+        z = self.encode_sparse(batch, values)  # (batch, code)
+        if self.code_dropout > 0:
+            z = F.dropout(z, self.code_dropout, training=self.training)
+        h = self.penultimate(z)  # (batch, h)
+        weight, bias = self.output_layer()  # (n, h), (n,)
+        raw = _ObservedProduct.apply(h, weight, batch.offsets, batch.cols) + bias[batch.cols]  # (nnz,)
+        out = self.output_act(raw)
+        if self.use_baseline:
+            out = out + self.row_offset_sparse(batch)[batch.row_ids] + self.col_bias[batch.cols]
+        return (out, z) if return_code else out
+
+    def corrupt_values(self, values: torch.Tensor) -> torch.Tensor:
+        """:meth:`corrupt` for the observed values of a sparse batch, ``(nnz,)``."""
+        if not self.training or (self.input_dropout == 0 and self.input_noise == 0):
+            return values
+        if self.input_noise > 0:
+            values = values + torch.randn_like(values) * self.input_noise
+        if self.input_dropout > 0:
+            values = F.dropout(values, self.input_dropout, training=True)
+        return values
+
+    def encode_sparse(self, batch: SparseBatch, values: torch.Tensor | None = None) -> torch.Tensor:
+        """:meth:`encode` of a sparse batch (``values``: its possibly corrupted values), ``(batch, code)``."""
+        values = batch.values if values is None else values
+        first = self.encoder[0]
+        # embedding_bag sums rows of an (n, h) table: the transposed weight, copied contiguous once
+        # per batch (about 3x faster, forward and backward, than reading the transposed view).
+        h = F.embedding_bag(batch.cols, first.weight[:, : self.n].t().contiguous(), batch.offsets,
+                            mode="sum", per_sample_weights=values, include_last_offset=True)  # (batch, h)
+        if self.mask_input:  # the 0/1 pattern's half of the input: a plain sum of columns
+            h = h + F.embedding_bag(batch.cols, first.weight[:, self.n :].t().contiguous(), batch.offsets,
+                                    mode="sum", include_last_offset=True)
+        z = self.act(h + first.bias)
+        for layer in self.encoder[1:]:
+            z = self.act(layer(z))
+        return z
+
+    def row_offset_sparse(self, batch: SparseBatch) -> torch.Tensor:
+        """:meth:`row_offset` of a sparse batch, ``(batch,)``: zeros without ``baseline``."""
+        if not self.use_baseline:
+            return torch.zeros(batch.n_rows, dtype=batch.values.dtype, device=batch.device)
+        residual = batch.values - self.mu - self.col_bias[batch.cols]  # (nnz,)
+        total = torch.zeros(batch.n_rows, dtype=residual.dtype, device=residual.device).index_add_(0, batch.row_ids, residual)
+        return self.mu + total / (batch.counts() + self.row_reg)
 
     def weight_norm2(self) -> torch.Tensor:
         """Sum of squared weights (biases excluded): the L2 term of AutoRec's objective."""
