@@ -19,7 +19,7 @@ and batches that cross to the GPU once.
 from __future__ import annotations
 
 import contextlib
-from typing import ContextManager
+from contextlib import AbstractContextManager
 
 import numpy as np
 import torch
@@ -71,7 +71,7 @@ def resolve_precision(precision: str, device: torch.device | str) -> torch.dtype
     return torch.bfloat16 if precision == "bf16" else None
 
 
-def autocast(device: torch.device | str, dtype: torch.dtype | None) -> ContextManager:
+def autocast(device: torch.device | str, dtype: torch.dtype | None) -> AbstractContextManager:
     """``torch.autocast`` for ``device``'s type in ``dtype``, or a do-nothing context for None."""
     if dtype is None:
         return contextlib.nullcontext()

@@ -491,10 +491,13 @@ class Trainer:
         if cfg.optimizer == "rmsprop":
             # Plain RMSprop, as the course uses it: train.momentum belongs to the "momentum" optimiser.
             return torch.optim.RMSprop(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        # Adam's fused kernel updates each weight in one pass instead of several: 8.7x faster a step
+        # for 54 M weights on CPU (0.035 s against 0.30 s; docs/benchmarks.md, "Performance").
+        fused = {"fused": True} if self.device.type in ("cpu", "cuda") and all(p.is_floating_point() for p in params) else {}
         if cfg.optimizer == "adam":
-            return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+            return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **fused)
         if cfg.optimizer == "adamw":
-            return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+            return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **fused)
         if cfg.weight_decay:
             raise TrainingError("train.weight_decay is not supported with lbfgs; use model.l2 instead")
         return torch.optim.LBFGS(
