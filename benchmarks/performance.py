@@ -377,7 +377,8 @@ def markdown(res: dict[str, Any]) -> str:
                   "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: |"]
         for r in th:
             batch = "all rows" if r["batch_size"] == 0 else f"{r['batch_size']}"
-            lines.append(f"| {r['kind']} | {r['orientation']}s ({r['n_rows']:,}) | {r['optimizer']}, {batch} | {r['path']} "
+            path = f"{r['path']} (auto's choice)" if r.get("asked") == "auto" else r["path"]
+            lines.append(f"| {r['kind']} | {r['orientation']}s ({r['n_rows']:,}) | {r['optimizer']}, {batch} | {path} "
                          f"| {r['epoch_seconds']:.3f} | {r['rows_per_epoch'] / r['n_rows']:.1f} "
                          f"| {r['ratings_per_second']:,.0f} | {_f(r['gflops'], '.1f')} | {_f(r['percent_of_peak'], '.0f')} |")
         lines.append("")

@@ -77,6 +77,14 @@ def test_train_human_summary_goes_to_stderr(tmp_path):
     assert "none (add --split SPEC or --test FILE" in r.stderr  # no test set, no test figures
 
 
+def test_torch_beta_notices_of_the_sparse_path_are_not_shown(tmp_path):
+    """The sparse path builds torch sparse CSR tensors, which warn once that they are "beta";
+    the CLI shows the library's warnings, but that one says nothing to a user."""
+    r = ok("train", "--data", "synthetic", "--n-ratings", N, *FAST, "--set", "train.batch_format=sparse",
+           "--out", tmp_path / "m")
+    assert "warning:" not in r.stderr, r.stderr
+
+
 def test_train_without_test_set_json_has_null_metrics(tmp_path):
     doc = json.loads(ok("train", "--data", "toy", *FAST, "--out", tmp_path / "m", "--json").stdout)
     assert all(doc[k] is None for k in METRIC_KEYS) and doc["n_train"] == 57

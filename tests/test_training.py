@@ -387,3 +387,28 @@ def test_a_crash_inside_the_swap_falls_back_to_the_previous_checkpoint(item_rows
     result = trainer.fit(_net(item_rows.shape[1]), item_rows, resume=True)
     assert [r.epoch for r in result.history] == [1, 2, 3]
     assert read_checkpoint(tmp_path)[1]["epoch"] == 3
+
+
+# ----------------------------------------------------------------------------- torch.compile
+@pytest.mark.slow
+def test_a_compiled_network_trains_to_the_eager_weights_and_keeps_its_names(item_rows):
+    """``compile=True`` compiles the forward pass in place: same objective, so the same weights
+    (up to the compiler's float reassociation), and a state dict a fresh eager network loads."""
+    cfg = TrainConfig(optimizer="adam", lr=0.02, batch_size=8, epochs=3, batch_format="dense")
+    eager, compiled = _net(item_rows.shape[1]), _net(item_rows.shape[1])
+    Trainer(cfg, seed=4).fit(eager, item_rows)
+    Trainer(cfg, seed=4, compile=True).fit(compiled, item_rows)
+    assert getattr(compiled, "_compiled_call_impl", None) is not None  # the in-place nn.Module.compile ran
+    fresh = _net(item_rows.shape[1])
+    fresh.load_state_dict(compiled.state_dict())  # no "_orig_mod." prefixes
+    for name, value in eager.state_dict().items():
+        torch.testing.assert_close(compiled.state_dict()[name], value, atol=1e-5, rtol=1e-4)
+
+
+def test_run_compile_is_a_boolean_setting():
+    from aerec.config import RunConfig
+    from aerec.errors import ConfigError
+
+    assert RunConfig(compile=True).compile is True
+    with pytest.raises(ConfigError, match="run.compile"):
+        RunConfig(compile="yes")

@@ -125,12 +125,19 @@ class RunConfig:
 
     ``precision``: ``auto`` trains under bf16 autocast on a GPU that supports it and in fp32
     elsewhere; ``fp32`` or ``bf16`` force one (see :mod:`aerec.device`).
+
+    ``compile``: run the network's forward pass through ``torch.compile`` while training
+    (:func:`aerec.training.compile_network`); off by default, because on CPU it measured no
+    faster than eager for these networks and its compilation takes seconds (docs/benchmarks.md,
+    "Performance"). Where compiling fails (no C++ compiler, an unsupported operation), the
+    network runs eagerly.
     """
 
     seed: int = 0
     device: Literal["cpu", "cuda", "auto"] = "auto"
     threads: int = 0
     precision: Literal["auto", "fp32", "bf16"] = "auto"
+    compile: bool = False
 
     def __post_init__(self) -> None:
         if self.device not in ("cpu", "cuda", "auto") and not str(self.device).startswith("cuda:"):
@@ -140,6 +147,8 @@ class RunConfig:
         # numpy's generators take seeds >= 0, torch's at most 2**64 - 1.
         if not 0 <= self.seed < 2**64:
             raise ConfigError(f"run.seed must be a whole number from 0 to 2**64 - 1; got {self.seed!r}")
+        if not isinstance(self.compile, bool):
+            raise ConfigError(f"run.compile must be true or false; got {self.compile!r}")
         if not 0 <= self.threads <= 1024:
             raise ConfigError(f"run.threads must be from 0 (automatic) to 1024; got {self.threads}")
 

@@ -158,7 +158,7 @@ class Recommender:
             validate = self._validator(rows, fit_matrix, val_bias, val_users, val_items, val_true)
         trainer = Trainer(
             train_cfg, seed=run.seed, device=self.device_, progress=progress,
-            checkpoint_dir=checkpoint_dir, callbacks=callbacks, precision=run.precision,
+            checkpoint_dir=checkpoint_dir, callbacks=callbacks, precision=run.precision, compile=run.compile,
         )
         result: TrainResult = trainer.fit(
             net, rows, loss=self.loss_, l2=params.l2, code_l1=params.code_l1, validate=validate, resume=resume

@@ -35,7 +35,6 @@ size users x items is made on either path: at most one batch, or one chunk of L-
 
 from __future__ import annotations
 
-import copy
 import functools
 import json
 import math
@@ -54,7 +53,7 @@ from torch import nn
 
 from aerec import distributed
 from aerec.config import TrainConfig
-from aerec.data.batches import SparseBatch, dense_rows, iter_row_batches, observed_targets, sparse_batch
+from aerec.data.batches import dense_rows, iter_row_batches, observed_targets, sparse_batch
 from aerec.device import autocast, resolve_precision
 from aerec.errors import ModelFileError, TrainingError
 from aerec.losses import LOSSES
@@ -203,6 +202,7 @@ class Trainer:
         val_label: what the validation figure is, for messages and the progress bar.
         precision: ``auto`` (bf16 autocast on a GPU), ``fp32`` or ``bf16``; L-BFGS is always fp32
             (its line search needs an exact objective).
+        compile: train through :func:`compile_network` (``torch.compile``, eager where it fails).
 
     After :meth:`fit` starts, ``batch_format`` says which path it took (``"dense"`` or
     ``"sparse"``, :func:`choose_batch_format`).
@@ -219,9 +219,11 @@ class Trainer:
         callbacks: Iterable[Callable[[EpochRecord], None]] = (),
         val_label: str = "RMSE",
         precision: str = "auto",
+        compile: bool = False,
     ) -> None:
         self.config = config
         self.precision = precision
+        self.compile = compile
         self.val_label = val_label
         self.seed = seed
         self.device = torch.device(device)
@@ -267,6 +269,8 @@ class Trainer:
                                 "set train.optimizer to adam (L-BFGS needs one fixed full-batch objective)")
         self.batch_format = choose_batch_format(net, rows, config=cfg, loss=loss, device=self.device,
                                                 distributed=group.active)
+        if self.compile:
+            compile_network(net)
         # L-BFGS always works on the whole matrix (its line search needs one fixed objective).
         cache = None
         if cfg.optimizer == "lbfgs":
@@ -290,7 +294,7 @@ class Trainer:
                 if cfg.optimizer == "lbfgs":
                     loss_avg, sse, cells = self._lbfgs_epoch(net, optimizer, cache, loss_fn, l2, code_l1, n_obs, epoch)
                 else:
-                    loss_avg, sse, cells = self._minibatch_epoch(
+                    loss_avg, sse, cells = self._passes(
                         net, optimizer, rows, data_rows, rng, loss_fn, l2, code_l1, n_obs, epoch, state
                     )
                 val = None
@@ -389,6 +393,28 @@ class Trainer:
         if self.config.max_grad_norm > 0:
             torch.nn.utils.clip_grad_norm_(net.parameters(), self.config.max_grad_norm)
         optimizer.step()
+
+    def _passes(self, net, optimizer, rows, data_rows, rng, *args):
+        """One epoch: one mini-batch pass over the rows, or the passes the network lists.
+
+        A network with ``epoch_passes() -> list[str]`` (RecVAE: three encoder passes, then one
+        decoder pass) makes one pass per name, each announced by ``net.begin_pass(name)``
+        before it starts; what a pass trains is the network's business (its ``training_loss``).
+        Each pass draws its own shuffle from the epoch's ``rng``, so the epoch stays seeded.
+        Returns the mean loss over the passes, and the summed error and cell counts.
+        """
+        if not hasattr(net, "epoch_passes"):
+            return self._minibatch_epoch(net, optimizer, rows, data_rows, rng, *args)
+        if getattr(self, "_group", None) is not None and self._group.active:
+            raise TrainingError("this model alternates the parts it trains (epoch_passes), which several "
+                                "processes do not support; train it in one process")
+        losses, sse, cells = [], 0.0, 0.0
+        for name in net.epoch_passes():
+            net.begin_pass(name)
+            loss, err, count = self._minibatch_epoch(net, optimizer, rows, data_rows, rng, *args)
+            losses.append(loss)
+            sse, cells = sse + err, cells + count
+        return sum(losses) / max(len(losses), 1), sse, cells
 
     def _minibatch_epoch(
         self, net, optimizer, rows, data_rows, rng, loss_fn, l2, code_l1, n_obs, epoch, state=None
@@ -792,11 +818,24 @@ def read_checkpoint(directory: Path) -> tuple[dict[str, torch.Tensor], dict[str,
     return load_file(str(weights)), meta
 
 
+def compile_network(net: nn.Module) -> nn.Module:
+    """Compile ``net``'s forward pass in place with ``torch.compile``; returns ``net``.
+
+    In place (``nn.Module.compile``), so the weights keep their names and a saved model is the
+    same as an eager one's. Compilation happens at the first call; where it fails (no C++
+    compiler, an operation the compiler does not support) dynamo's ``suppress_errors`` runs
+    that code eagerly with a warning instead of stopping the training. The sparse path's
+    ``forward_observed`` is not compiled (sparse tensors are outside what the compiler handles).
+    """
+    import torch._dynamo
+
+    torch._dynamo.config.suppress_errors = True
+    net.compile()
+    return net
+
+
 def _rmtree(path: Path) -> None:
     import shutil
 
     shutil.rmtree(path, ignore_errors=True)
 
-
-def clone_state(net: nn.Module) -> dict[str, torch.Tensor]:
-    return copy.deepcopy(net.state_dict())

@@ -217,8 +217,11 @@ def _known_label(vocab, text: str) -> Any:
 @contextlib.contextmanager
 def _warnings_to_console() -> Iterator[None]:
     """Show the library's warnings as one ``warning:`` line each on stderr (no source lines)."""
+    from aerec.data.batches import SPARSE_BETA_NOTICE
+
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        warnings.filterwarnings("ignore", message=SPARSE_BETA_NOTICE, category=UserWarning)  # torch's, not ours
         try:
             yield
         finally:

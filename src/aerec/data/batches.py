@@ -23,7 +23,8 @@ from aerec.data.matrix import row_positions
 # torch marks sparse CSR tensors as beta on their first use; the sparse path (aerec.models.autoencoder)
 # uses only their stable core (construction, sampled_addmm, sparse.mm), so the notice says
 # nothing to our users.
-warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta", category=UserWarning)
+SPARSE_BETA_NOTICE = "Sparse CSR tensor support is in beta"
+warnings.filterwarnings("ignore", message=SPARSE_BETA_NOTICE, category=UserWarning)
 
 __all__ = ["dense_rows", "sparse_rows", "sparse_batch", "SparseBatch", "observed_targets", "iter_row_batches"]
 

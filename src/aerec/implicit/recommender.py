@@ -191,7 +191,7 @@ class ImplicitRecommender:
 
         trainer = Trainer(train_cfg, seed=run.seed, device=self.device_, progress=progress,
                           checkpoint_dir=checkpoint_dir, callbacks=callbacks, val_label=self.val_metric_,
-                          precision=run.precision)
+                          precision=run.precision, compile=run.compile)
         # The network brings its own objective (training_loss): the trainer adds no L2 of its own.
         self.train_result_ = trainer.fit(net, fit_csr, loss="multinomial", validate=validate,
                                          higher_is_better=True, resume=resume)
