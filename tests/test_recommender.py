@@ -46,3 +46,57 @@ def test_baseline_network_starts_at_the_bias_model(ratings):
     bias_pred = np.clip(model.bias_.predict(u, i), 1, 5)
     assert np.sqrt(np.mean((net_pred - bias_pred) ** 2)) < 0.1
     assert bool(model.net_.use_baseline) and float(torch.as_tensor(model.net_.mu)) > 0
+
+
+# ----------------------------------------------------------------------------- refit
+def _autorec(train: dict | None = None, seed: int = 0) -> Recommender:
+    return Recommender(config=Config(model={"kind": "autorec", "hidden": [16]},
+                                     train={"epochs": 6, "patience": 2, **(train or {})}, run={"threads": 1, "seed": seed}))
+
+
+def test_refit_keeps_a_network_trained_on_every_rating_for_the_chosen_epochs(ratings):
+    refitted = _autorec().fit(ratings)
+    assert refitted.resolved()[1].refit  # the autorec default
+    best = refitted.train_result_.best_epoch
+    assert refitted.refit_epochs_ == best and best >= 1
+    # By hand: the same seed, no carve, that many epochs on all the ratings.
+    by_hand = _autorec({"validation": 0.0, "epochs": best}).fit(ratings)
+    for name, value in by_hand.net_.state_dict().items():
+        torch.testing.assert_close(refitted.net_.state_dict()[name], value)
+    selected = _autorec({"refit": False}).fit(ratings)  # the selection run's own best weights
+    assert selected.refit_epochs_ is None
+    def no_clock(model):
+        return [{k: v for k, v in vars(r).items() if k != "seconds"} for r in model.history_]
+
+    assert no_clock(selected) == no_clock(refitted)  # the history is the selection run's
+    assert not torch.equal(selected.net_.encoder[0].weight, refitted.net_.encoder[0].weight)
+
+
+def test_a_validation_set_given_by_the_caller_is_never_refitted_on(ratings):
+    frame = ratings.frame
+    from aerec.data.ratings import Ratings
+
+    train = Ratings(frame.iloc[:3500].reset_index(drop=True), ratings.scale)
+    val = Ratings(frame.iloc[3500:].reset_index(drop=True), ratings.scale)
+    model = _autorec().fit(train, val)
+    assert model.refit_epochs_ is None
+
+
+def test_refit_is_a_boolean_setting():
+    from aerec.config import TrainConfig
+    from aerec.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="train.refit"):
+        TrainConfig(refit="yes")
+
+
+def test_resuming_after_a_crash_in_the_refit_replays_it_to_the_same_weights(ratings, tmp_path):
+    """A crash during the refit leaves the selection run's final checkpoint behind; resuming
+    from it must not retrain the selection, and must end with the uninterrupted run's weights."""
+    whole = _autorec().fit(ratings, checkpoint_dir=tmp_path)
+    assert any(tmp_path.iterdir())  # the selection run's checkpoint
+    resumed = _autorec().fit(ratings, checkpoint_dir=tmp_path, resume=True)
+    assert resumed.refit_epochs_ == whole.refit_epochs_
+    assert [r.epoch for r in resumed.history_] == [r.epoch for r in whole.history_]
+    for name, value in whole.net_.state_dict().items():
+        torch.testing.assert_close(resumed.net_.state_dict()[name], value, rtol=0, atol=0)

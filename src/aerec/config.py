@@ -48,7 +48,9 @@ class TrainConfig:
     whole matrix as one batch, used with ``lbfgs``). ``epochs`` is the most passes over all rows;
     early stopping ends sooner when validation RMSE has not improved for ``patience`` epochs
     and restores the best weights. ``validation`` is the fraction of the *training* ratings
-    carved off (seeded) for model selection; 0 disables it.
+    carved off (seeded) for model selection; 0 disables it. With ``refit``, once the carve has
+    chosen the number of epochs, a fresh network (same seed) trains that many epochs on *all*
+    the training ratings, the carved ones included, and is the model kept.
     """
 
     optimizer: Optimizer = "adam"
@@ -75,8 +77,11 @@ class TrainConfig:
     # How rows reach the network: "auto" picks the faster of dense batches and the sparse path
     # (inputs and outputs at observed cells only); aerec.training.choose_batch_format.
     batch_format: Literal["auto", "dense", "sparse"] = "auto"
+    refit: bool = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.refit, bool):
+            raise ConfigError(f"train.refit must be true or false; got {self.refit!r}")
         if self.batch_size < 0:
             raise ConfigError(f"train.batch_size must be >= 0 (0 = full batch); got {self.batch_size}")
         if self.epochs < 1:

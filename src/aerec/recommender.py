@@ -112,7 +112,11 @@ class Recommender:
 
         Without ``validation``, ``train.validation`` (default 5%) of the training ratings are
         carved off at random (seeded) for model selection and early stopping; they return to
-        the inputs once training ends, so predictions use every training rating.
+        the inputs once training ends, so predictions use every training rating. With
+        ``train.refit`` (the ``autorec`` default) the carve only chooses the number of epochs:
+        a fresh network then trains that many on every training rating and is the one kept
+        (``history_`` stays the selection run's; ``refit_epochs_`` says how many). A
+        ``validation`` set given here is never refitted on.
         """
         params, train_cfg, run = self.resolved()
         matrix = train if isinstance(train, RatingMatrix) else RatingMatrix.from_ratings(train)
@@ -141,15 +145,7 @@ class Recommender:
             params = dataclasses.replace(params, baseline=False)  # a rating-scale bias makes no sense on logits
         self.params_ = params
 
-        seed_everything(run.seed)
-        rows = fit_matrix.rows(params.orientation)
-        net = get_family(self.config.kind).build(params, rows.shape[1])
-        fit_bias = BiasModel().fit(fit_matrix.csr)
-        if getattr(net, "use_baseline", False):
-            col_bias, row_reg = (
-                (fit_bias.item_bias_, fit_bias.reg_user) if params.orientation == "user" else (fit_bias.user_bias_, fit_bias.reg_item)
-            )
-            net.set_baseline(fit_bias.mu_, torch.from_numpy(col_bias), row_reg)
+        net, rows, fit_bias = self._new_network(params, run, fit_matrix)
         validate = None
         if val_matrix is not None and val_matrix.nnz:
             # Selection uses the fit part only: the validation cells are never inputs here.
@@ -163,11 +159,34 @@ class Recommender:
         result: TrainResult = trainer.fit(
             net, rows, loss=self.loss_, l2=params.l2, code_l1=params.code_l1, validate=validate, resume=resume
         )
+        self.refit_epochs_ = None
+        if train_cfg.refit and validation is None and val_matrix is not None and result.best_epoch:
+            # Not checkpointed: after a crash, --resume finds the selection run finished and
+            # replays this seeded refit from the start, to the same weights.
+            net, rows, _ = self._new_network(params, run, matrix)
+            refit_cfg = dataclasses.replace(train_cfg, epochs=result.best_epoch, validation=0.0, patience=0)
+            Trainer(refit_cfg, seed=run.seed, device=self.device_, progress=progress, precision=run.precision,
+                    compile=run.compile).fit(net, rows, loss=self.loss_, l2=params.l2, code_l1=params.code_l1)
+            self.refit_epochs_ = result.best_epoch
         self.net_ = net.eval()
         self.train_result_ = result
         self.history_ = result.history
         self._set_data(matrix)
         return self
+
+    def _new_network(self, params, run, matrix: RatingMatrix):
+        """A freshly initialised network (from ``run.seed``) with ``matrix``'s bias model as its
+        baseline; returns ``(net, rows, bias)``, ``rows`` the CSR rows it trains on."""
+        seed_everything(run.seed)
+        rows = matrix.rows(params.orientation)
+        net = get_family(self.config.kind).build(params, rows.shape[1])
+        bias = BiasModel().fit(matrix.csr)
+        if getattr(net, "use_baseline", False):
+            col_bias, row_reg = (
+                (bias.item_bias_, bias.reg_user) if params.orientation == "user" else (bias.user_bias_, bias.reg_item)
+            )
+            net.set_baseline(bias.mu_, torch.from_numpy(col_bias), row_reg)
+        return net, rows, bias
 
     def _validator(self, rows, fit_matrix, bias, users, items, truth):
         counts_u, counts_i = fit_matrix.user_counts(), fit_matrix.item_counts()
