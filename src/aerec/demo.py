@@ -81,6 +81,7 @@ class DemoReport:
     fit_seconds: float
     best_epoch: int | None
     epochs_run: int
+    refit_epochs: int | None  # epochs retrained on every training rating (train.refit), or None
     known_user: Any
     known_user_count: int  # the known user's training ratings
     known_recs: pd.DataFrame  # item, score[, title]
@@ -167,6 +168,7 @@ def run_demo(
         },
         n_train=len(split.train), n_test=len(split.test), kind=recommender.config.kind, rows=rows,
         metrics=metrics, fit_seconds=fit_seconds, best_epoch=result.best_epoch, epochs_run=len(result.history),
+        refit_epochs=recommender.refit_epochs_,
         known_user=known_user, known_user_count=int(counts[known]), known_recs=known_recs,
         new_user_ratings=new_user, new_recs=new_recs, model=recommender,
         seconds=time.perf_counter() - started, out=out_path,

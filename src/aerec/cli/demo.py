@@ -52,7 +52,8 @@ def _print_demo(report) -> None:
     out_console.print(
         f"[bold]aerec demo[/]: {d['ratings']:,} synthetic ratings, {d['users']:,} users x {d['items']:,} items; "
         f"trained [bold]{escape(report.kind)}[/] on {report.n_train:,} ratings in {report.fit_seconds:.1f} s "
-        f"({report.epochs_run} epochs, best {report.best_epoch} on validation).",
+        f"({report.epochs_run} epochs, best {report.best_epoch} on validation"
+        + (f", then {report.refit_epochs} on all {report.n_train:,}" if report.refit_epochs else "") + ").",
         soft_wrap=True,
     )
     table = Table(title=f"test RMSE on {report.n_test:,} held-out ratings (lower is better)", box=box.SIMPLE_HEAD)

@@ -503,6 +503,7 @@ def train_command(
         "best_val_rmse": result.best_val,
         "epochs_run": len(result.history),
         "stopped": result.stopped,
+        "refit_epochs": recommender.refit_epochs_,  # epochs retrained on every training rating (train.refit)
         "fit_seconds": round(fit_seconds, 3),
     }
     for key in ("rmse", "mae", "n", "n_fallback", "rmse_per_user"):
@@ -520,7 +521,8 @@ def train_command(
     table.add_row("model", escape(config.kind + preset_note))
     table.add_row("data", escape(parts.source) + (f" split {escape(parts.split)}" if parts.split else ""))
     table.add_row("train ratings", f"{len(parts.train):,} ({matrix.n_users:,} users x {matrix.n_items:,} items)")
-    table.add_row("epochs", f"{metrics['epochs_run']} run, best {_fmt(metrics['best_epoch'])} ({metrics['stopped']})")
+    refit = f"; refit {metrics['refit_epochs']} on all ratings" if metrics["refit_epochs"] else ""
+    table.add_row("epochs", f"{metrics['epochs_run']} run, best {_fmt(metrics['best_epoch'])} ({metrics['stopped']}){refit}")
     table.add_row("validation RMSE", _fmt(metrics["best_val_rmse"]))
     if test_metrics is not None:
         table.add_row("test ratings", f"{metrics['n']:,} ({metrics['n_fallback']:,} by fallback)")
