@@ -1,4 +1,4 @@
-"""Implicit top-N under strong generalization: Mult-VAE, Mult-DAE, CDAE, EASE and popularity.
+"""Implicit top-N under strong generalization: Mult-VAE, Mult-DAE, CDAE, RecVAE, EASE and popularity.
 
 Protocol (DESIGN §4, Liang et al. 2018): ratings >= 4 are the positives. For each seed,
 ``user_split`` holds out ``--test-users`` and ``--val-users`` whole users; the models train on
@@ -45,7 +45,7 @@ DOC = ROOT / "docs" / "benchmarks.md"
 SECTION = "## Implicit top-N: strong generalization"
 MAIN_BLOCK = ("<!-- implicit_topn.py: generated, begin -->", "<!-- implicit_topn.py: generated, end -->")
 TUNE_BLOCK = ("<!-- implicit_topn.py --tune: generated, begin -->", "<!-- implicit_topn.py --tune: generated, end -->")
-MODELS = ("multvae", "multdae", "cdae", "ease", "popularity")
+MODELS = ("multvae", "multdae", "cdae", "recvae", "ease", "popularity")
 METRICS = ("recall@20", "recall@50", "ndcg@100")
 INTRO = """\
 Protocol (DESIGN §4, Mult-VAE's): ratings >= 4 are positives; per seed, whole users are held out
@@ -76,6 +76,10 @@ TUNE_GRID = [
     ("cdae (default: hidden 200, every item in the loss)", {"kind": "cdae"}, {}),
     ("cdae 5 sampled negatives per positive", {"kind": "cdae", "negatives": 5.0}, {}),
     ("cdae hidden 50 (the paper's K)", {"kind": "cdae", "hidden": 50}, {}),
+    ("recvae (default: lr 1e-3, batch 64, gamma 0.005)", {"kind": "recvae"}, {}),
+    ("recvae paper preset (lr 5e-4, batch 500)", {"kind": "recvae", "preset": "paper"}, {}),
+    ("recvae gamma 0.0025", {"kind": "recvae", "gamma": 0.0025}, {}),
+    ("recvae gamma 0.01", {"kind": "recvae", "gamma": 0.01}, {}),
     ("ease (lambda on validation)", {"kind": "ease"}, {}),
 ]
 
@@ -175,6 +179,15 @@ def _mean(rows: list[dict], model: str, key: str) -> float:
     return statistics.mean(r[key] for r in rows if r["model"] == model)
 
 
+def _versus(rows: list[dict], seeds: list[int], model: str, name: str, ease: float) -> str:
+    """One line: ``model``'s mean test NDCG@100 against EASE's, and on how many seeds it is >=."""
+    mean = _mean(rows, model, "ndcg@100")
+    test = {(r["model"], r["seed"]): r["ndcg@100"] for r in rows}
+    wins = sum(test[(model, s)] >= test[("ease", s)] for s in seeds)
+    return (f"- {name} NDCG@100 {mean:.4f} vs EASE {ease:.4f}: **{'met' if mean >= ease else 'not met'}** "
+            f"({mean - ease:+.4f}; {name} >= EASE on {wins} of {len(seeds)} seeds)")
+
+
 def report(res: dict[str, Any], command: str) -> str:
     lines = [f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {machine()}; torch threads 1. "
              f"Load average after: {load_text()} (other jobs shared the cores: read the times as rough).", "",
@@ -204,6 +217,7 @@ def report(res: dict[str, Any], command: str) -> str:
                 for s in res["seeds"]
             )
             lines += [
+                *([_versus(rows, res["seeds"], "recvae", "RecVAE", ease)] if "recvae" in models else []),
                 f"- Mult-VAE NDCG@100 {vae:.4f} vs EASE {ease:.4f}: "
                 f"**{'met' if vae >= ease else 'not met'}** ({vae - ease:+.4f}; Mult-VAE >= EASE on {wins} of "
                 f"{len(res['seeds'])} seeds)",

@@ -281,7 +281,7 @@ def test_the_public_api():
         "implicit_matrix", "implicit_view", "is_implicit_kind", "ranking_task", "task_from_parts",
     }
     assert "load_model" in aerec.__all__ and callable(aerec.load_model)
-    assert set(aerec.implicit.IMPLICIT_FAMILIES) == {"multvae", "multdae", "cdae", "ease", "popularity"}
+    assert set(aerec.implicit.IMPLICIT_FAMILIES) == {"multvae", "multdae", "cdae", "recvae", "ease", "popularity"}
 
 
 def test_load_model_dispatches_on_the_kind(planted, tmp_path):

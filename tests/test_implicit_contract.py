@@ -61,3 +61,10 @@ class TestCDAESampledNegatives(ImplicitContract):
 
     def make_model(self) -> ImplicitRecommender:
         return _model("cdae", _FAST, hidden=16, l2=0.001, negatives=5.0)
+
+
+class TestRecVAE(ImplicitContract):
+    """Dense encoder, composite prior with the previous epoch's encoder, alternating passes."""
+
+    def make_model(self) -> ImplicitRecommender:
+        return _model("recvae", {**_FAST, "epochs": 15}, hidden=32, latent=8)

@@ -1,7 +1,7 @@
 """The implicit-feedback side of ``aerec train | evaluate | recommend`` (docs/implicit.md).
 
 ``train`` switches here for ``--implicit``, for an implicit model (``--model multvae``, ``multdae``,
-``cdae``, ``ease``, ``popularity``) and for event data without ``--model`` (default ``ease``;
+``cdae``, ``recvae``, ``ease``, ``popularity``) and for event data without ``--model`` (default ``ease``;
 ``multvae`` past 20,000 items). Ratings at or above
 ``--threshold`` are the positives (default 4 on 1..5, 3.5 on half stars); event files are
 positives as they are. The test set of a split is evaluated by ranking:

@@ -377,7 +377,7 @@ def train_command(
     ),
     model: str | None = typer.Option(
         None, "--model", metavar="NAME",
-        help="Model family: autorec, sae, deep, dae, sparse; implicit: multvae, multdae, cdae, ease, popularity "
+        help="Model family: autorec, sae, deep, dae, sparse; implicit: multvae, multdae, cdae, recvae, ease, popularity "
         "(default: best for the data).",
     ),
     implicit: bool = typer.Option(

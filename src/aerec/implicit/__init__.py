@@ -1,7 +1,7 @@
-"""Implicit feedback and top-N recommendation: Mult-VAE, Mult-DAE, CDAE, EASE, popularity.
+"""Implicit feedback and top-N recommendation: Mult-VAE, Mult-DAE, CDAE, RecVAE, EASE, popularity.
 
 * :mod:`aerec.implicit.views` - positives of rating data (a threshold) or of event logs.
-* :mod:`aerec.implicit.networks` - the Mult-DAE, Mult-VAE and CDAE networks.
+* :mod:`aerec.implicit.networks` - the Mult-DAE, Mult-VAE, CDAE and RecVAE networks.
 * :mod:`aerec.implicit.families` - hyper-parameters, defaults and sources; EASE's closed form.
 * :mod:`aerec.implicit.protocol` - strong generalization and per-user hold-out tasks.
 * :mod:`aerec.implicit.recommender` - :class:`ImplicitRecommender`, the estimator.

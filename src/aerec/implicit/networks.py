@@ -1,4 +1,4 @@
-"""The networks of the implicit-feedback families: Mult-DAE, Mult-VAE and CDAE.
+"""The networks of the implicit-feedback families: Mult-DAE, Mult-VAE, CDAE and RecVAE.
 
 Each is a plain ``nn.Module`` that reads a user's row of positives ``x (batch, n_items)`` (0/1)
 and returns one score per item (logits). The trainer calls ``training_loss`` (the model's own
@@ -16,10 +16,16 @@ objective, see :mod:`aerec.training`); ``scores`` is the read-out used for ranki
   on every item, or on the positives and ``negatives`` sampled non-positives per positive
   (the paper's negative sampling). A user unseen in training has no node of their own and gets the mean of the
   learned ones (about zero: the nodes start at zero and are L2-penalised).
+* :class:`RecVAE`: Shenbin, Alekseev, Tutubalina, Malykh, Nikolenko. "RecVAE: a New
+  Variational Autoencoder for Top-N Recommendations with Implicit Feedback", WSDM 2020.
+  Mult-VAE's likelihood with a densely connected 5-layer encoder, a linear decoder, a
+  composite prior that includes the previous epoch's posterior, a KL weight proportional to
+  each user's number of positives, and alternating encoder / decoder updates.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -29,7 +35,7 @@ from torch import nn
 from aerec.errors import ConfigError
 from aerec.models.autoencoder import activation as get_activation
 
-__all__ = ["CDAE", "MultDAE", "MultVAE", "kl_beta"]
+__all__ = ["CDAE", "MultDAE", "MultVAE", "RecVAE", "RecVAEEncoder", "kl_beta", "log_normal"]
 
 
 def kl_beta(step: int, anneal_cap: float, total_anneal_steps: int) -> float:
@@ -237,3 +243,164 @@ class CDAE(nn.Module):
             nodes = self.user_node(rows).pow(2).sum() / x.shape[0] if rows is not None else 0.0
             loss = loss + 0.5 * self.l2 * (self.weight_norm2() + nodes)
         return loss
+
+
+# ----------------------------------------------------------------------------- RecVAE
+def log_normal(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """Log-density of ``N(mu, exp(logvar))`` at ``z``, per coordinate (shapes broadcast)."""
+    return -0.5 * (logvar + math.log(2 * math.pi) + (z - mu).pow(2) / torch.exp(logvar))
+
+
+class RecVAEEncoder(nn.Module):
+    """RecVAE's encoder: five densely connected ``Linear -> swish -> LayerNorm`` layers.
+
+    Layer ``k`` reads the previous layer and adds the sum of *all* earlier layers' outputs
+    before its activation: ``h_k = LN(swish(W_k h_{k-1} + b_k + h_1 + ... + h_{k-1}))``. The
+    input row is L2-normalised and dropped out (``dropout``, training only); ``mu`` and
+    ``logvar`` are two linear read-outs of ``h_5``, each ``(batch, latent)``.
+    """
+
+    def __init__(self, n_items: int, hidden: int, latent: int, *, depth: int = 5, eps: float = 0.1) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(nn.Linear(n_items if k == 0 else hidden, hidden) for k in range(depth))
+        # LayerNorm's eps of 0.1 is the authors' (their code), not torch's 1e-5.
+        self.norms = nn.ModuleList(nn.LayerNorm(hidden, eps=eps) for _ in range(depth))
+        self.mu = nn.Linear(hidden, latent)
+        self.logvar = nn.Linear(hidden, latent)
+
+    def forward(self, x: torch.Tensor, dropout: float) -> tuple[torch.Tensor, torch.Tensor]:
+        h = F.dropout(F.normalize(x, dim=1), dropout, training=self.training and dropout > 0)
+        earlier = None  # the running sum h_1 + ... + h_{k-1}, (batch, hidden)
+        for layer, norm in zip(self.layers, self.norms):
+            pre = layer(h) if earlier is None else layer(h) + earlier
+            h = norm(F.silu(pre))  # silu is swish with beta = 1, the authors' swish
+            earlier = h if earlier is None else earlier + h
+        return self.mu(h), self.logvar(h)
+
+
+class RecVAE(_Multinomial):
+    """RecVAE (Shenbin, Alekseev, Tutubalina, Malykh, Nikolenko, WSDM 2020).
+
+    ``n -> [5 dense layers of hidden] -> Gaussian code (latent) -> n`` with a single linear
+    decoder and the multinomial likelihood of Mult-VAE. What RecVAE adds:
+
+    * the encoder of :class:`RecVAEEncoder` (dense connections, layer norm, swish);
+    * a *composite prior* for the code, per coordinate (as the authors' code does it):
+      ``p(z | x) = w0 N(z | 0, 1) + w1 q_old(z | x) + w2 N(z | 0, e^10)``, weights 3/20, 3/4,
+      1/10, where ``q_old`` is the posterior of ``encoder_old``, a frozen copy of the encoder
+      taken once per epoch (:meth:`update_prior`);
+    * a KL weight per user, ``beta_u = gamma * |x_u|`` (``|x_u|`` the user's positives); the KL
+      term is the one-sample estimate ``log q(z|x) - log p(z|x)`` at the sampled code;
+    * alternating updates: each epoch the encoder trains for ``n_enc_epochs`` passes (input
+      dropout on), the old encoder is refreshed, then the decoder trains for ``n_dec_epochs``
+      passes without input dropout. The trainer runs the passes :meth:`epoch_passes` lists and
+      announces each with :meth:`begin_pass` (:mod:`aerec.training`).
+
+    Args:
+        n_items: input and output size.
+        hidden: width of the five encoder layers (600 in the paper).
+        latent: code size (200).
+        dropout: input dropout of the encoder passes (0.5).
+        gamma: the KL weight per positive of a user (0.005).
+        n_enc_epochs, n_dec_epochs: passes per epoch over the training rows for each part (3, 1).
+        mixture: weights of the standard, old-posterior and wide normals of the prior.
+        wide_logvar: log-variance of the wide normal (10).
+    """
+
+    PASSES = ("encoder", "decoder", "joint")
+
+    def __init__(self, n_items: int, hidden: int = 600, latent: int = 200, *, dropout: float = 0.5,
+                 gamma: float = 0.005, n_enc_epochs: int = 3, n_dec_epochs: int = 1,
+                 mixture: Sequence[float] = (3 / 20, 3 / 4, 1 / 10), wide_logvar: float = 10.0) -> None:
+        super().__init__(n_items, [hidden, latent], dropout, "swish", 0.0)
+        mixture = [float(w) for w in mixture]
+        if gamma < 0:
+            raise ConfigError(f"model.gamma must be >= 0; got {gamma}")
+        if n_enc_epochs < 1 or n_dec_epochs < 1:
+            raise ConfigError(f"model.n_enc_epochs and model.n_dec_epochs must be >= 1; got {n_enc_epochs}, "
+                              f"{n_dec_epochs}")
+        if len(mixture) != 3 or min(mixture) <= 0 or abs(sum(mixture) - 1.0) > 1e-6:
+            raise ConfigError(f"model.mixture must be three positive weights that sum to 1; got {mixture}")
+        self.gamma, self.n_enc_epochs, self.n_dec_epochs = gamma, n_enc_epochs, n_dec_epochs
+        self.log_mixture = [math.log(w) for w in mixture]
+        self.wide_logvar = float(wide_logvar)
+        self.code_size = latent
+        self.encoder = RecVAEEncoder(n_items, hidden, latent)
+        # The prior's encoder: never trained, overwritten by the encoder once per epoch. It is
+        # part of the state (checkpoints resume with it); the authors start it at its own random
+        # draw, as here.
+        self.encoder_old = RecVAEEncoder(n_items, hidden, latent).requires_grad_(False)
+        self.decoder = nn.ModuleList([nn.Linear(latent, n_items)])  # one layer: _decode adds no activation
+        self.phase = "joint"  # what training_loss trains: encoder, decoder, or both (outside the trainer)
+
+    # ---------------------------------------------------------------- the alternating schedule
+    def epoch_passes(self) -> list[str]:
+        """The passes over the training rows one epoch makes, in order (the trainer reads this)."""
+        return ["encoder"] * self.n_enc_epochs + ["decoder"] * self.n_dec_epochs
+
+    def begin_pass(self, name: str) -> None:
+        """Called by the trainer before each pass: the first decoder pass after encoder passes
+        refreshes the old encoder (the authors' ``update_prior``, between the two halves)."""
+        if name not in self.PASSES:
+            raise ValueError(f"unknown RecVAE pass {name!r}")
+        if name == "decoder" and self.phase == "encoder":
+            self.update_prior()
+        # Gradients left by the other part must not reach the optimiser: a parameter whose
+        # .grad is None is not stepped (Adam keeps separate moments per parameter, so one
+        # optimiser then acts as the authors' two).
+        for p in self.parameters():
+            p.grad = None
+        self.phase = name
+
+    @torch.no_grad()
+    def update_prior(self) -> None:
+        """Copy the encoder's weights into ``encoder_old`` (the composite prior's posterior)."""
+        self.encoder_old.load_state_dict(self.encoder.state_dict())
+
+    # ---------------------------------------------------------------- the model
+    def encode(self, x: torch.Tensor, dropout: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and log-variance of the code, each ``(batch, latent)``."""
+        return self.encoder(x, self.dropout if dropout is None else dropout)
+
+    def prior_log_density(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """``log p(z | x)`` of the composite prior, per coordinate ``(batch, latent)``."""
+        with torch.no_grad():
+            old_mu, old_logvar = self.encoder_old(x, 0.0)
+        zero = torch.zeros((), dtype=z.dtype, device=z.device)
+        parts = [
+            log_normal(z, zero, zero) + self.log_mixture[0],
+            log_normal(z, old_mu, old_logvar) + self.log_mixture[1],
+            log_normal(z, zero, zero + self.wide_logvar) + self.log_mixture[2],
+        ]
+        return torch.logsumexp(torch.stack(parts, dim=-1), dim=-1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Logits ``(batch, n_items)`` and the code's mean and log-variance (eval: logits of the mean)."""
+        mu, logvar = self.encode(x)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
+        return self._decode(z), mu, logvar
+
+    def scores(self, x: torch.Tensor, user_rows: torch.Tensor | None = None) -> torch.Tensor:
+        return self(x)[0]
+
+    def kl_weights(self, x: torch.Tensor) -> torch.Tensor:
+        """``beta_u = gamma * |x_u|`` per row ``(batch,)``: users with more positives get more KL."""
+        return self.gamma * x.sum(1)
+
+    def training_loss(self, x: torch.Tensor, mask: torch.Tensor, *, step: int, rows=None) -> torch.Tensor:
+        """Negative ELBO, mean over rows: ``-log-lik + beta_u (log q(z|x) - log p(z|x))``.
+
+        In an encoder pass only the encoder gets gradients; in a decoder pass only the decoder,
+        and its input is not dropped out; ``joint`` trains both.
+        """
+        encoder_only, decoder_only = self.phase == "encoder", self.phase == "decoder"
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not decoder_only):
+            mu, logvar = self.encode(x, 0.0 if decoder_only else None)
+            z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+            kl = (log_normal(z, mu, logvar) - self.prior_log_density(x, z)).sum(1)  # (batch,)
+        if encoder_only:  # the decoder's weights act as constants
+            layer = self.decoder[0]
+            logits = F.linear(z, layer.weight.detach(), layer.bias.detach())
+        else:
+            logits = self._decode(z)
+        return self._nll(logits, x) + (self.kl_weights(x) * kl).mean()
