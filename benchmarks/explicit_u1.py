@@ -385,7 +385,8 @@ def settings_line(d: dict[str, Any]) -> str:
         + (f" ({tr.get('lbfgs_iterations')} iterations an epoch)" if tr.get("optimizer") == "lbfgs" else
            f" (lr {tr.get('lr')}, batch {tr.get('batch_size')})")
         + f", up to {tr.get('epochs')} epochs, patience {tr.get('patience')}, validation {tr.get('validation')} "
-        "of the training ratings."
+        "of the training ratings"
+        + (", then a refit on all of them for the chosen epochs (train.refit)." if tr.get("refit") else ".")
     )
 
 
