@@ -42,10 +42,8 @@ import contextlib
 import datetime as _dt
 import json
 import os
-import platform
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -54,13 +52,14 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _doc  # noqa: E402  (benchmarks/_doc.py: machine line, doc blocks)
 import course_loop  # noqa: E402  (benchmarks/course_loop.py)
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "benchmarks.md"
 SECTION = "## Explicit ratings: ML-100K u1"
-MAIN_BLOCK = ("<!-- explicit_u1.py: generated, begin -->", "<!-- explicit_u1.py: generated, end -->")
-FOLDS_BLOCK = ("<!-- explicit_u1.py --parts folds: generated, begin -->", "<!-- explicit_u1.py --parts folds: generated, end -->")
+MAIN_BLOCK = "explicit_u1.py"  # the generated blocks' names (their markers: _doc.markers)
+FOLDS_BLOCK = "explicit_u1.py --parts folds"
 TARGET = course_loop.TARGET
 TORCH_DEFAULT_THREADS = torch.get_num_threads()  # read before anything sets it
 DEFAULT_PARTS = "course,sae,default,seeds,surprise"
@@ -74,8 +73,7 @@ INSTALL_SURPRISE = (
 )
 
 
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+log = _doc.log
 
 
 def load_now() -> float:
@@ -277,18 +275,6 @@ def run_folds(folder: Path, *, threads: int, quick: bool) -> dict[str, Any]:
 
 
 # ====================================================================== report
-def machine() -> str:
-    mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    model = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip() + ", "
-                break
-    return (f"{model}{os.cpu_count()} cores, {mem_gib:.0f} GiB, Python {platform.python_version()}, "
-            f"torch {torch.__version__}")
-
-
 def _f(v: Any, fmt: str = ".4f") -> str:
     return "-" if v is None else format(v, fmt)
 
@@ -473,35 +459,13 @@ def markdown_folds(res: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_doc(block: str, markers: tuple[str, str] = MAIN_BLOCK, doc: Path = DOC) -> None:
-    """Replace one generated block of our section (creating the section or the block when missing), atomically."""
-    begin, end = markers
-    text = doc.read_text(encoding="utf-8") if doc.exists() else "# aerec benchmarks\n"
-    generated = f"{begin}\n{block}{end}\n"
-    if SECTION not in text:
-        intro = (
-            "Protocol: the canonical split u1 (80,000 training ratings in `u1.base`, 20,000 test ratings in\n"
-            "`u1.test`). aerec selects its epoch on a validation part carved (seeded) from `u1.base`; the test\n"
-            "file is scored once at the end, and, for the time-to-quality column only, after every epoch by a\n"
-            "probe whose time is not counted. `rmse_per_user` is the course's figure (mean over test users of\n"
-            "each user's RMSE). Times are wall-clock seconds of training only (reading the files excluded).\n"
-        )
-        text = text.rstrip("\n") + f"\n\n{SECTION}\n\n{intro}\n{generated}"
-    else:
-        start = text.index(SECTION)
-        nxt = text.find("\n## ", start + len(SECTION))
-        stop = len(text) if nxt < 0 else nxt + 1
-        section = text[start:stop]
-        if begin in section and end in section:
-            a, b = section.index(begin), section.index(end) + len(end) + 1
-            section = section[:a] + generated + section[b:]
-        else:
-            section = section.rstrip("\n") + f"\n\n{generated}"
-        text = text[:start] + section + ("\n" if nxt >= 0 and not section.endswith("\n\n") else "") + text[stop:]
-    fd, tmp = tempfile.mkstemp(dir=doc.parent, prefix=".benchmarks.", suffix=".md")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, doc)
+INTRO = """\
+Protocol: the canonical split u1 (80,000 training ratings in `u1.base`, 20,000 test ratings in
+`u1.test`). aerec selects its epoch on a validation part carved (seeded) from `u1.base`; the test
+file is scored once at the end, and, for the time-to-quality column only, after every epoch by a
+probe whose time is not counted. `rmse_per_user` is the course's figure (mean over test users of
+each user's RMSE). Times are wall-clock seconds of training only (reading the files excluded).
+"""
 
 
 def render(res: dict[str, Any], *, write: bool) -> None:
@@ -511,11 +475,10 @@ def render(res: dict[str, Any], *, write: bool) -> None:
         blocks.append((markdown(res), MAIN_BLOCK))
     if "folds" in res:
         blocks.append((markdown_folds(res), FOLDS_BLOCK))
-    for block, markers in blocks:
+    for block, name in blocks:
         print(block)
         if write:
-            write_doc(block, markers)
-            log(f"wrote {markers[0]} in the section {SECTION!r} of {DOC}")
+            _doc.write_block(name, block, section=SECTION, intro=INTRO)
 
 
 # ====================================================================== main
@@ -565,7 +528,7 @@ def main(argv: list[str] | None = None) -> int:
         (f" --seeds {a.seeds}" if a.seeds != p.get_default("seeds") else "") + \
         (f" --parts {a.parts}" if a.parts != p.get_default("parts") else "")
     res: dict[str, Any] = {
-        "date": _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"), "machine": machine(),
+        "date": _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"), "machine": _doc.machine(),
         "threads": a.threads, "aerec_threads": aerec_threads, "quick": a.quick, "command": f"AEREC_DATA_HOME=... {shown}",
         "load_before": load_text(),
     }

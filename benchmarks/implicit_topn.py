@@ -23,10 +23,8 @@ writes its own block.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -40,11 +38,12 @@ from aerec.data.registry import load_dataset
 from aerec.data.splits import user_split
 from aerec.implicit import ImplicitRecommender, implicit_view
 
-ROOT = Path(__file__).resolve().parents[1]
-DOC = ROOT / "docs" / "benchmarks.md"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _doc  # noqa: E402  (benchmarks/_doc.py: machine line, doc blocks)
+
 SECTION = "## Implicit top-N: strong generalization"
-MAIN_BLOCK = ("<!-- implicit_topn.py: generated, begin -->", "<!-- implicit_topn.py: generated, end -->")
-TUNE_BLOCK = ("<!-- implicit_topn.py --tune: generated, begin -->", "<!-- implicit_topn.py --tune: generated, end -->")
+MAIN_BLOCK = "implicit_topn.py"  # the generated blocks' names (their markers: _doc.markers)
+TUNE_BLOCK = "implicit_topn.py --tune"
 MODELS = ("multvae", "multdae", "cdae", "recvae", "ease", "popularity")
 METRICS = ("recall@20", "recall@50", "ndcg@100")
 INTRO = """\
@@ -84,20 +83,7 @@ TUNE_GRID = [
 ]
 
 
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def machine() -> str:
-    mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    model = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip() + ", "
-                break
-    return (f"{model}{os.cpu_count()} cores, {mem_gib:.0f} GiB, Python {platform.python_version()}, "
-            f"torch {torch.__version__}")
+log = _doc.log
 
 
 def load_text() -> str:
@@ -189,7 +175,7 @@ def _versus(rows: list[dict], seeds: list[int], model: str, name: str, ease: flo
 
 
 def report(res: dict[str, Any], command: str) -> str:
-    lines = [f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {machine()}; torch threads 1. "
+    lines = [f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {_doc.machine()}; torch threads 1. "
              f"Load average after: {load_text()} (other jobs shared the cores: read the times as rough).", "",
              f"Command: `{command}`", "",
              f"Seeds {', '.join(map(str, res['seeds']))}: {res['val_users']} validation and "
@@ -230,7 +216,7 @@ def report(res: dict[str, Any], command: str) -> str:
 
 def report_tune(rows: list[dict[str, Any]], command: str) -> str:
     seeds = sorted({r["seed"] for r in rows})
-    lines = [f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {machine()}; torch threads 1.", "",
+    lines = [f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {_doc.machine()}; torch threads 1.", "",
              f"Command: `{command}` (ML-100K, seeds {', '.join(map(str, seeds))}). Choices read the validation "
              "column only; the test column is shown for the record.", "",
              "| setting | validation NDCG@100 | test NDCG@100 | fit s |", "| --- | ---: | ---: | ---: |"]
@@ -240,29 +226,6 @@ def report_tune(rows: list[dict[str, Any]], command: str) -> str:
         lines.append(f"| {name} | {_mean_sd([r['val_ndcg@100'] for r in mine])} | "
                      f"{_mean_sd([r['ndcg@100'] for r in mine])} | {fit:.1f} |")
     return "\n".join(lines) + "\n"
-
-
-def write_doc(block: str, markers: tuple[str, str], doc: Path = DOC) -> None:
-    """Replace one generated block of our section (creating the section or block when missing), atomically."""
-    from aerec.persistence import atomic_write_text
-
-    begin, end = markers
-    text = doc.read_text(encoding="utf-8") if doc.exists() else "# aerec benchmarks\n"
-    generated = f"{begin}\n{block}{end}\n"
-    if SECTION not in text:
-        text = text.rstrip("\n") + f"\n\n{SECTION}\n\n{INTRO}\n{generated}"
-    else:
-        start = text.index(SECTION)
-        nxt = text.find("\n## ", start + len(SECTION))
-        stop = len(text) if nxt < 0 else nxt + 1
-        section = text[start:stop]
-        if begin in section and end in section:
-            a, b = section.index(begin), section.index(end) + len(end) + 1
-            section = section[:a] + generated + section[b:]
-        else:
-            section = section.rstrip("\n") + f"\n\n{generated}"
-        text = text[:start] + section + ("\n" if nxt >= 0 and not section.endswith("\n\n") else "") + text[stop:]
-    atomic_write_text(doc, text)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -291,7 +254,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.json:
         args.json.write_text(json.dumps(raw, indent=1, default=float))
     if not (args.quick or args.no_doc):
-        write_doc(text, markers)
+        _doc.write_block(markers, text, section=SECTION, intro=INTRO)
 
 
 if __name__ == "__main__":

@@ -316,7 +316,6 @@ def markdown(res: dict[str, Any]) -> str:
         "",
     ]
     peaks = res.get("peak") or []
-    peak1 = next((p["gflops"] for p in peaks if p["threads"] == 1), None)
     if peaks:
         lines += ["**Dense matmul peak** (`torch.mm`, 2048 x 2048 float32, best of 5): "
                   + "; ".join(f"{p['threads']} thread{'s' if p['threads'] > 1 else ''}: **{p['gflops']:.1f} GFLOP/s**"
