@@ -75,10 +75,10 @@ TUNE_GRID = [
     ("cdae (default: hidden 200, every item in the loss)", {"kind": "cdae"}, {}),
     ("cdae 5 sampled negatives per positive", {"kind": "cdae", "negatives": 5.0}, {}),
     ("cdae hidden 50 (the paper's K)", {"kind": "cdae", "hidden": 50}, {}),
-    ("recvae (default: lr 1e-3, batch 64, gamma 0.005)", {"kind": "recvae"}, {}),
-    ("recvae paper preset (lr 5e-4, batch 500)", {"kind": "recvae", "preset": "paper"}, {}),
+    ("recvae (default: lr 1e-3, batch 64, gamma 0.01)", {"kind": "recvae"}, {}),
+    ("recvae gamma 0.005 (the paper's)", {"kind": "recvae", "gamma": 0.005}, {}),
+    ("recvae paper preset (gamma 0.005, lr 5e-4, batch 500)", {"kind": "recvae", "preset": "paper"}, {}),
     ("recvae gamma 0.0025", {"kind": "recvae", "gamma": 0.0025}, {}),
-    ("recvae gamma 0.01", {"kind": "recvae", "gamma": 0.01}, {}),
     ("ease (lambda on validation)", {"kind": "ease"}, {}),
 ]
 
