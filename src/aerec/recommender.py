@@ -159,11 +159,12 @@ class Recommender:
         result: TrainResult = trainer.fit(
             net, rows, loss=self.loss_, l2=params.l2, code_l1=params.code_l1, validate=validate, resume=resume
         )
-        self.refit_epochs_ = None
+        self.refit_epochs_, full = None, {}
         if train_cfg.refit and validation is None and val_matrix is not None and result.best_epoch:
             # Not checkpointed: after a crash, --resume finds the selection run finished and
             # replays this seeded refit from the start, to the same weights.
-            net, rows, _ = self._new_network(params, run, matrix)
+            net, rows, bias = self._new_network(params, run, matrix)
+            full = {"rows": rows, "bias": bias}  # what _set_data would compute again
             refit_cfg = dataclasses.replace(train_cfg, epochs=result.best_epoch, validation=0.0, patience=0)
             Trainer(refit_cfg, seed=run.seed, device=self.device_, progress=progress, precision=run.precision,
                     compile=run.compile).fit(net, rows, loss=self.loss_, l2=params.l2, code_l1=params.code_l1)
@@ -171,7 +172,7 @@ class Recommender:
         self.net_ = net.eval()
         self.train_result_ = result
         self.history_ = result.history
-        self._set_data(matrix)
+        self._set_data(matrix, **full)
         return self
 
     def _new_network(self, params, run, matrix: RatingMatrix):
@@ -203,13 +204,14 @@ class Recommender:
 
         return validate
 
-    def _set_data(self, matrix: RatingMatrix) -> None:
-        """Remember the training matrix (the input at prediction time) and prepare the read path."""
+    def _set_data(self, matrix: RatingMatrix, *, rows: sp.csr_array | None = None, bias: BiasModel | None = None) -> None:
+        """Remember the training matrix (the input at prediction time) and prepare the read path;
+        ``rows`` and ``bias``, when given, are ``matrix``'s rows and bias model, already made."""
         self.train_csr_ = matrix.csr
-        self.rows_ = matrix.rows(self.orientation_)
+        self.rows_ = matrix.rows(self.orientation_) if rows is None else rows
         self.user_counts_ = matrix.user_counts()
         self.item_counts_ = matrix.item_counts()
-        self.bias_ = BiasModel().fit(matrix.csr)
+        self.bias_ = BiasModel().fit(matrix.csr) if bias is None else bias
         # Everything a request reads is computed here, once: the read path never mutates the
         # model afterwards, so concurrent requests are safe without a lock.
         self.read_ = _ReadPath.build(self)
