@@ -374,14 +374,10 @@ class RecVAE(_Multinomial):
         ]
         return torch.logsumexp(torch.stack(parts, dim=-1), dim=-1)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Logits ``(batch, n_items)`` and the code's mean and log-variance (eval: logits of the mean)."""
-        mu, logvar = self.encode(x)
-        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
-        return self._decode(z), mu, logvar
-
-    def scores(self, x: torch.Tensor, user_rows: torch.Tensor | None = None) -> torch.Tensor:
-        return self(x)[0]
+    # Mult-VAE's read-out over this encoder: logits (batch, n_items), the code's mean and
+    # log-variance (eval: logits of the mean); ranking scores are those logits.
+    forward = MultVAE.forward
+    scores = MultVAE.scores
 
     def kl_weights(self, x: torch.Tensor) -> torch.Tensor:
         """``beta_u = gamma * |x_u|`` per row ``(batch,)``: users with more positives get more KL."""
