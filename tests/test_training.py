@@ -248,6 +248,22 @@ def test_plateau_schedule_cuts_the_rate_when_validation_stalls(item_rows):
     assert _lrs(item_rows, schedule="plateau", gamma=0.5, epochs=6) == pytest.approx([0.1, 0.1, 0.1, 0.05, 0.05, 0.025])
 
 
+@pytest.mark.parametrize("higher_is_better", [False, True])
+def test_plateau_schedule_follows_the_direction_of_the_metric(item_rows, higher_is_better):
+    # A validation figure that improves every epoch (falling RMSE, or rising NDCG) never cuts
+    # the rate; read in the wrong direction, it would be cut after the second epoch.
+    figures = iter(range(1, 10))
+
+    def validate(net) -> float:
+        step = next(figures)
+        return step if higher_is_better else 1.0 / step
+
+    cfg = TrainConfig(optimizer="sgd", lr=0.1, batch_size=16, patience=0, schedule="plateau", epochs=5)
+    result = Trainer(cfg).fit(_net(item_rows.shape[1]), item_rows, validate=validate,
+                              higher_is_better=higher_is_better)
+    assert [r.lr for r in result.history] == pytest.approx([0.1] * 5)
+
+
 def test_constant_schedule(item_rows):
     assert _lrs(item_rows, epochs=3) == [0.1, 0.1, 0.1]
 

@@ -259,7 +259,8 @@ class Trainer:
         n_obs = max(int(rows.nnz), 1)
         loss_fn = LOSSES[loss]
         optimizer = self._optimizer(net)
-        scheduler = self._scheduler(optimizer)
+        # "plateau" watches the validation figure, or the training loss when there is none.
+        scheduler = self._scheduler(optimizer, maximise=higher_is_better and validate is not None)
         state = _LoopState(higher_is_better=higher_is_better)
         if resume:
             state = self._resume(net, optimizer, scheduler, group)
@@ -530,14 +531,16 @@ class Trainer:
             params, lr=cfg.lr, max_iter=cfg.lbfgs_iterations, history_size=20, line_search_fn="strong_wolfe"
         )
 
-    def _scheduler(self, optimizer):
+    def _scheduler(self, optimizer, *, maximise: bool = False):
         cfg = self.config
         if cfg.schedule == "step":
             return torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.step_size, gamma=cfg.gamma)
         if cfg.schedule == "cosine":
             return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
         if cfg.schedule == "plateau":
-            return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=cfg.gamma, patience=max(1, cfg.patience // 2))
+            return torch.optim.lr_scheduler.ReduceLROnPlateau(
+                optimizer, mode="max" if maximise else "min", factor=cfg.gamma, patience=max(1, cfg.patience // 2)
+            )
         return None
 
     # ------------------------------------------------------------------ checkpoints
