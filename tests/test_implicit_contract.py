@@ -27,6 +27,13 @@ class TestMultVAE(ImplicitContract):
         return _model("multvae", _FAST, hidden=[32, 8], total_anneal_steps=50)
 
 
+class TestMultVAEShallow(ImplicitContract):
+    """The default's shape: no hidden layer, the input goes straight to the Gaussian code."""
+
+    def make_model(self) -> ImplicitRecommender:
+        return _model("multvae", _FAST, hidden=[8], total_anneal_steps=50)
+
+
 class TestMultDAE(ImplicitContract):
     def make_model(self) -> ImplicitRecommender:
         return _model("multdae", _FAST, hidden=[32, 8], l2=0.0)
