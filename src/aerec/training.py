@@ -406,7 +406,7 @@ class Trainer:
         """
         if not hasattr(net, "epoch_passes"):
             return self._minibatch_epoch(net, optimizer, rows, data_rows, rng, *args)
-        if getattr(self, "_group", None) is not None and self._group.active:
+        if self._group.active:  # set by fit, the only caller
             raise TrainingError("this model alternates the parts it trains (epoch_passes), which several "
                                 "processes do not support; train it in one process")
         losses, sse, cells = [], 0.0, 0.0
