@@ -70,6 +70,9 @@ def test_info_synthetic_json_with_options(offline):
     assert doc["ratings"] == 4000 and doc["seed"] == 7
     assert 0 < doc["noise_floor_rmse"] < 1
     assert sum(doc["histogram"].values()) == 4000
+    picky = json.loads(run("datasets", "info", "synthetic", "--json", "--n-ratings", "4000", "--seed", "7",
+                           "--taste", "1").stdout)
+    assert picky["taste"] == 1.0 and picky["ratings"] == 4000 and picky["mean_rating"] > doc["mean_rating"]
 
 
 @needs_ml100k

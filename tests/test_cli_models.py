@@ -141,6 +141,8 @@ def test_implicit_data_without_a_model_trains_the_implicit_default(tmp_path):
         (("--data", "toy", "--set", "train.nope=3"), "unknown key"),
         (("--data", "toy", "--split", "bogus:1"), "bad split spec"),
         (("--data", "toy", "--n-ratings", "50"), "--data synthetic"),
+        (("--data", "toy", "--taste", "1"), "--taste only applies to --data synthetic"),
+        (("--data", "synthetic", "--taste", "-1"), "--taste must be a number >= 0"),
         (("--data", "toy", "--device", "tpu"), "run.device"),
         (("--data", "ml-10k"), "Did you mean"),
     ],

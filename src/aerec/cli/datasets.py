@@ -100,6 +100,9 @@ def info_command(
     encoding: str | None = typer.Option(None, "--encoding", help="Text encoding of the file."),
     n_ratings: int | None = typer.Option(None, "--n-ratings", help="synthetic only: how many ratings."),
     seed: int | None = typer.Option(None, "--seed", help="synthetic only: random seed."),
+    taste: float | None = typer.Option(
+        None, "--taste", help="synthetic only: how much users pick items they like (0: by popularity only)."
+    ),
 ) -> None:
     """Users, items, ratings, density, scale and a rating histogram of a dataset or file."""
     options: dict[str, Any] = {
@@ -111,6 +114,7 @@ def info_command(
         "encoding": encoding,
         "n_ratings": n_ratings,
         "seed": seed,
+        "taste": taste,
     }
     options = {k: v for k, v in options.items() if v is not None}
     ratings = registry.load_dataset(name, data_home=data_home, **options)

@@ -69,6 +69,10 @@ DuplicatesOption = typer.Option(
 NRatingsOption = typer.Option(
     None, "--n-ratings", help="--data synthetic only: how many ratings to generate.", rich_help_panel="Reading files"
 )
+TasteOption = typer.Option(
+    None, "--taste", help="--data synthetic only: how much users pick items they like (0: by popularity only).",
+    rich_help_panel="Reading files",
+)
 JsonOption = typer.Option(False, "--json", help="Print one JSON object on stdout instead of a table.")
 
 
@@ -84,14 +88,20 @@ def _reader_options(fmt, columns, sep, scale, duplicates) -> dict[str, Any]:
     return {k: v for k, v in options.items() if v is not None}
 
 
-def _with_n_ratings(options: dict[str, Any], data: str | None, n_ratings: int | None) -> dict[str, Any]:
-    if n_ratings is None:
-        return options
-    if data is None or data.strip().lower() != "synthetic":
-        raise ConfigError("--n-ratings only applies to --data synthetic")
-    if n_ratings < 1:
+def _with_synthetic(
+    options: dict[str, Any], data: str | None, n_ratings: int | None, taste: float | None
+) -> dict[str, Any]:
+    """Add the ``synthetic`` generator's flags (checked here so the message names the flag)."""
+    given = {"--n-ratings": n_ratings, "--taste": taste}
+    for flag, value in given.items():
+        if value is not None and (data is None or data.strip().lower() != "synthetic"):
+            raise ConfigError(f"{flag} only applies to --data synthetic")
+    if n_ratings is not None and n_ratings < 1:
         raise ConfigError(f"--n-ratings must be a positive whole number; got {n_ratings}")
-    return {**options, "n_ratings": n_ratings}
+    if taste is not None and not (taste >= 0 and math.isfinite(taste)):
+        raise ConfigError(f"--taste must be a number >= 0; got {taste}")
+    extra = {"n_ratings": n_ratings, "taste": taste}
+    return {**options, **{k: v for k, v in extra.items() if v is not None}}
 
 
 # ----------------------------------------------------------------------------- library-ish helpers
@@ -312,6 +322,7 @@ def _train_data(data, train_file, test_file, split, options, seed: int) -> _Trai
         # rating the model cannot produce is reported with its line.
         test_options = {**options, "scale": options.get("scale") or ratings.scale}
         test_options.pop("n_ratings", None)
+        test_options.pop("taste", None)
         test = load_dataset(Path(test_file), **test_options)
     return _TrainData(ratings, test, None, source, None)
 
@@ -420,6 +431,7 @@ def train_command(
     scale: str | None = ScaleOption,
     duplicates: str | None = DuplicatesOption,
     n_ratings: int | None = NRatingsOption,
+    taste: float | None = TasteOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Train a model and save it to --out; evaluate it when a test set is known.
@@ -445,7 +457,7 @@ def train_command(
     settings = _build_config(config_file, shortcuts, sets or [])
     config = Config.from_dict(settings, source=str(config_file) if config_file else "settings")
     run = config.resolve_run()
-    options = _with_n_ratings(_reader_options(fmt, columns, sep, scale, duplicates), data, n_ratings)
+    options = _with_synthetic(_reader_options(fmt, columns, sep, scale, duplicates), data, n_ratings, taste)
     # Under torchrun: join the other processes (docs/distributed.md); alone, nothing happens.
     distributed.init_from_env(run.device)
 
@@ -554,6 +566,7 @@ def evaluate_command(
     scale: str | None = ScaleOption,
     duplicates: str | None = DuplicatesOption,
     n_ratings: int | None = NRatingsOption,
+    taste: float | None = TasteOption,
     as_json: bool = JsonOption,
 ) -> None:
     """RMSE, MAE, per-user RMSE and the fallback count of a saved model on test ratings.
@@ -573,7 +586,7 @@ def evaluate_command(
         raise ConfigError("--data needs --split SPEC: evaluate on the split's test part, never on training data")
     if split is not None and test_file is not None:
         raise ConfigError("--split goes with --data NAME; --test FILE is already the test set")
-    options = _with_n_ratings(_reader_options(fmt, columns, sep, scale, duplicates), data, n_ratings)
+    options = _with_synthetic(_reader_options(fmt, columns, sep, scale, duplicates), data, n_ratings, taste)
     model = _load_model(model_dir)
     if getattr(model, "implicit", False):
         from aerec.cli.implicit import evaluate_implicit
