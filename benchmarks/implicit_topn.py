@@ -8,8 +8,11 @@ each network's epoch (NDCG@100, early stopping) and EASE's lambda; the test user
 once, at the end. Every model sees the same split, the same fold-in draws and the same thread
 count, so the rows of one seed are directly comparable.
 
-Data: ``ml-100k`` (``$AEREC_DATA_HOME/ml-100k/u.data``) and ``synthetic`` (aerec's built-in
-MovieLens-like ratings, 100,000 of them, seed 0, binarised the same way).
+Data: ``ml-100k`` (``$AEREC_DATA_HOME/ml-100k/u.data``), ``synthetic`` (aerec's built-in
+MovieLens-like ratings, 100,000 of them, seed 0, taste 1: users pick items they like, so the
+positives say something about the user) and ``synthetic-popular`` (the same with taste 0: items
+picked by popularity alone, so no model should beat popularity; one that did would be leaking
+held-out items). All binarised the same way.
 
     AEREC_DATA_HOME=/path/to/data python benchmarks/implicit_topn.py [--seeds 0,1,2,3,4] [--quick]
     AEREC_DATA_HOME=/path/to/data python benchmarks/implicit_topn.py --tune    # validation-only search
@@ -99,10 +102,19 @@ def load_text() -> str:
     return " / ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
+# The synthetic variants: (taste, description). Taste 1 was fixed before any model ran on it:
+# the odds of picking an item grow e-fold per standard deviation of the user's affinity.
+SYNTHETIC = {
+    "synthetic": (1.0, "synthetic (100,000 ratings, seed 0, taste 1: users pick items they like)"),
+    "synthetic-popular": (0.0, "synthetic-popular (100,000 ratings, seed 0, taste 0: items picked by popularity alone)"),
+}
+
+
 def dataset(name: str):
-    """The ratings of ``name`` and a description; ``synthetic`` is 100,000 ratings, seed 0."""
-    if name == "synthetic":
-        return load_dataset("synthetic", n_ratings=100_000, seed=0), "synthetic (100,000 ratings, seed 0)"
+    """The ratings of ``name`` and a description (``SYNTHETIC``: the built-in variants)."""
+    if name in SYNTHETIC:
+        taste, label = SYNTHETIC[name]
+        return load_dataset("synthetic", n_ratings=100_000, seed=0, taste=taste), label
     return load_dataset(name), name
 
 
@@ -232,7 +244,8 @@ def report_tune(rows: list[dict[str, Any]], command: str) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="ml-100k,synthetic", help="comma-separated: ml-100k, synthetic")
+    parser.add_argument("--data", default="ml-100k,synthetic,synthetic-popular",
+                        help="comma-separated: ml-100k, synthetic, synthetic-popular")
     parser.add_argument("--seeds", default="0,1,2,3,4")
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--val-users", type=int, default=100)
