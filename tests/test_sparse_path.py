@@ -22,7 +22,7 @@ import torch
 
 from aerec import training
 from aerec.config import Config, TrainConfig
-from aerec.data.batches import SparseBatch, dense_rows, observed_targets, sparse_batch
+from aerec.data.batches import dense_rows, observed_targets, sparse_batch
 from aerec.errors import ConfigError, TrainingError
 from aerec.implicit.networks import MultVAE
 from aerec.losses import LOSSES
