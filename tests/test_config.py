@@ -197,3 +197,13 @@ def test_bad_model_values_are_named(setting, message):
 def test_model_values_are_converted_like_train_values():
     params = Recommender("autorec", hidden=300, l2=3).resolved()[0]
     assert params.hidden == [300] and params.l2 == 3.0 and isinstance(params.l2, float)
+
+
+def test_for_model_puts_keyword_hyper_parameters_over_the_config():
+    base = Config(model={"kind": "autorec", "hidden": [50]}, train={"epochs": 3}, run={"seed": 4})
+    assert Config.for_model("autorec", None, {"hidden": [20]}).model == {"kind": "autorec", "hidden": [20]}
+    assert Config.for_model("deep", base, {}) is base  # the config's kind wins over the default kind
+    merged = Config.for_model("autorec", base, {"hidden": [10], "dropout": 0.1})
+    assert merged.model == {"kind": "autorec", "hidden": [10], "dropout": 0.1}
+    assert (merged.train, merged.run) == ({"epochs": 3}, {"seed": 4})
+    assert base.model == {"kind": "autorec", "hidden": [50]}  # not changed in place

@@ -199,6 +199,16 @@ class Config:
     def resolve_run(self) -> RunConfig:
         return _build(RunConfig, self.run, "[run]")
 
+    @classmethod
+    def for_model(cls, kind: str, config: Config | None, model_params: Mapping[str, Any]) -> Config:
+        """What ``Recommender(kind, config=config, **model_params)`` means: ``kind`` and the
+        keyword hyper-parameters alone, or ``config`` with the keywords over its model table."""
+        if config is None:
+            return cls(model={"kind": kind, **model_params})
+        if model_params:
+            return cls(model={**config.model, **model_params}, train=config.train, run=config.run)
+        return config
+
     def to_toml(self) -> str:
         return tomli_w.dumps(self.to_dict())
 

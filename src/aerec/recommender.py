@@ -28,7 +28,7 @@ import torch
 
 import aerec
 from aerec.baseline import BiasModel
-from aerec.config import Config, build_train_config
+from aerec.config import Config
 from aerec.data.batches import dense_rows, sparse_batch
 from aerec.data.matrix import RatingMatrix
 from aerec.data.ratings import Ratings
@@ -74,20 +74,13 @@ class Recommender:
     """
 
     def __init__(self, kind: str = "autorec", *, config: Config | None = None, **model_params: Any) -> None:
-        if config is None:
-            config = Config(model={"kind": kind, **model_params})
-        elif model_params:
-            config = Config(model={**config.model, **model_params}, train=config.train, run=config.run)
-        self.config = config
+        self.config = config = Config.for_model(kind, config, model_params)
         get_family(config.kind)  # fail early on an unknown kind
 
     # ------------------------------------------------------------------ resolved settings
     def resolved(self) -> tuple[Any, Any, Any]:
         """(model params, TrainConfig, RunConfig) after family defaults and presets."""
-        family = get_family(self.config.kind)
-        params = family.resolve_params(self.config.model)
-        train = build_train_config(family.resolve_train(self.config.model.get("preset"), self.config.train))
-        return params, train, self.config.resolve_run()
+        return get_family(self.config.kind).resolve(self.config)
 
     @property
     def is_fitted(self) -> bool:

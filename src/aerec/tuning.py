@@ -29,7 +29,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import pandas as pd
 
-from aerec.config import Config, build_train_config
+from aerec.config import Config
 from aerec.data.matrix import RatingMatrix
 from aerec.data.ratings import Ratings
 from aerec.data.splits import validation_split
@@ -360,10 +360,7 @@ def _plain(v: Any) -> Any:
 
 def resolved_config(config: Config) -> Config:
     """``config`` with the family's defaults and preset filled in: every setting spelled out."""
-    family = get_family(config.kind)
-    params = family.resolve_params(config.model)
-    train = build_train_config(family.resolve_train(config.model.get("preset"), config.train))
-    run = config.resolve_run()
+    params, train, run = get_family(config.kind).resolve(config)
     return Config(
         model={"kind": config.kind, **dataclasses.asdict(params)},
         train=dataclasses.asdict(train),

@@ -29,7 +29,7 @@ import scipy.sparse as sp
 import torch
 
 import aerec
-from aerec.config import Config, build_train_config
+from aerec.config import Config
 from aerec.data.batches import dense_rows
 from aerec.data.matrix import RatingMatrix
 from aerec.data.ratings import Ratings
@@ -81,20 +81,13 @@ class ImplicitRecommender:
     implicit = True  # the server reads this: scores rank items, they are not ratings
 
     def __init__(self, kind: str = DEFAULT_IMPLICIT, *, config: Config | None = None, **model_params: Any) -> None:
-        if config is None:
-            config = Config(model={"kind": kind, **model_params})
-        elif model_params:
-            config = Config(model={**config.model, **model_params}, train=config.train, run=config.run)
-        self.config = config
+        self.config = config = Config.for_model(kind, config, model_params)
         get_implicit_family(config.kind)  # fail early on an unknown kind
 
     # ------------------------------------------------------------------ settings
     def resolved(self) -> tuple[Any, Any, Any]:
         """(model params, TrainConfig, RunConfig) after the family's defaults and presets."""
-        family = get_implicit_family(self.config.kind)
-        params = family.resolve_params(self.config.model)
-        train = build_train_config(family.resolve_train(self.config.model.get("preset"), self.config.train))
-        return params, train, self.config.resolve_run()
+        return get_implicit_family(self.config.kind).resolve(self.config)
 
     @property
     def kind(self) -> str:

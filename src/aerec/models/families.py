@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 from torch import nn
 
-from aerec.config import check_fields, coerce_value
+from aerec.config import Config, RunConfig, TrainConfig, build_train_config, check_fields, coerce_value
 from aerec.errors import ConfigError, TrainingError
 from aerec.models.autoencoder import Autoencoder
 
@@ -128,6 +128,12 @@ class Family:
             raise
         except (TypeError, ValueError, OverflowError) as exc:  # OverflowError: hidden = [inf]
             raise ConfigError(f"model ({self.kind}): a setting has the wrong type or value ({exc}); got {values}") from None
+
+    def resolve(self, config: Config) -> tuple[Any, TrainConfig, RunConfig]:
+        """``config``'s (model params, TrainConfig, RunConfig) after this family's defaults and preset."""
+        params = self.resolve_params(config.model)
+        train = build_train_config(self.resolve_train(config.model.get("preset"), config.train))
+        return params, train, config.resolve_run()
 
     def resolve_train(self, preset: str | None, values: dict[str, Any]) -> dict[str, Any]:
         merged = dict(self.train)
