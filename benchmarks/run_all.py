@@ -12,8 +12,9 @@ process and each rewriting its own generated block:
 4. ``scaling.py``: the synthetic sweep 10^5..10^8 ratings, a fresh process per size; about
    15 minutes, most of it the 10^8 epoch.
 
-``--section implicit`` runs ``implicit_topn.py``; ``--section all`` both. ``--only NAME,...``
-keeps some steps (``explicit``, ``folds``, ``performance``, ``scaling``, ``implicit``);
+``--section implicit`` runs ``implicit_topn.py`` (about 23 minutes) and ``implicit_selection.py``
+(about 3 minutes); ``--section all`` both sections. ``--only NAME,...`` keeps some steps
+(``explicit``, ``folds``, ``performance``, ``scaling``, ``implicit``, ``selection``);
 ``--quick`` runs smoke versions that write nothing.
 
     AEREC_DATA_HOME=/path/to/data python benchmarks/run_all.py --section performance
@@ -35,6 +36,7 @@ STEPS = {
     "performance": ("performance", ["performance.py"], ["--quick", "--no-doc"]),
     "scaling": ("performance", ["scaling.py"], ["--sizes", "1e5,1e6", "--no-doc"]),
     "implicit": ("implicit", ["implicit_topn.py"], ["--quick", "--no-doc"]),
+    "selection": ("implicit", ["implicit_selection.py"], ["--seeds", "0", "--models", "ease", "--no-doc"]),
 }
 
 
