@@ -373,6 +373,13 @@ def _check_int(name: str, value: Any, minimum: int) -> int:
     return int(value)
 
 
+def _check_number(name: str, value: Any, note: str = "") -> float:
+    numeric = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if not numeric or not math.isfinite(value) or value < 0:
+        raise ConfigError(f"{name} must be a finite number >= 0{note}; got {value!r}")
+    return float(value)
+
+
 class _Generator:
     """Holds the global parameters and yields the ratings chunk by chunk (see the module doc)."""
 
@@ -385,18 +392,13 @@ class _Generator:
         self.rank = _check_int("rank", rank, 0)
         self.seed = _check_int("seed", seed, 0)
         self.chunk_ratings = _check_int("chunk_ratings", chunk_ratings, 1)
-        numeric = isinstance(noise, (int, float, np.integer, np.floating)) and not isinstance(noise, bool)
-        if not numeric or not math.isfinite(noise) or noise < 0:
-            raise ConfigError(f"noise must be a finite number >= 0; got {noise!r}")
+        noise = _check_number("noise", noise)
         if isinstance(scale, str):
             scale = RatingScale.parse(scale)  # "1:5:1", as typed on the command line
         if not isinstance(scale, RatingScale):
             raise ConfigError(f"scale must be a RatingScale or LOW:HIGH[:STEP]; got {scale!r}")
-        self.noise, self.scale = float(noise), scale
-        numeric = isinstance(taste, (int, float, np.integer, np.floating)) and not isinstance(taste, bool)
-        if not numeric or not math.isfinite(taste) or taste < 0:
-            raise ConfigError(f"taste must be a finite number >= 0 (0: items chosen by popularity only); got {taste!r}")
-        self.taste = float(taste)
+        self.noise, self.scale = noise, scale
+        self.taste = _check_number("taste", taste, " (0: items chosen by popularity only)")
         self.n_users, self.n_items = synthetic_sizes(self.n_ratings, n_users, n_items)
         if self.n_ratings > self.n_users * self.n_items:
             raise ConfigError(
