@@ -407,14 +407,36 @@ def test_a_crash_inside_the_swap_falls_back_to_the_previous_checkpoint(item_rows
 
 # ----------------------------------------------------------------------------- torch.compile
 @pytest.mark.slow
-def test_a_compiled_network_trains_to_the_eager_weights_and_keeps_its_names(item_rows):
-    """``compile=True`` compiles the forward pass in place: same objective, so the same weights
-    (up to the compiler's float reassociation), and a state dict a fresh eager network loads."""
+def test_a_compiled_network_trains_to_the_eager_weights_and_keeps_its_names(item_rows, monkeypatch):
+    """``compile=True`` trains through a compiled view of the network: same objective, so the
+    same weights (up to the compiler's float reassociation), and a state dict a fresh eager
+    network loads. Dynamo's ``suppress_errors`` is on during the fit only."""
+    import torch._dynamo
+
     cfg = TrainConfig(optimizer="adam", lr=0.02, batch_size=8, epochs=3, batch_format="dense")
     eager, compiled = _net(item_rows.shape[1]), _net(item_rows.shape[1])
     Trainer(cfg, seed=4).fit(eager, item_rows)
+    views, during = [], []
+    real_compile = torch.compile
+
+    def spy(module, *args, **kwargs):
+        view = real_compile(module, *args, **kwargs)
+        views.append((module, view))
+        real_forward = view.forward
+
+        def forward(*a, **k):
+            during.append(torch._dynamo.config.suppress_errors)
+            return real_forward(*a, **k)
+
+        view.forward = forward
+        return view
+
+    monkeypatch.setattr(torch, "compile", spy)
+    before = torch._dynamo.config.suppress_errors
     Trainer(cfg, seed=4, compile=True).fit(compiled, item_rows)
-    assert getattr(compiled, "_compiled_call_impl", None) is not None  # the in-place nn.Module.compile ran
+    assert [m for m, _ in views] == [compiled] and during and all(during)  # the passes went through it
+    assert torch._dynamo.config.suppress_errors == before  # the user's setting is back
+    assert getattr(compiled, "_compiled_call_impl", None) is None  # the network itself stays eager
     fresh = _net(item_rows.shape[1])
     fresh.load_state_dict(compiled.state_dict())  # no "_orig_mod." prefixes
     for name, value in eager.state_dict().items():

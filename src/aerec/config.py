@@ -135,7 +135,7 @@ class RunConfig:
     (:func:`aerec.training.compile_network`); off by default, because on CPU it measured no
     faster than eager for these networks and its compilation takes seconds (docs/benchmarks.md,
     "Performance"). Where compiling fails (no C++ compiler, an unsupported operation), the
-    network runs eagerly.
+    network runs eagerly (dynamo's ``suppress_errors``, set for the fit only).
     """
 
     seed: int = 0

@@ -35,6 +35,7 @@ size users x items is made on either path: at most one batch, or one chunk of L-
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
@@ -270,18 +271,20 @@ class Trainer:
                                 "set train.optimizer to adam (L-BFGS needs one fixed full-batch objective)")
         self.batch_format = choose_batch_format(net, rows, config=cfg, loss=loss, device=self.device,
                                                 distributed=group.active)
-        if self.compile:
-            compile_network(net)
+        # The training passes go through a compiled view of ``net`` (same parameters); ``net``
+        # itself stays eager for validation, inference and saving.
+        stepped = compile_network(net) if self.compile else net
         # L-BFGS always works on the whole matrix (its line search needs one fixed objective).
         cache = None
         if cfg.optimizer == "lbfgs":
             full_cache = _SparseCache if self.batch_format == "sparse" else _DenseCache
             cache = full_cache(rows, self.device, group.shard(np.arange(rows.shape[0])))
         # The batch objective; in a group, a DistributedDataParallel module that averages gradients.
-        self._forward = group.objective(net, self._objective, self.device) if cfg.optimizer != "lbfgs" else None
+        self._forward = group.objective(stepped, self._objective, self.device) if cfg.optimizer != "lbfgs" else None
 
         started = time.perf_counter() - state.seconds
-        with _Progress(self.progress and group.is_main, cfg.epochs, state.epoch, self.val_label) as bar:
+        with _Progress(self.progress and group.is_main, cfg.epochs, state.epoch, self.val_label) as bar, \
+                _compile_errors_run_eagerly(self.compile):
             # A checkpoint written when early stopping fired has nothing left to train, unless
             # the resumed run is more patient than the one that stopped.
             done = state.stopped == "early_stopping" and 0 < cfg.patience <= state.bad_epochs
@@ -293,7 +296,8 @@ class Trainer:
                 rng = np.random.default_rng(_epoch_seed(self.seed, epoch))
                 net.train()
                 if cfg.optimizer == "lbfgs":
-                    loss_avg, sse, cells = self._lbfgs_epoch(net, optimizer, cache, loss_fn, l2, code_l1, n_obs, epoch)
+                    loss_avg, sse, cells = self._lbfgs_epoch(stepped, optimizer, cache, loss_fn, l2, code_l1, n_obs,
+                                                             epoch)
                 else:
                     loss_avg, sse, cells = self._passes(
                         net, optimizer, rows, data_rows, rng, loss_fn, l2, code_l1, n_obs, epoch, state
@@ -822,19 +826,27 @@ def read_checkpoint(directory: Path) -> tuple[dict[str, torch.Tensor], dict[str,
 
 
 def compile_network(net: nn.Module) -> nn.Module:
-    """Compile ``net``'s forward pass in place with ``torch.compile``; returns ``net``.
+    """A ``torch.compile``d view of ``net`` for the training passes; ``net`` is not changed.
 
-    In place (``nn.Module.compile``), so the weights keep their names and a saved model is the
-    same as an eager one's. Compilation happens at the first call; where it fails (no C++
-    compiler, an operation the compiler does not support) dynamo's ``suppress_errors`` runs
-    that code eagerly with a warning instead of stopping the training. The sparse path's
-    ``forward_observed`` is not compiled (sparse tensors are outside what the compiler handles).
+    The view shares ``net``'s parameters, so training it trains ``net``, whose weights keep their
+    names: a saved model is the same as an eager one's, and validation and inference run eagerly.
+    Compilation happens at the first call. The trainer makes those calls inside
+    :func:`_compile_errors_run_eagerly`, so where compiling fails (no C++ compiler, an operation
+    the compiler does not support) that code runs eagerly with a warning instead of stopping the
+    training. The sparse path's ``forward_observed`` is not compiled (sparse tensors are outside
+    what the compiler handles).
     """
+    return torch.compile(net)
+
+
+def _compile_errors_run_eagerly(active: bool) -> contextlib.AbstractContextManager:
+    """Dynamo's ``suppress_errors`` for the duration of a fit only: the user's process keeps
+    its own setting for anything else it compiles."""
+    if not active:
+        return contextlib.nullcontext()
     import torch._dynamo
 
-    torch._dynamo.config.suppress_errors = True
-    net.compile()
-    return net
+    return torch._dynamo.config.patch(suppress_errors=True)
 
 
 def _rmtree(path: Path) -> None:
