@@ -176,10 +176,18 @@ def _wants_cuda(device: str) -> bool:
 
 
 def shutdown() -> None:
-    """Leave the process group (safe to call twice, or when none was joined)."""
+    """Leave the process group (safe to call twice, or when none was joined).
+
+    Runs at exit (atexit). First collects garbage: a DistributedDataParallel module caught in a
+    reference cycle still holds the group, and freeing it only at interpreter teardown makes
+    gloo's threads abort the process ("terminate called without an active exception").
+    """
+    import gc
+
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
+        gc.collect()
         dist.destroy_process_group()
 
 

@@ -339,6 +339,9 @@ class Trainer:
                     group.barrier()  # no process runs ahead of the last checkpoint
                 if stop:
                     break
+        # Let go of the batch objective (in a group: a DistributedDataParallel module that holds
+        # the process group), so it is freed now rather than at interpreter exit.
+        self._forward = None
         if state.best_state is not None:
             net.load_state_dict(state.best_state)
         net.eval()
