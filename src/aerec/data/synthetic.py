@@ -590,9 +590,8 @@ class _Generator:
         ``order`` the position in the user's draw sequence (0..k-1).
         """
         I = self.n_items
-        heavy = k > max(_HEAVY_SHARE * I, 1)
-        if self.taste > 0 and self.rank > 0:
-            heavy[:] = True
+        by_taste = self.taste > 0 and self.rank > 0  # then every user's weights are their own
+        heavy = k > max(_HEAVY_SHARE * I, 1) if not by_taste else np.ones(len(k), dtype=bool)
         gens = {first: _rng(self.seed, _S_SAMPLE, first) for first, _, _ in blocks}
         block_of = np.repeat(np.arange(len(blocks)), [hi - lo for _, lo, hi in blocks])
 
@@ -614,19 +613,14 @@ class _Generator:
             for s in range(0, len(hs), per):
                 us = hs[s : s + per]
                 keys = self.log_w[None, :] + gens[first].gumbel(size=(len(us), I))  # (users, I)
-                if self.taste > 0 and self.rank > 0:
+                if by_taste:
                     # Standardised affinity: <p_u, q_i> has sd _INTERACTION_SD on the reference scale.
                     affinity = ufac[us].astype(np.float64) @ self.item_factors.T.astype(np.float64)
                     keys += (self.taste / _INTERACTION_SD) * affinity
-                    for row, u in enumerate(us):  # light users too: partition, then order the k
-                        best = np.argpartition(-keys[row], k[u] - 1)[: k[u]] if k[u] < I else np.arange(I)
-                        hu.append(np.full(k[u], u, dtype=np.int64))
-                        hi_.append(best[np.argsort(-keys[row, best], kind="stable")].astype(np.int64))
-                    continue
-                top = np.argsort(-keys, axis=1, kind="stable")
-                for row, u in enumerate(us):
+                for row, u in enumerate(us):  # the k largest keys, largest first (draw order)
+                    best = np.argpartition(-keys[row], k[u] - 1)[: k[u]] if k[u] < I else np.arange(I)
                     hu.append(np.full(k[u], u, dtype=np.int64))
-                    hi_.append(top[row, : k[u]].astype(np.int64))
+                    hi_.append(best[np.argsort(-keys[row, best], kind="stable")].astype(np.int64))
 
         # Redraw rounds for light users still short, continuing each block's stream.
         while len(short):
