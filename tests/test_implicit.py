@@ -111,6 +111,45 @@ def test_known_users_are_a_per_user_hold_out_and_new_users_are_folded_in():
     assert {tuple(model.task(test, seed=s).held_out[[1]].indices) for s in range(12)} != {tuple(held)}
 
 
+def test_items_no_training_user_liked_are_dropped_and_counted_before_the_fold_in():
+    # "low" is in the vocabulary (rated in training) but liked by nobody: it scores -inf, so a
+    # held-out positive on it could never be hit and must not count (Mult-VAE's protocol).
+    scale = RatingScale(1, 5, 1)
+    train = _ratings([("u", "a", 5), ("u", "b", 5), ("u", "low", 2), ("v", "c", 5), ("v", "low", 1)], scale=scale)
+    model = ImplicitRecommender("popularity").fit(train)
+    low = model.items_.index(["low"])[0]
+    assert not model.rankable_[low]
+
+    only_low = _ratings([("u", "low", 5)], scale=scale)
+    assert model.task(only_low).n_unknown_items == 1
+    with pytest.raises(DataError, match="can rank"):
+        model.evaluate(only_low)
+
+    # A new user's 80/20 is drawn over what can be ranked: "low" is neither given nor held out.
+    new = _ratings([("n", "a", 5), ("n", "b", 5), ("n", "c", 5), ("n", "low", 5), ("n", "zz", 5)], scale=scale)
+    task = model.task(new, seed=0)
+    assert task.n_unknown_items == 2  # low and zz
+    assert task.inputs.nnz + task.held_out.nnz == 3 and low not in set(task.inputs.indices) | set(task.held_out.indices)
+    assert model.evaluate(new, metrics=["recall@1"])["n_held_out"] == task.held_out.nnz
+
+    parts = model.task((_ratings([("n", "a", 5), ("n", "low", 5)], scale=scale),
+                        _ratings([("n", "c", 5), ("n", "low", 4)], scale=scale)))
+    assert parts.n_unknown_items == 2 and parts.inputs.nnz == 1 and parts.held_out.nnz == 1
+
+
+def test_carved_validation_targets_only_items_the_kept_cells_like():
+    from aerec.implicit.protocol import carve_validation
+
+    # Item 2 is liked only by user 0; if user 0 lends it, no kept cell likes it any more.
+    seen = sp.csr_array(np.array([[1, 1, 1], [1, 1, 0], [1, 1, 0], [0, 1, 0]], dtype=np.float32))
+    for seed in range(20):
+        lent, task = carve_validation(seen, 1.0, seed, hold=0.5)
+        lent_items = seen.indices[lent]
+        kept = np.bincount(seen.indices[~lent], minlength=3) > 0
+        assert set(task.held_out.indices) == {i for i in lent_items if kept[i]}
+        assert task.n_unknown_items == int((~kept[lent_items]).sum())
+
+
 def test_strong_generalization_never_trains_on_held_out_users_and_never_feeds_held_out_items(planted, monkeypatch):
     ratings = Ratings.from_frame(
         pd.concat([planted.train.frame, planted.test.frame], ignore_index=True),

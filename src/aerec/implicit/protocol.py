@@ -8,8 +8,10 @@ generalization) is the other case: a user the model trained on gives their train
 input and the held-out items are their test positives.
 
 :func:`ranking_task` decides per user: a test user the model knows is a per-user hold-out, one
-it does not know is folded in. Test items the model does not know (no training user liked
-them) cannot be ranked and are dropped, and counted, as Mult-VAE does.
+it does not know is folded in. Test items the model cannot rank (not in its vocabulary, or in
+it but liked by no training user: rated below the threshold only) are dropped before anything
+else, and counted, as Mult-VAE does: they could never be hit, so keeping them would lower every
+model's recall alike and count users who have nothing findable.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ class RankingTask:
         held_out: ``(n, n_items)`` the items each user must find.
         user_rows: ``(n,)`` each user's row in the training matrix, -1 for new users.
         labels: ``(n,)`` the users' labels.
-        n_unknown_items: test positives of items the model does not know (dropped).
+        n_unknown_items: test positives of items the model cannot rank (dropped).
         n_already_seen: test positives a known user already had in training (dropped).
     """
 
@@ -83,6 +85,16 @@ def _positive_frame(test: Ratings, threshold: float) -> pd.DataFrame:
     return frame
 
 
+def _rankable_columns(items: Vocabulary, labels: np.ndarray, rankable: np.ndarray | None) -> np.ndarray:
+    """Each item label's column, or -1 where the model cannot rank it (unknown, or not in
+    ``rankable``, a boolean mask over the vocabulary; None: every known item)."""
+    cols = items.index(labels, unknown="missing")
+    if rankable is not None:
+        known = cols >= 0
+        cols[known] = np.where(rankable[cols[known]], cols[known], -1)
+    return cols
+
+
 def ranking_task(
     users: Vocabulary,
     items: Vocabulary,
@@ -92,17 +104,22 @@ def ranking_task(
     threshold: float,
     fold_in: float = 0.8,
     seed: int = 0,
+    rankable: np.ndarray | None = None,
 ) -> RankingTask:
     """The evaluation of ``test`` against a model with vocabularies ``users``/``items`` and
     training rows ``seen`` ``(n_users, n_items)``.
 
-    ``test`` ratings at or above ``threshold`` (all rows of event data) are the positives.
-    Known users: input = their training row, held out = their test positives not in it. New
-    users: their positives are divided by :func:`~aerec.data.splits.fold_in_split` (``fold_in``
-    of each user's items given, seeded by ``seed``); a user left with nothing to find is skipped.
+    ``test`` ratings at or above ``threshold`` (all rows of event data) are the positives;
+    those on items outside the vocabulary or outside ``rankable`` ``(n_items,)`` bool (default:
+    the items some row of ``seen`` liked) are dropped and counted first. Known users: input =
+    their training row, held out = their test positives not in it. New users: their positives
+    are divided by :func:`~aerec.data.splits.fold_in_split` (``fold_in`` of each user's items
+    given, seeded by ``seed``); a user left with nothing to find is skipped.
     """
+    if rankable is None:
+        rankable = np.bincount(sp.csr_array(seen).indices, minlength=len(items)) > 0
     frame = _positive_frame(test, threshold)
-    item_idx = items.index(frame["item"].to_numpy(), unknown="missing")
+    item_idx = _rankable_columns(items, frame["item"].to_numpy(), rankable)
     n_unknown = int((item_idx < 0).sum())
     frame, item_idx = frame[item_idx >= 0], item_idx[item_idx >= 0]
     user_idx = users.index(frame["user"].to_numpy(), unknown="missing")
@@ -144,16 +161,19 @@ def ranking_task(
     )
 
 
-def task_from_parts(items: Vocabulary, fold_in: Ratings, held_out: Ratings, *, threshold: float) -> RankingTask:
+def task_from_parts(
+    items: Vocabulary, fold_in: Ratings, held_out: Ratings, *, threshold: float, rankable: np.ndarray | None = None
+) -> RankingTask:
     """A task of new users from explicit parts: ``fold_in`` is given, ``held_out`` is to find
-    (both thresholded; items the model does not know are dropped and counted)."""
+    (both thresholded; items the model cannot rank, unknown or outside ``rankable``
+    ``(n_items,)`` bool, are dropped and counted)."""
     given, held = _positive_frame(fold_in, threshold), _positive_frame(held_out, threshold)
     labels = pd.unique(pd.concat([given["user"], held["user"]], ignore_index=True))
     labels = np.sort(np.asarray(labels, dtype=object)) if _sortable(labels) else np.asarray(labels, dtype=object)
     lookup = {label: k for k, label in enumerate(labels)}
     n_unknown, parts = 0, []
     for frame in (given, held):
-        cols = items.index(frame["item"].to_numpy(), unknown="missing")
+        cols = _rankable_columns(items, frame["item"].to_numpy(), rankable)
         n_unknown += int((cols < 0).sum())
         rows = np.fromiter((lookup[u] for u in frame["user"]), dtype=np.int64, count=len(frame))
         parts.append(_csr(rows[cols >= 0], cols[cols >= 0], (len(labels), len(items))))
@@ -168,6 +188,8 @@ def carve_validation(
 
     Returns a boolean mask over ``seen.data`` of the lent cells (to leave out of training) and
     the task (inputs = the rest of those users' rows); ``None`` when nothing can be carved.
+    A lent cell whose item no kept cell likes cannot be ranked: it stays lent, is no target,
+    and is counted in ``n_unknown_items``.
     """
     counts = np.diff(seen.indptr)
     eligible = np.flatnonzero(counts >= 2)
@@ -182,10 +204,13 @@ def carve_validation(
         k = max(1, int(np.floor(hold * n + 0.5)))
         mask[start + rng.choice(n, size=k, replace=False)] = True
     rows = np.repeat(np.arange(seen.shape[0]), counts)
-    keep_in, lent = ~mask, mask
+    keep_in = ~mask
+    rankable = np.bincount(seen.indices[keep_in], minlength=seen.shape[1]) > 0
+    target = mask & rankable[seen.indices]
     inputs = _csr(rows[keep_in], seen.indices[keep_in], seen.shape)[chosen]
-    held = _csr(rows[lent], seen.indices[lent], seen.shape)[chosen]
-    task = RankingTask(sp.csr_array(inputs), sp.csr_array(held), chosen.astype(np.int64), chosen.astype(object))
+    held = _csr(rows[target], seen.indices[target], seen.shape)[chosen]
+    task = RankingTask(sp.csr_array(inputs), sp.csr_array(held), chosen.astype(np.int64), chosen.astype(object),
+                       n_unknown_items=int((mask & ~target).sum()))
     return mask, task
 
 

@@ -168,11 +168,12 @@ class ImplicitRecommender:
             fit = sp.csr_array((matrix.csr.data[keep], (rows[keep], matrix.csr.indices[keep])), shape=matrix.shape)
             fit.sort_indices()
             return fit, task
+        rankable = np.bincount(matrix.csr.indices, minlength=matrix.n_items) > 0
         if isinstance(validation, tuple):
-            task = task_from_parts(matrix.items, *validation, threshold=self.threshold_)
+            task = task_from_parts(matrix.items, *validation, threshold=self.threshold_, rankable=rankable)
         else:
             task = ranking_task(matrix.users, matrix.items, matrix.csr, validation, threshold=self.threshold_,
-                                seed=seed)
+                                seed=seed, rankable=rankable)
         return matrix.csr, task if task.held_out.nnz else None
 
     def _fit_net(self, params, train_cfg, run, fit_csr, task, rankable, progress, checkpoint_dir, resume, callbacks):
@@ -284,10 +285,10 @@ class ImplicitRecommender:
         """The :class:`~aerec.implicit.protocol.RankingTask` :meth:`evaluate` scores."""
         self._require_fitted()
         if isinstance(test, tuple):
-            return task_from_parts(self.items_, *test, threshold=self.threshold_)
+            return task_from_parts(self.items_, *test, threshold=self.threshold_, rankable=self.rankable_)
         seed = self.resolved()[2].seed if seed is None else seed
         return ranking_task(self.users_, self.items_, self.seen_, test, threshold=self.threshold_, fold_in=fold_in,
-                            seed=seed)
+                            seed=seed, rankable=self.rankable_)
 
     # ------------------------------------------------------------------ recommend
     def recommend(self, user: Any, n: int = 10, *, exclude_rated: bool = True) -> pd.DataFrame:
