@@ -82,6 +82,23 @@ def test_a_validation_set_given_by_the_caller_is_never_refitted_on(ratings):
     assert model.refit_epochs_ is None
 
 
+def test_a_validation_matrix_with_its_own_numbering_is_read_by_label(ratings):
+    from aerec.data.matrix import RatingMatrix
+    from aerec.data.ratings import Ratings
+
+    frame = ratings.frame
+    train = Ratings(frame.iloc[:3500].reset_index(drop=True), ratings.scale)
+    val = Ratings(frame.iloc[3500:].reset_index(drop=True), ratings.scale)
+    own = RatingMatrix.from_ratings(val)  # numbers only the validation users and items
+    shared = RatingMatrix.from_ratings(val, users=RatingMatrix.from_ratings(train).users,
+                                       items=RatingMatrix.from_ratings(train).items, unknown="drop")
+    assert own.users != shared.users
+    by_ratings = _autorec().fit(train, val).history_
+    for validation in (own, shared):
+        history = _autorec().fit(train, validation).history_
+        assert [r.val_rmse for r in history] == [r.val_rmse for r in by_ratings]
+
+
 def test_refit_is_a_boolean_setting():
     from aerec.config import TrainConfig
     from aerec.errors import ConfigError

@@ -109,15 +109,22 @@ class Recommender:
         ``train.refit`` (the ``autorec`` default) the carve only chooses the number of epochs:
         a fresh network then trains that many on every training rating and is the one kept
         (``history_`` stays the selection run's; ``refit_epochs_`` says how many). A
-        ``validation`` set given here is never refitted on.
+        ``validation`` set given here is never refitted on; it is read by user and item label,
+        its users and items unknown to ``train`` dropped (a matrix with its own numbering too).
         """
         params, train_cfg, run = self.resolved()
         matrix = train if isinstance(train, RatingMatrix) else RatingMatrix.from_ratings(train)
         if matrix.nnz == 0:
             raise DataError("the training data has no ratings", fix="check the training file")
         if validation is not None:
-            val_matrix = validation if isinstance(validation, RatingMatrix) else RatingMatrix.from_ratings(
-                validation, users=matrix.users, items=matrix.items, unknown="drop"
+            same_vocab = isinstance(validation, RatingMatrix) and (
+                validation.users == matrix.users and validation.items == matrix.items
+            )
+            # A matrix built on its own numbers users and items its own way: re-index its
+            # ratings on the training vocabularies (unknown ones dropped) instead of misreading it.
+            val_matrix = validation if same_vocab else RatingMatrix.from_ratings(
+                validation.to_ratings() if isinstance(validation, RatingMatrix) else validation,
+                users=matrix.users, items=matrix.items, unknown="drop",
             )
             fit_matrix = matrix
         elif train_cfg.validation > 0 and matrix.nnz >= 20:
