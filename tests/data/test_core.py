@@ -45,6 +45,27 @@ def test_vocabulary_round_trip_and_unknown_policy():
     assert v.label([2, 0]).tolist() == [30, 10]
 
 
+@pytest.mark.parametrize(
+    "query, message",
+    [
+        (np.array([[10, 20], [30, 10]]), "flat sequence"),  # once read as the text "[10, 20]"
+        ([[10, 20], [30]], "flat sequence"),
+        ([np.nan], "missing"),
+        ([10, None], "missing.*position 1"),
+        ([True], "True or False"),
+    ],
+)
+def test_vocabulary_refuses_lookups_that_would_fall_back_silently(query, message):
+    v = Vocabulary([30, 10, 20], name="user")
+    with pytest.raises(DataError, match=message):
+        v.index(query, unknown="missing")
+
+
+def test_only_decimal_whole_numbers_match_an_integer_vocabulary():
+    v = Vocabulary([5, 100])
+    assert v.index(["5", " 5 ", "+100", "1e2", "100.0", "0x64"], unknown="missing").tolist() == [0, 0, 1, -1, -1, -1]
+
+
 def test_vocabulary_string_labels_and_not_contiguous():
     v = Vocabulary(["b", "a", "zz"])
     assert v.to_list() == ["a", "b", "zz"]

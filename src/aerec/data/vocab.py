@@ -103,7 +103,7 @@ class Vocabulary:
 
     def index(self, labels: Any, *, unknown: UnknownPolicy = "error") -> np.ndarray:
         """Indices (int64) of ``labels``; unknown labels raise or map to -1 per ``unknown``."""
-        query = _normalise_labels(np.atleast_1d(np.asarray(labels, dtype=object if _is_mixed(labels) else None)))
+        query = _normalise_labels(_query_labels(labels, self.name))
         original = query
         if self.is_integer and query.dtype.kind not in "iu":
             # String labels that spell integers ("42") match integer vocabularies.
@@ -140,15 +140,37 @@ class Vocabulary:
         return Vocabulary(np.concatenate([a, b]), name=self.name)
 
 
+def _query_labels(labels: Any, name: str) -> np.ndarray:
+    """``labels`` to look up as a 1-D array; a nested, missing or boolean id is a DataError
+    (it would otherwise become a text such as "[1, 2]" or "nan" and fall back silently)."""
+    a = "an" if name[:1] in "aeiou" else "a"
+    nested = DataError(f"{name}s must be a flat sequence, one {name} each", fix="pass a list or a 1-D array")
+    try:
+        arr = np.atleast_1d(np.asarray(labels, dtype=object if _is_mixed(labels) else None))
+    except ValueError:  # ragged nesting such as [[1, 2], [3]]
+        raise nested from None
+    if arr.ndim > 1:
+        raise nested
+    if arr.dtype.kind == "b" or (arr.dtype.kind == "O" and any(isinstance(x, (bool, np.bool_)) for x in arr.tolist())):
+        raise DataError(f"{a} {name} cannot be True or False", value=arr.tolist()[:5], fix="use integer or text ids")
+    missing = pd.isna(arr) if arr.dtype.kind in "fO" else np.zeros(len(arr), dtype=bool)
+    if missing.any():
+        k = int(np.flatnonzero(missing)[0])
+        raise DataError(f"{a} {name} is missing (None or NaN) at position {k}", fix=f"give every position {a} {name}")
+    return arr
+
+
 def _is_mixed(labels: Any) -> bool:
     return isinstance(labels, (list, tuple)) and len({type(x) for x in labels}) > 1
 
 
 def _maybe_int(query: np.ndarray) -> np.ndarray:
-    out = pd.to_numeric(pd.Series(query), errors="coerce").to_numpy()
+    """Texts that spell a whole number in decimal ("42", " 42", "+42") as int64; anything
+    else ("1e2", "4.0", "x") as a value no vocabulary holds."""
+    text = pd.Series(query, dtype=object).astype(str).str.strip()
+    ok = text.str.fullmatch(r"[+-]?\d{1,18}").to_numpy(dtype=bool)
     result = np.full(len(query), np.iinfo(np.int64).min, dtype=np.int64)
-    ok = np.isfinite(out) & (out == np.round(out)) if out.dtype.kind == "f" else np.ones(len(out), bool)
-    result[ok] = out[ok].astype(np.int64)
+    result[ok] = text[ok].astype(np.int64).to_numpy()
     return result
 
 
