@@ -347,3 +347,17 @@ def test_load_model_dispatches_on_the_kind(planted, tmp_path):
     assert type(aerec.load_model(explicit)) is Recommender
     with pytest.raises(ModelFileError, match="does not exist"):
         aerec.load_model(tmp_path / "nothing")
+
+
+def test_a_new_user_who_liked_only_what_no_training_user_liked_gets_the_popular_items():
+    scale = RatingScale(1, 5, 1)
+    rows = [(f"u{k}", item, 5) for k in range(6) for item in ("a", "b", "c")[: 1 + k % 3]]
+    train = _ratings([*rows, ("u0", "low", 1)], scale=scale)
+    for kind in ("ease", "multdae"):
+        config = Config(model={"kind": kind, **({"hidden": [4]} if kind == "multdae" else {})},
+                        train={"epochs": 1, "validation": 0.0})
+        model = ImplicitRecommender(config=config).fit(train)
+        cold = model.recommend_new([], n=3)["item"].tolist()
+        assert cold == ["a", "b", "c"]  # by popularity
+        assert model.recommend_new({"low": 5}, n=3)["item"].tolist() == cold  # "low" taught it nothing
+        assert model.recommend_new(["a", "a"], n=2)["item"].tolist() == model.recommend_new(["a"], n=2)["item"].tolist()

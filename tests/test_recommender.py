@@ -117,3 +117,19 @@ def test_resuming_after_a_crash_in_the_refit_replays_it_to_the_same_weights(rati
     assert [r.epoch for r in resumed.history_] == [r.epoch for r in whole.history_]
     for name, value in whole.net_.state_dict().items():
         torch.testing.assert_close(resumed.net_.state_dict()[name], value, rtol=0, atol=0)
+
+
+# ----------------------------------------------------------------------------- a new user's ratings
+def test_a_new_users_ratings_are_numbers_on_the_scale_each_item_once(ratings):
+    from aerec.errors import DataError
+
+    model = _autorec({"epochs": 1}).fit(ratings)
+    item = int(model.items_.labels[0])
+    with pytest.raises(DataError, match="given twice"):
+        model.recommend_new({item: 5.0, str(item): 1.0})  # one item, two ratings: which counts?
+    for value in (True, "5", None):
+        with pytest.raises(DataError, match="must be numbers"):
+            model.recommend_new({item: value})
+    with pytest.raises(DataError, match="mapping"):
+        model.recommend_new([item])
+    assert len(model.recommend_new({item: np.float32(4.0), str(int(model.items_.labels[1])): 2}, n=3)) == 3

@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import io
 import math
-import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
@@ -31,6 +30,7 @@ from aerec.baseline import BiasModel
 from aerec.config import Config
 from aerec.data.batches import dense_rows, sparse_batch
 from aerec.data.matrix import RatingMatrix
+from aerec.data.new_user import known_items, rating_values
 from aerec.data.ratings import Ratings
 from aerec.data.scale import RatingScale
 from aerec.data.vocab import Vocabulary
@@ -38,7 +38,14 @@ from aerec.device import loading_device
 from aerec.errors import DataError, ModelFileError, NotFittedError
 from aerec.models.families import get_family
 from aerec.persistence import check_shapes, read_model_dir, write_model_dir
-from aerec.training import EpochRecord, Trainer, TrainResult, resolve_device, resolve_threads, seed_everything
+from aerec.training import (
+    EpochRecord,
+    Trainer,
+    TrainResult,
+    resolve_device,
+    resolve_threads,
+    seed_everything,
+)
 
 __all__ = ["Recommender", "Predictions"]
 
@@ -390,25 +397,8 @@ class Recommender:
         return self.read_.fold_in(self, idx, values)
 
     def _new_user_vector(self, ratings: Mapping[Any, float]) -> tuple[np.ndarray, np.ndarray]:
-        if not isinstance(ratings, Mapping):
-            raise DataError("ratings of a new user must be a mapping {item: rating}", value=type(ratings).__name__)
-        labels = list(ratings.keys())
-        try:
-            values = np.asarray([float(v) for v in ratings.values()], dtype=np.float64)
-        except (TypeError, ValueError):
-            raise DataError("a new user's ratings must be numbers", value=dict(ratings)) from None
-        if not np.all(np.isfinite(values)):
-            raise DataError("a new user's ratings must be finite numbers", value=dict(ratings))
-        off = self.scale_.outside(values)
-        if off.any():
-            k = int(np.flatnonzero(off)[0])
-            raise DataError(f"rating outside the scale {self.scale_}", value={labels[k]: float(values[k])}, fix="use ratings on the model's scale")
-        idx = self.items_.index(labels, unknown="missing") if labels else np.empty(0, dtype=np.int64)
-        if (idx < 0).any():
-            unknown = [labels[k] for k in np.flatnonzero(idx < 0)]
-            warnings.warn(f"ignoring {len(unknown)} item(s) the model does not know: {unknown[:5]}", stacklevel=3)
-        keep = idx >= 0
-        return idx[keep], values[keep]
+        labels, values = rating_values(ratings, self.scale_, fix="use ratings on the model's scale")
+        return known_items(labels, values, self.items_, stacklevel=4)
 
     @torch.no_grad()
     def _encode_new_user(self, idx: np.ndarray, values: np.ndarray) -> np.ndarray:

@@ -18,10 +18,9 @@ import dataclasses
 import io
 import math
 import time
-import warnings
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -32,6 +31,7 @@ import aerec
 from aerec.config import Config
 from aerec.data.batches import dense_rows
 from aerec.data.matrix import RatingMatrix
+from aerec.data.new_user import known_items, rating_values
 from aerec.data.ratings import Ratings
 from aerec.data.scale import RatingScale
 from aerec.data.vocab import Vocabulary
@@ -49,7 +49,14 @@ from aerec.implicit.protocol import RankingTask, carve_validation, ranking_task,
 from aerec.implicit.views import implicit_matrix, positives
 from aerec.persistence import check_shapes, read_model_dir, write_model_dir
 from aerec.ranking import DEFAULT_METRICS, evaluate_ranking, parse_metric
-from aerec.training import EpochRecord, Trainer, TrainResult, resolve_device, resolve_threads, seed_everything
+from aerec.training import (
+    EpochRecord,
+    Trainer,
+    TrainResult,
+    resolve_device,
+    resolve_threads,
+    seed_everything,
+)
 
 __all__ = ["NOT_A_RATING_MODEL", "VAL_METRIC", "ImplicitRecommender"]
 
@@ -324,6 +331,7 @@ class ImplicitRecommender:
         self._require_fitted()
         idx = np.asarray(idx, dtype=np.int64)
         liked = idx if values is None else idx[positives(np.asarray(values, dtype=np.float64), self.threshold_)]
+        liked = liked[self.rankable_[liked]]  # an item no training user liked taught the model nothing
         if len(liked) == 0:
             scores = self.popularity_.double().cpu().numpy().copy()
             scores[~self.rankable_] = -np.inf
@@ -335,28 +343,15 @@ class ImplicitRecommender:
         return self.score_rows(row, np.array([-1])).squeeze(0).double().cpu().numpy()
 
     def _new_user_items(self, items: Mapping[Any, float] | Iterable[Any]) -> tuple[np.ndarray, np.ndarray]:
-        if isinstance(items, (str, bytes)):
-            raise DataError("a new user's items must be a list of item ids or a mapping {item: rating}", value=items)
+        if isinstance(items, (str, bytes)) or not isinstance(items, Iterable):
+            raise DataError("a new user's items must be a list of item ids or a mapping {item: rating}",
+                            value=items if isinstance(items, (str, bytes)) else type(items).__name__)
         if isinstance(items, Mapping):
-            labels = list(items.keys())
-            try:
-                values = np.asarray([float(v) for v in items.values()], dtype=np.float64)
-            except (TypeError, ValueError):
-                raise DataError("a new user's ratings must be numbers", value=dict(items)) from None
-            bad = ~np.isfinite(values) | self.scale_.outside(values)
-            if bad.any():
-                k = int(np.flatnonzero(bad)[0])
-                raise DataError(f"rating outside the scale {self.scale_}", value={labels[k]: float(values[k])},
-                                fix="use ratings on the model's scale, or give a list of items")
-        else:
-            labels = list(items)
-            values = np.full(len(labels), max(self.threshold_, self.scale_.high), dtype=np.float64)
-        idx = self.items_.index(labels, unknown="missing") if labels else np.empty(0, dtype=np.int64)
-        if (idx < 0).any():
-            unknown = [labels[k] for k in np.flatnonzero(idx < 0)]
-            warnings.warn(f"ignoring {len(unknown)} item(s) the model does not know: {unknown[:5]}", stacklevel=3)
-        keep = idx >= 0
-        return idx[keep], values[keep]
+            labels, values = rating_values(items, self.scale_, fix="use ratings on the model's scale, or give a list of items")
+            return known_items(labels, values, self.items_, stacklevel=4)
+        labels = list(dict.fromkeys(items))  # a list of items: a repeat is the same positive
+        values = np.full(len(labels), max(self.threshold_, self.scale_.high), dtype=np.float64)
+        return known_items(labels, values, self.items_, stacklevel=4)
 
     def _top(self, scores: np.ndarray, exclude: np.ndarray, n: int) -> pd.DataFrame:
         scores = np.array(scores, dtype=np.float64)

@@ -23,7 +23,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from aerec.errors import ConfigError, DataError, NotFittedError
+from aerec.data.new_user import rating_values
+from aerec.errors import ConfigError, NotFittedError
 
 __all__ = ["ServingModel", "UnknownIdError", "Scored"]
 
@@ -126,15 +127,7 @@ class ServingModel:
     # ------------------------------------------------------------------ recommendations
     def check_ratings(self, ratings: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
         """Indices and values of a new user's ratings; DataError for values off the scale."""
-        labels = list(ratings)
-        values = np.fromiter((float(ratings[k]) for k in labels), dtype=np.float64, count=len(labels))
-        bad = ~np.isfinite(values) | self.scale.outside(values)
-        if bad.any():
-            k = int(np.flatnonzero(bad)[0])
-            raise DataError(
-                f"rating outside the model's scale {self.scale}", value={labels[k]: float(values[k])},
-                fix=f"rate from {self.scale.low:g} to {self.scale.high:g}",
-            )
+        labels, values = rating_values(ratings, self.scale)
         return self.item_index(labels), values
 
     def recommend_new(self, ratings: Mapping[str, float], n: int) -> list[Scored]:
