@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import pickle
 import shutil
 from pathlib import Path
@@ -223,3 +224,23 @@ def test_atomic_write_text(tmp_path):
     atomic_write_text(target, "one")
     atomic_write_text(target, "two")
     assert target.read_text() == "two" and [p.name for p in tmp_path.iterdir()] == ["a.txt"]
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o077])
+def test_saved_files_follow_the_umask_not_the_private_temp_modes(tmp_path, mask):
+    # A model trained by one account is served by another: 0600 temp-file modes must not stick.
+    previous = os.umask(mask)
+    try:
+        folder = write_model_dir(tmp_path / "m", {"w": torch.zeros(2)}, {"kind": "x"}, extras={"history.csv": "a\n"})
+        atomic_write_text(tmp_path / "preds.csv", "user,item\n")
+        from aerec.training import write_checkpoint
+
+        write_checkpoint(tmp_path / "ckpt", {"w": torch.zeros(2)}, {"epoch": 1})
+    finally:
+        os.umask(previous)
+    checkpoint = tmp_path / "ckpt" / "latest"
+    written = [folder, *folder.iterdir(), tmp_path / "preds.csv", checkpoint, *checkpoint.iterdir()]
+    assert len(written) == 8
+    for path in written:
+        expected = (0o777 if path.is_dir() else 0o666) & ~mask
+        assert path.stat().st_mode & 0o777 == expected, (path.name, oct(path.stat().st_mode & 0o777))

@@ -83,6 +83,10 @@ TAMPERINGS = {
     "scale upside down": (lambda t, m: m.update(scale={"low": 5, "high": 1}), "scale"),
     "unknown kind": (lambda t, m: m.update(kind="trojan"), "unknown model"),
     "item info not a table": (lambda t, m: m.update(item_info=[1, 2]), "do not fit together"),
+    "item info naming an item twice": (lambda t, m: m.update(item_info={"item": m["items"][:1] * 2, "title": ["a", "b"]}),
+                                       "twice"),
+    "an unknown loss": (lambda t, m: m.update(loss="weird"), "loss 'weird' is none of mse, bce"),
+    "an unknown orientation": (lambda t, m: m.update(orientation="diagonal"), "orientation"),
     "weights of the wrong shape": (lambda t, m: t.update({k: torch.zeros(3, 3) for k in _net()(t) if k.endswith("weight")}),
                                    "instead of"),
     "weights missing": (lambda t, m: [t.pop(k) for k in _net()(t)], "missing"),
@@ -101,6 +105,20 @@ def test_a_tampered_model_with_a_valid_checksum_is_refused_by_name(source, tmp_p
     with pytest.raises(ModelFileError, match=message) as caught:
         Recommender.load(target)
     assert str(target) in str(caught.value)
+
+
+@pytest.mark.parametrize("history", ["epoch,loss,foo\n1,2,3\n", "epoch,loss,train_rmse,val_rmse,lr,seconds\n1,x,1,1,1,1\n",
+                                     "\xff\xfe", ""])
+def test_a_damaged_history_only_costs_the_curves(source, tmp_path, history):
+    """history.csv has no checksum and only draws curves: damage warns, and the model loads."""
+    target = tmp_path / "model"
+    shutil.copytree(source, target)
+    (target / "history.csv").write_bytes(history.encode("latin-1"))
+    with pytest.warns(UserWarning, match="history.csv is damaged"):
+        model = Recommender.load(target)
+    assert model.history_ == [] and len(model.history_frame()) == 0
+    assert len(Recommender.load(source).history_) == 2  # the undamaged one reads back
+    _use(model)
 
 
 def test_the_tampering_helper_alone_changes_nothing(source, tmp_path):
@@ -254,3 +272,20 @@ def test_a_tampered_implicit_model_is_refused_by_name(tmp_path, kind, change):
     (directory / "model.json").write_text(json.dumps(meta))
     with pytest.raises(ModelFileError, match="do not fit together|not valid|model.json"):
         ImplicitRecommender.load(directory)
+
+
+@pytest.mark.parametrize("kind", ["multdae", "ease"])
+def test_a_damaged_implicit_history_only_costs_the_curves(tmp_path, kind):
+    from aerec import ImplicitRecommender
+    from aerec.data.synthetic import synthetic_ratings
+
+    config = Config(model={"kind": kind}, train={"epochs": 2}, run={"threads": 1})
+    model = ImplicitRecommender(config=config).fit(synthetic_ratings(3000, seed=1))
+    directory = model.save(tmp_path / "model")
+    again = ImplicitRecommender.load(directory)
+    assert [r.val_rmse for r in again.history_] == pytest.approx([r.val_rmse for r in model.history_])
+    (directory / "history.csv").write_text("epoch,loss,foo\n1,2,3\n")
+    with pytest.warns(UserWarning, match="history.csv is damaged"):
+        damaged = ImplicitRecommender.load(directory)
+    assert damaged.history_ == []
+    assert damaged.recommend_new([model.items_.labels[0]], n=3).equals(model.recommend_new([model.items_.labels[0]], n=3))

@@ -39,11 +39,27 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)  # the only portable way to read it is to set it
+    os.umask(mask)
+    return mask
+
+
+def public_modes(path: Path) -> None:
+    """Give ``path`` (and, for a folder, what is directly in it) the modes a plain ``open`` or
+    ``mkdir`` would: temp files and folders are created private (0600/0700), and a model made
+    by one account must stay readable by the service account that serves it."""
+    mask = _umask()
+    for p in [path, *(path.iterdir() if path.is_dir() else [])]:
+        os.chmod(p, (0o777 if p.is_dir() else 0o666) & ~mask)
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write a text file via a temp file in the same folder and ``os.replace``."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        public_modes(Path(tmp))
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
@@ -85,6 +101,7 @@ def write_model_dir(
         for f in tmp.iterdir():
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
+        public_modes(tmp)
         _swap_into_place(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import math
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
@@ -469,8 +470,8 @@ class Recommender:
             self.users_ = Vocabulary.from_list(meta["users"], name="user")
             self.items_ = Vocabulary.from_list(meta["items"], name="item")
             self.scale_ = RatingScale.from_dict(meta["scale"])
-            self.orientation_ = meta["orientation"]
-            self.loss_ = meta["loss"]
+            self.orientation_ = _one_of(meta["orientation"], ("user", "item"), "orientation")
+            self.loss_ = _one_of(meta["loss"], ("mse", "bce"), "loss")
             self.fingerprint_ = meta["fingerprint"]
             self.item_info_ = _item_info_from_json(meta.get("item_info"))
             # A model trained on a GPU loads onto the CPU where there is none (aerec.device).
@@ -628,22 +629,41 @@ def _item_info_to_json(info: pd.DataFrame | None, items: Vocabulary) -> dict[str
     return out
 
 
+def _one_of(value: Any, allowed: tuple[str, ...], key: str) -> str:
+    """A model.json value that must be one of ``allowed`` (ValueError, named, otherwise)."""
+    if value not in allowed:
+        raise ValueError(f"{key} {value!r} is none of {', '.join(allowed)}")
+    return value
+
+
 def _item_info_from_json(data: dict[str, list] | None) -> pd.DataFrame | None:
     if not data:
         return None
-    frame = pd.DataFrame({k: v for k, v in data.items() if k != "item"}, index=pd.Index(data["item"]))
+    index = pd.Index(data["item"])
+    if not index.is_unique:
+        raise ValueError(f"item_info names item {index[index.duplicated()][0]!r} twice")
+    return pd.DataFrame({k: v for k, v in data.items() if k != "item"}, index=index)
+
+
+def read_history_csv(path: Path, columns: list[str]) -> pd.DataFrame | None:
+    """The numeric ``columns`` of a saved history.csv, or None (with a warning) when the file
+    is missing or damaged: the history only draws curves, so it never stops a model loading."""
+    if not path.is_file():
+        return None
+    try:
+        frame = pd.read_csv(io.StringIO(path.read_text(encoding="utf-8")))
+        if list(frame.columns) != columns:
+            raise ValueError(f"its columns are {list(frame.columns)}, not {columns}")
+        frame = frame.apply(pd.to_numeric, errors="raise").astype(np.float64)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError, TypeError) as exc:
+        warnings.warn(f"{path} is damaged ({exc}); the model loads without its training history", stacklevel=4)
+        return None
     return frame
 
 
 def _read_history(path: Path) -> list[EpochRecord]:
-    if not path.is_file():
+    frame = read_history_csv(path, ["epoch", "loss", "train_rmse", "val_rmse", "lr", "seconds"])
+    if frame is None:
         return []
-    try:
-        frame = pd.read_csv(io.StringIO(path.read_text(encoding="utf-8")))
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
-        return []
-    records = []
-    for row in frame.to_dict("records"):
-        row = {k: (None if isinstance(v, float) and math.isnan(v) and k == "val_rmse" else v) for k, v in row.items()}
-        records.append(EpochRecord(**row))
-    return records
+    return [EpochRecord(int(r.epoch), r.loss, r.train_rmse, None if math.isnan(r.val_rmse) else r.val_rmse, r.lr,
+                        r.seconds) for r in frame.itertuples(index=False)]

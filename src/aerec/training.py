@@ -782,13 +782,14 @@ def write_checkpoint(directory: Path, tensors: dict[str, torch.Tensor], meta: di
     tmp = Path(tempfile.mkdtemp(prefix=".ckpt-", dir=directory))
     try:
         save_file(tensors, str(tmp / "checkpoint.safetensors"))
-        from aerec.persistence import sha256_file
+        from aerec.persistence import public_modes, sha256_file
 
         meta = dict(meta, weights_sha256=sha256_file(tmp / "checkpoint.safetensors"))
         (tmp / "checkpoint.json").write_text(json.dumps(meta), encoding="utf-8")
         for f in tmp.iterdir():
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
+        public_modes(tmp)
     except BaseException:
         _rmtree(tmp)  # the previous checkpoint stays as it was
         raise

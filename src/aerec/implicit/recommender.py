@@ -432,6 +432,7 @@ class ImplicitRecommender:
             self.items_ = Vocabulary.from_list(meta["items"], name="item")
             self.threshold_ = float(meta["threshold"])
             self.val_metric_ = meta.get("val_metric", VAL_METRIC)
+            parse_metric(self.val_metric_)  # a ConfigError (a ValueError) when it is none
             self.scale_ = RatingScale.from_dict(meta["scale"])
             self.fingerprint_ = meta["fingerprint"]
             self.item_info_ = _item_info_from_json(meta.get("item_info"))
@@ -458,7 +459,7 @@ class ImplicitRecommender:
             csr.check_format(full_check=True)  # ValueError for indices out of range, not a crash later
             self._set_data(csr)
             self.train_result_ = TrainResult(best_epoch=meta.get("best_epoch"))
-            self.history_ = _read_history(Path(directory) / "history.csv", self.val_metric_)
+            self.history_ = _read_history(Path(directory) / "history.csv", self.val_metric_, self.kind)
         except ModelFileError:
             raise
         except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError, OverflowError) as exc:
@@ -501,24 +502,23 @@ def _item_info_from_json(data: dict[str, list] | None) -> pd.DataFrame | None:
     return from_json(data)
 
 
-def _read_history(path: Path, metric: str) -> list[EpochRecord]:
-    if not path.is_file():
-        return []
-    try:
-        frame = pd.read_csv(io.StringIO(path.read_text(encoding="utf-8")))
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
-        return []
+def _read_history(path: Path, metric: str, kind: str) -> list[EpochRecord]:
+    from aerec.recommender import read_history_csv
+
     name = f"val_{metric}"
-    out = []
-    for k, row in enumerate(frame.to_dict("records"), start=1):
-        val = row.get(name)
-        val = None if val is None or (isinstance(val, float) and math.isnan(val)) else float(val)
-        if "l2" in row:  # EASE's lambda search
-            out.append(EpochRecord(k, float(row["l2"]), float("nan"), val, 0.0, 0.0))
-        else:
-            out.append(EpochRecord(int(row["epoch"]), float(row["loss"]), float("nan"), val, float(row["lr"]),
-                                   float(row["seconds"])))
-    return out
+    columns = ["l2", name] if kind == "ease" else ["epoch", "loss", name, "lr", "seconds"]
+    frame = read_history_csv(path, columns)
+    if frame is None:
+        return []
+
+    def val(v: float) -> float | None:
+        return None if math.isnan(v) else float(v)
+
+    if kind == "ease":  # its lambda search: one row per candidate
+        return [EpochRecord(k, float(r[0]), float("nan"), val(r[1]), 0.0, 0.0)
+                for k, r in enumerate(frame.itertuples(index=False), start=1)]
+    return [EpochRecord(int(r[0]), float(r[1]), float("nan"), val(r[2]), float(r[3]), float(r[4]))
+            for r in frame.itertuples(index=False)]
 
 
 def _plot(history: pd.DataFrame, path: Path, kind: str, metric: str) -> Path:
