@@ -133,3 +133,25 @@ def test_a_new_users_ratings_are_numbers_on_the_scale_each_item_once(ratings):
     with pytest.raises(DataError, match="mapping"):
         model.recommend_new([item])
     assert len(model.recommend_new({item: np.float32(4.0), str(int(model.items_.labels[1])): 2}, n=3)) == 3
+
+
+def test_a_data_frame_is_taken_wherever_ratings_are(ratings):
+    from aerec import ImplicitRecommender, evaluate_ratings
+    from aerec.data.ratings import Ratings
+    from aerec.errors import DataError
+
+    frame = ratings.frame.reset_index(drop=True)
+    by_frame = _autorec({"epochs": 2}).fit(frame)
+    by_ratings = _autorec({"epochs": 2}).fit(Ratings.from_frame(frame))
+    assert by_frame.scale_ == by_ratings.scale_
+    torch.testing.assert_close(by_frame.net_.state_dict(), by_ratings.net_.state_dict())
+    assert evaluate_ratings(by_frame, frame.iloc[:50]) == evaluate_ratings(by_frame, Ratings.from_frame(frame.iloc[:50]))
+    for wrong in ([1, 2, 3], frame.to_numpy(), None):
+        with pytest.raises(DataError, match="must be Ratings or a pandas DataFrame"):
+            _autorec().fit(wrong)
+    with pytest.raises(DataError, match="missing column"):
+        _autorec().fit(frame.drop(columns="rating"))
+
+    events = frame[["user", "item"]]  # no rating column: event data for implicit models
+    model = ImplicitRecommender("popularity").fit(events)
+    assert model.threshold_ == 1.0 and model.seen_.nnz == len(events)

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from aerec.data.ratings import Ratings
+from aerec.data.ratings import Ratings, as_ratings
 
 __all__ = ["rmse", "mae", "rmse_per_user", "evaluate_ratings"]
 
@@ -50,9 +50,9 @@ def evaluate_ratings(model: Any, test: Ratings) -> dict[str, Any]:
     """Evaluate a fitted model on test ratings: rmse, mae, n, n_fallback, rmse_per_user.
 
     Test users or items the model never saw get its bias fallback and are counted; they are
-    never a crash (DESIGN §6).
+    never a crash (DESIGN §6). ``test`` may be a DataFrame (see :func:`~aerec.data.ratings.as_ratings`).
     """
-    frame = test.frame
+    frame = as_ratings(test, "the test data").frame
     preds = model.predict_pairs(frame["user"].to_numpy(), frame["item"].to_numpy())
     truth = frame["rating"].to_numpy(dtype=np.float64)
     return {

@@ -32,7 +32,7 @@ from aerec.config import Config
 from aerec.data.batches import dense_rows, sparse_batch
 from aerec.data.matrix import RatingMatrix
 from aerec.data.new_user import known_items, rating_values
-from aerec.data.ratings import Ratings
+from aerec.data.ratings import Ratings, as_ratings
 from aerec.data.scale import RatingScale
 from aerec.data.vocab import Vocabulary
 from aerec.device import loading_device
@@ -121,6 +121,8 @@ class Recommender:
         its users and items unknown to ``train`` dropped (a matrix with its own numbering too).
         """
         params, train_cfg, run = self.resolved()
+        train = as_ratings(train)
+        validation = None if validation is None else as_ratings(validation, "the validation data")
         matrix = train if isinstance(train, RatingMatrix) else RatingMatrix.from_ratings(train)
         if matrix.nnz == 0:
             raise DataError("the training data has no ratings", fix="check the training file")

@@ -32,7 +32,7 @@ from aerec.config import Config
 from aerec.data.batches import dense_rows
 from aerec.data.matrix import RatingMatrix
 from aerec.data.new_user import known_items, rating_values
-from aerec.data.ratings import Ratings
+from aerec.data.ratings import Ratings, as_ratings
 from aerec.data.scale import RatingScale
 from aerec.data.vocab import Vocabulary
 from aerec.device import loading_device
@@ -137,6 +137,10 @@ class ImplicitRecommender:
         """
         params, train_cfg, run = self.resolved()
         parse_metric(val_metric)
+        train = as_ratings(train, events=True)
+        if validation is not None:
+            validation = (tuple(as_ratings(v, "the validation data", events=True) for v in validation)
+                          if isinstance(validation, tuple) else as_ratings(validation, "the validation data", events=True))
         matrix, t = implicit_matrix(train, threshold)
         if matrix.nnz == 0:
             raise DataError("the training data has no positives", fix="check the training file or lower --threshold")
@@ -291,6 +295,8 @@ class ImplicitRecommender:
     ) -> RankingTask:
         """The :class:`~aerec.implicit.protocol.RankingTask` :meth:`evaluate` scores."""
         self._require_fitted()
+        test = (tuple(as_ratings(t, "the test data", events=True) for t in test) if isinstance(test, tuple)
+                else as_ratings(test, "the test data", events=True))
         if isinstance(test, tuple):
             return task_from_parts(self.items_, *test, threshold=self.threshold_, rankable=self.rankable_)
         seed = self.resolved()[2].seed if seed is None else seed
