@@ -177,8 +177,9 @@ def test_the_api_serves_an_implicit_model(trained):
     cold = client.post("/v1/recommendations", json={"ratings": {}, "n": 3}).json()
     assert [r["item_id"] for r in cold["recommendations"]] == [str(i) for i in model.recommend_new([], n=3)["item"]]
 
-    refused = client.post("/v1/predict", json={"pairs": [["a0", "x1"]]})
-    assert refused.status_code == 422 and "predicts no ratings" in refused.json()["detail"]
+    for pairs in ([["a0", "x1"]], []):  # an empty list too: the answer must not depend on it
+        refused = client.post("/v1/predict", json={"pairs": pairs})
+        assert refused.status_code == 422 and "predicts no ratings" in refused.json()["detail"]
     off = client.post("/v1/recommendations", json={"ratings": {"x0": 7}, "n": 3})
     assert off.status_code == 422
 

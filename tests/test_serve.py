@@ -335,6 +335,9 @@ def test_the_page_and_its_files_are_served_with_a_strict_policy(client):
     assert '<script src="/static/app.js"' in page.text
     assert "default-src 'none'" in page.headers["content-security-policy"]
     assert page.headers["x-content-type-options"] == "nosniff"
+    from aerec.serve.app import MAX_QUERY_CHARS
+
+    assert f'maxlength="{MAX_QUERY_CHARS}"' in page.text  # the box cannot ask what the API refuses
     for name, kind in [("app.js", "text/javascript"), ("style.css", "text/css"), ("favicon.svg", "image/svg+xml")]:
         response = client.get(f"/static/{name}")
         assert response.status_code == 200 and response.headers["content-type"].startswith(kind)
@@ -426,14 +429,24 @@ def captured_run(monkeypatch):
     return calls
 
 
+def _free_port() -> int:
+    """A port nothing listens on now (the command checks it can bind before starting)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def test_serve_command_binds_localhost_by_default(model_dir, captured_run, monkeypatch):
     from aerec.cli import app
 
     monkeypatch.delenv("AEREC_SERVE_MAX_N", raising=False)
-    result = CliRunner().invoke(app, ["serve", str(model_dir), "--port", "8123", "--max-n", "12"])
+    port = _free_port()
+    result = CliRunner().invoke(app, ["serve", str(model_dir), "--port", str(port), "--max-n", "12"])
     assert result.exit_code == 0, result.output
     (args, kwargs), = captured_run
-    assert kwargs["host"] == "127.0.0.1" and kwargs["port"] == 8123
+    assert kwargs["host"] == "127.0.0.1" and kwargs["port"] == port
     served = TestClient(args[0])
     assert served.get("/health").json()["limits"]["max_n"] == 12
     assert "warning" not in result.output
@@ -442,7 +455,7 @@ def test_serve_command_binds_localhost_by_default(model_dir, captured_run, monke
 def test_serve_command_warns_when_listening_on_every_network(model_dir, captured_run):
     from aerec.cli import app
 
-    result = CliRunner().invoke(app, ["serve", str(model_dir), "--host", "0.0.0.0"])
+    result = CliRunner().invoke(app, ["serve", str(model_dir), "--host", "0.0.0.0", "--port", str(_free_port())])
     assert result.exit_code == 0, result.output
     assert "no authentication" in " ".join(result.output.split())
     assert captured_run[0][1]["host"] == "0.0.0.0"
@@ -454,7 +467,8 @@ def test_serve_command_with_workers_passes_the_model_through_the_environment(mod
     from aerec.cli import app
 
     monkeypatch.setattr(os, "environ", dict(os.environ))  # the command writes to it
-    result = CliRunner().invoke(app, ["serve", str(model_dir), "--workers", "2", "--max-ratings", "9"])
+    result = CliRunner().invoke(app, ["serve", str(model_dir), "--workers", "2", "--max-ratings", "9",
+                                      "--port", str(_free_port())])
     assert result.exit_code == 0, result.output
     (args, kwargs), = captured_run
     assert args == ("aerec.serve.app:app_from_env",) and kwargs["factory"] is True and kwargs["workers"] == 2
@@ -468,6 +482,24 @@ def test_serve_command_refuses_a_missing_model(tmp_path, captured_run):
     assert result.exit_code == 2
     assert "nothing" in result.output
     assert not captured_run
+
+
+def test_serve_command_refuses_a_port_in_use_before_announcing_anything(model_dir, captured_run):
+    import socket
+
+    from aerec.cli import app
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(app, ["serve", str(model_dir), "--port", str(port)])
+    assert result.exit_code == 2, result.output
+    text = " ".join(result.output.split())
+    assert f"cannot listen on 127.0.0.1:{port}" in text and "pick another --port" in text
+    assert "serving" not in text and not captured_run
+    bad_host = CliRunner().invoke(app, ["serve", str(model_dir), "--host", "no-such-host.invalid"])
+    assert bad_host.exit_code == 2 and "check --host" in bad_host.output and not captured_run
 
 
 def test_is_loopback():

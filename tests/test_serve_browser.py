@@ -144,6 +144,7 @@ def test_rate_three_movies_and_see_recommendations(page):
         titles = recs.locator(".title").all_inner_texts()
         assert all(t.startswith("Space Opera") for t in titles[:5]), titles  # the planted taste
         assert "predicted" in recs.first.locator(".meta").inner_text()
+        playwright_api.expect(page.locator("#score-note")).to_contain_text("predicted ratings")
         # The stars show the rating given.
         lit = page.locator(f'#rated li.item[data-item-id="{operas[0]}"] button.rate.on')
         playwright_api.expect(lit).to_have_count(5)
@@ -166,4 +167,20 @@ def test_like_dislike_data_gets_thumbs(page):
         recs = page.locator("#recs li.item")
         playwright_api.expect(recs).to_have_count(10)
         assert recs.first.locator(".meta").inner_text().endswith("% like")
+    assert page.problems == []
+
+
+def test_a_top_n_model_shows_no_rating_scores(page):
+    from aerec import ImplicitRecommender
+
+    data = planted_ratings()
+    with single_thread():
+        model = ImplicitRecommender("ease").fit(_with_titles(data))
+    with _Server(create_app(model)) as server:
+        page.goto(server.url + "/")
+        playwright_api.expect(page.locator("#score-note")).to_contain_text("predicts no ratings")
+        _rate(page, page.locator("#results li.item").first.get_attribute("data-item-id"), 5)
+        recs = page.locator("#recs li.item")
+        playwright_api.expect(recs).to_have_count(10)
+        assert "predicted" not in recs.first.locator(".meta").inner_text()
     assert page.problems == []

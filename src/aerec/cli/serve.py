@@ -20,6 +20,7 @@ import typer
 from rich.markup import escape
 
 from aerec.cli import app, err_console
+from aerec.errors import ConfigError
 
 __all__ = ["serve_command", "is_loopback"]
 
@@ -34,6 +35,25 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def check_listenable(host: str, port: int) -> None:
+    """A ConfigError (exit 2) when ``host:port`` cannot be listened on (in use, no such address,
+    a privileged port), said before the banner that would announce a server that never starts.
+    uvicorn binds again right after; the socket options are the same as its own."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ConfigError(f"cannot listen on {host}: {exc.strerror}; check --host") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc}; pick another --port, or stop what uses it"
+            ) from None
 
 
 @app.command("serve")
@@ -89,6 +109,7 @@ def serve_command(
             "API. It has no authentication and no TLS; put it behind a reverse proxy that adds them.",
             soft_wrap=True,
         )
+    check_listenable(host, port)
     info = engine.info()
     shown = f"[{host}]" if ":" in host else host
     err_console.print(

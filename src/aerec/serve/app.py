@@ -276,7 +276,7 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
             raise HTTPException(422, f"too many pairs: {len(body.pairs)}; this server takes at most "
                                      f"{settings.max_pairs} (raise it with --max-pairs or AEREC_SERVE_MAX_PAIRS)")
         pairs = [(str(u), str(i)) for u, i in body.pairs]
-        values, fallback = engine.predict(pairs) if pairs else ([], [])
+        values, fallback = engine.predict(pairs)  # an implicit model refuses even an empty list
         return {"predictions": [
             {"user_id": u, "item_id": i, "rating": round(float(v), SCORE_DIGITS), "fallback": bool(f)}
             for (u, i), v, f in zip(pairs, list(values), list(fallback))

@@ -157,6 +157,8 @@ class ServingModel:
             from aerec.implicit.recommender import NOT_A_RATING_MODEL
 
             raise ConfigError(NOT_A_RATING_MODEL.format(kind=self.kind))  # the API answers 422
+        if not pairs:
+            return np.empty(0, dtype=np.float32), np.empty(0, dtype=bool)
         users = self.user_index(p[0] for p in pairs)
         items = self.item_index(p[1] for p in pairs)
         with self.lock:

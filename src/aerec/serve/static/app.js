@@ -269,6 +269,9 @@
       const health = await api("/health");
       state.scale = health.scale;
       state.implicit = health.task === "implicit";
+      if (state.implicit) {
+        $("score-note").textContent = "Recommendations are in the model's order of preference: a top-N model predicts no ratings.";
+      }
       ({ style: state.style, options: state.options } = ratingOptions(health.scale));
       const scaleText = health.scale.binary
         ? "like / dislike"
