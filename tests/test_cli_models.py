@@ -389,7 +389,7 @@ def test_recommend_new_user_unknown_item_warns(trained):
         (("--user", "123456789"), "unknown user"),
         (("--ratings", "1=five"), "item=rating"),
         (("--ratings", "nothing-here"), "neither a file nor"),
-        (("--ratings", "1=9"), "outside the scale"),
+        (("--ratings", "1=9"), "outside the model's scale"),
     ],
 )
 def test_bad_recommend_flags_exit_2(trained, args, message):

@@ -155,3 +155,18 @@ def test_a_data_frame_is_taken_wherever_ratings_are(ratings):
     events = frame[["user", "item"]]  # no rating column: event data for implicit models
     model = ImplicitRecommender("popularity").fit(events)
     assert model.threshold_ == 1.0 and model.seen_.nnz == len(events)
+
+
+def test_a_misspelt_setting_fails_at_construction_and_n_must_be_a_whole_number(ratings):
+    from aerec import ImplicitRecommender
+    from aerec.errors import ConfigError, DataError
+
+    with pytest.raises(ConfigError, match="hiddden"):
+        Recommender("autorec", hiddden=[5])
+    with pytest.raises(ConfigError, match="dropoutt"):
+        ImplicitRecommender("multvae", dropoutt=0.1)
+    model = _autorec({"epochs": 1}).fit(ratings)
+    user = model.users_.labels[0]
+    for n in (True, 0, 2.0):
+        with pytest.raises(DataError, match="positive whole number"):
+            model.recommend(user, n=n)

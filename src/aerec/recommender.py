@@ -83,7 +83,7 @@ class Recommender:
 
     def __init__(self, kind: str = "autorec", *, config: Config | None = None, **model_params: Any) -> None:
         self.config = config = Config.for_model(kind, config, model_params)
-        get_family(config.kind)  # fail early on an unknown kind
+        self.resolved()  # fail here, not at fit, on an unknown kind or setting (a typo such as hiddden=)
 
     # ------------------------------------------------------------------ resolved settings
     def resolved(self) -> tuple[Any, Any, Any]:
@@ -321,7 +321,7 @@ class Recommender:
         items nobody rated. An unknown user is a :class:`DataError` (use :meth:`recommend_new`).
         """
         self._require_fitted()
-        _check_n(n)
+        check_n(n)
         u = int(self.users_.index([user])[0])
         rated = self.train_csr_.indices[self.train_csr_.indptr[u] : self.train_csr_.indptr[u + 1]]
         exclude = np.zeros(len(self.items_), dtype=bool)
@@ -342,7 +342,7 @@ class Recommender:
         ``(chunk, n_items)`` block of scores exists at any moment, never users x items.
         """
         self._require_fitted()
-        _check_n(n)
+        check_n(n)
         u_all = np.arange(len(self.users_)) if users is None else self.users_.index(np.atleast_1d(np.asarray(users, dtype=object)))
         never = torch.from_numpy(self.item_counts_ == 0)
         parts = []
@@ -381,7 +381,7 @@ class Recommender:
         fold-in ALS uses. Unknown items are ignored with a warning.
         """
         self._require_fitted()
-        _check_n(n)
+        check_n(n)
         idx, values = self._new_user_vector(ratings)
         exclude = np.zeros(len(self.items_), dtype=bool)
         exclude[idx] = True
@@ -608,8 +608,9 @@ def _cells(csr: sp.csr_array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return users, csr.indices.astype(np.int64), csr.data.astype(np.float32)
 
 
-def _check_n(n: int) -> None:
-    if not isinstance(n, (int, np.integer)) or n < 1:
+def check_n(n: int) -> None:
+    """The number of recommendations: a positive whole number (True is not one)."""
+    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
         raise DataError("the number of recommendations must be a positive whole number", value=n)
 
 

@@ -33,7 +33,7 @@ def rating_values(ratings: Mapping[Any, Any], scale: RatingScale, *, fix: str | 
     off = scale.outside(values)
     if off.any():
         k = int(np.flatnonzero(off)[0])
-        raise DataError(f"rating outside the scale {scale}", value={labels[k]: float(values[k])},
+        raise DataError(f"rating outside the model's scale {scale}", value={labels[k]: float(values[k])},
                         fix=fix or f"rate from {scale.low:g} to {scale.high:g}")
     return labels, values
 

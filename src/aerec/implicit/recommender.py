@@ -49,6 +49,7 @@ from aerec.implicit.protocol import RankingTask, carve_validation, ranking_task,
 from aerec.implicit.views import implicit_matrix, positives
 from aerec.persistence import check_shapes, read_model_dir, write_model_dir
 from aerec.ranking import DEFAULT_METRICS, evaluate_ranking, parse_metric
+from aerec.recommender import check_n
 from aerec.training import (
     EpochRecord,
     Trainer,
@@ -89,7 +90,7 @@ class ImplicitRecommender:
 
     def __init__(self, kind: str = DEFAULT_IMPLICIT, *, config: Config | None = None, **model_params: Any) -> None:
         self.config = config = Config.for_model(kind, config, model_params)
-        get_implicit_family(config.kind)  # fail early on an unknown kind
+        self.resolved()  # fail here, not at fit, on an unknown kind or setting (a typo such as hiddden=)
 
     # ------------------------------------------------------------------ settings
     def resolved(self) -> tuple[Any, Any, Any]:
@@ -311,7 +312,7 @@ class ImplicitRecommender:
         user is a :class:`DataError` (use :meth:`recommend_new`).
         """
         self._require_fitted()
-        _check_n(n)
+        check_n(n)
         u = int(self.users_.index([user])[0])
         row = self.seen_[[u]]
         scores = self.score_rows(row, np.array([u])).squeeze(0).double().cpu().numpy()
@@ -327,7 +328,7 @@ class ImplicitRecommender:
         the answer is the most-liked items.
         """
         self._require_fitted()
-        _check_n(n)
+        check_n(n)
         idx, values = self._new_user_items(items)
         return self._top(self.new_user_scores(idx, values), idx, n)
 
@@ -485,11 +486,6 @@ class ImplicitRecommender:
 
 
 # ----------------------------------------------------------------------------- helpers
-def _check_n(n: int) -> None:
-    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
-        raise DataError("the number of recommendations must be a positive whole number", value=n)
-
-
 def _json(obj: Any) -> str:
     import json
 
