@@ -426,3 +426,23 @@ def test_ml100k_u1_wiring(ml100k_dir, tmp_path):
     assert again["rmse"] == pytest.approx(doc["rmse"], rel=1e-6)
     recs = json.loads(ok("recommend", out, "--user", "196", "-n", "3", "--json").stdout)["recommendations"]
     assert len(recs) == 3 and all(r["title"] for r in recs)  # titles from u.item next to the file
+
+
+def test_a_rating_model_is_never_judged_against_events(trained, tmp_path):
+    # A file with no rating column reads as events (every rating 1.0): an RMSE against it would
+    # be a made-up figure, so train --test and evaluate --test both refuse it, train before fitting.
+    out, _ = trained
+    clicks = tmp_path / "clicks.csv"
+    clicks.write_text("user,item\n1,1\n2,2\n")
+    small = tmp_path / "small.csv"
+    synthetic_ratings(500).frame.to_csv(small, index=False)
+    for args in (("evaluate", out, "--test", clicks), ("train", "--train", small, "--test", clicks, *FAST,
+                                                         "--out", tmp_path / "never")):
+        r = run(*args)
+        assert r.exit_code == 2, r.output
+        assert "holds events (no rating column)" in " ".join(r.output.split())
+    assert not (tmp_path / "never").exists()
+    from aerec import evaluate_ratings, load_dataset, load_model
+
+    with pytest.raises(DataError, match="holds events"):
+        evaluate_ratings(load_model(out), load_dataset(clicks))

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from aerec.data.ratings import Ratings, as_ratings
+from aerec.errors import DataError
 
 __all__ = ["rmse", "mae", "rmse_per_user", "evaluate_ratings"]
 
@@ -46,13 +47,26 @@ def _codes(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return codes, uniques
 
 
+def require_ratings(data: Ratings, what: str = "the test data") -> Ratings:
+    """``data`` when it holds ratings; event data (no rating column) is a DataError, since a
+    rating model judged against events (every rating 1.0) would report a meaningless RMSE."""
+    if data.implicit:
+        raise DataError(
+            f"{what} holds events (no rating column), and a rating model is judged on ratings", path=data.source,
+            fix="give a file with a rating column (name it with --columns user,item,rating), or train a top-N "
+                "model with --implicit",
+        )
+    return data
+
+
 def evaluate_ratings(model: Any, test: Ratings) -> dict[str, Any]:
     """Evaluate a fitted model on test ratings: rmse, mae, n, n_fallback, rmse_per_user.
 
     Test users or items the model never saw get its bias fallback and are counted; they are
     never a crash (DESIGN §6). ``test`` may be a DataFrame (see :func:`~aerec.data.ratings.as_ratings`).
     """
-    frame = as_ratings(test, "the test data").frame
+    test = require_ratings(as_ratings(test, "the test data"))
+    frame = test.frame
     preds = model.predict_pairs(frame["user"].to_numpy(), frame["item"].to_numpy())
     truth = frame["rating"].to_numpy(dtype=np.float64)
     return {

@@ -440,7 +440,7 @@ def train_command(
     --batch-size, --online, --lr, --seed, --device, --threads, --model) < --set key=value.
     """
     from aerec.data.matrix import RatingMatrix
-    from aerec.evaluation import evaluate_ratings
+    from aerec.evaluation import evaluate_ratings, require_ratings
     from aerec.recommender import Recommender
 
     _check_train_flags(data, train_file, test_file, split)
@@ -470,6 +470,9 @@ def train_command(
             train_implicit(config, parts, out=out, threshold=threshold, checkpoint_dir=checkpoint_dir, resume=resume,
                            progress=progress, as_json=as_json)
             return
+        for part, what in ((parts.test, "the test data"), (parts.validation, "the validation data")):
+            if part is not None:
+                require_ratings(part, what)  # before training, not after it
         if "kind" not in config.model:
             config.model["kind"] = default_model(parts.train)
         recommender = Recommender(config=config)
