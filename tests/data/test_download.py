@@ -190,6 +190,35 @@ def test_mirror_env_and_url_argument_override_the_registry(monkeypatch, server, 
     assert server.requests[-1][0] == "/nowhere.zip"
 
 
+@pytest.mark.parametrize("form", ["path", "file-url", "mirror-folder"])
+def test_an_archive_already_on_disk_is_copied_checked_and_unpacked(monkeypatch, server, home, tmp_path, form):
+    pin(monkeypatch, server, GOOD)
+    server.stop()  # an offline machine: nothing may go to the network
+    n = len(server.requests)
+    local = tmp_path / "downloads" / "ml-100k.zip"
+    local.parent.mkdir()
+    local.write_bytes(GOOD)
+    url = {"path": str(local), "file-url": local.as_uri(), "mirror-folder": None}[form]
+    if form == "mirror-folder":
+        monkeypatch.setenv(MIRROR_ENV, str(local.parent))
+    folder = download("ml-100k", data_home=home, progress=False, url=url)
+    assert (folder / "u.data").read_bytes() == U_DATA and leftovers(home) == [] and len(server.requests) == n
+    assert local.read_bytes() == GOOD  # the user's copy is left as it was
+
+
+def test_a_local_archive_that_is_missing_or_not_the_file_is_refused(monkeypatch, server, home, tmp_path):
+    pin(monkeypatch, server, GOOD)
+    with pytest.raises(DatasetError, match="no file at .*nowhere.zip.*http"):
+        download("ml-100k", data_home=home, progress=False, url=str(tmp_path / "nowhere.zip"))
+    other = tmp_path / "other.zip"
+    other.write_bytes(GOOD[:-1] + b"x")
+    with pytest.raises(DatasetError, match="sha256|bytes"):
+        download("ml-100k", data_home=home, progress=False, url=str(other))
+    assert not (home / "ml-100k").exists() and leftovers(home) == [] and other.exists()
+    with pytest.raises(DatasetError, match="cannot download from 'gopher2://x'"):
+        download("ml-100k", data_home=home, progress=False, url="gopher2://x")
+
+
 def test_force_replaces_an_existing_copy_atomically(monkeypatch, server, home):
     pin(monkeypatch, server, GOOD)
     folder = download("ml-100k", data_home=home, progress=False)

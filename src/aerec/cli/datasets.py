@@ -132,7 +132,7 @@ def download_command(
     name: str = typer.Argument(..., metavar="NAME", help="A downloadable dataset, e.g. ml-1m."),
     data_home: Path | None = DataHomeOption,
     force: bool = typer.Option(False, "--force", help="Download and unpack again even if present."),
-    url: str | None = typer.Option(None, "--url", help="Fetch from this URL (same file; checksums still apply)."),
+    url: str | None = typer.Option(None, "--url", help="Fetch from this URL, or copy a local archive (a path or file:// URL); the same file: checksums still apply."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Download, verify and unpack a dataset into the data home; print its folder on stdout."""

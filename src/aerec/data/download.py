@@ -15,7 +15,8 @@ The steps, each of which can only leave the data home in a known state:
 
 Only the standard library's ``urllib`` does the networking. The URL comes from the ``url``
 argument, else ``$AEREC_MIRROR`` (a base URL that serves the same file names as GroupLens), else
-the registry.
+the registry. A plain path or a ``file://`` URL names an archive already on disk (an offline
+machine): it is copied in place of step 2 and checked and unpacked like a download.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import shutil
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import warnings
 import zipfile
@@ -108,7 +110,20 @@ def download(
     if force:
         part.unlink(missing_ok=True)
     source = resolve_url(spec, url)
-    if not _part_is_complete(part, spec):
+    local = _local_archive(source)
+    if local is not None:  # a copy already on disk (offline machines): copied, then checked the same way
+        if not local.is_file():
+            raise DatasetError(
+                f"no file at {local}. Fix: give the path (or file:// URL) of the downloaded {spec.archive_name}, "
+                f"or an http(s):// URL; the official one is {spec.url}."
+            )
+        shutil.copyfile(local, part)
+    elif urllib.parse.urlparse(source).scheme.lower() not in ("http", "https"):
+        raise DatasetError(
+            f"cannot download from {source!r}: aerec fetches http(s):// URLs and copies local archives "
+            f"(a path or a file:// URL). Fix: give one of those; the official archive is {spec.url}."
+        )
+    elif not _part_is_complete(part, spec):
         _fetch(source, part, spec, progress=progress, timeout=timeout)
     _verify(part, spec, source)
     _extract(part, spec, home, final, source)
@@ -117,6 +132,16 @@ def download(
 
 
 # ----------------------------------------------------------------------------- fetching
+def _local_archive(source: str) -> Path | None:
+    """The file behind a ``file://`` URL or a plain path; None for a network URL."""
+    parsed = urllib.parse.urlparse(source)
+    if parsed.scheme == "file":
+        return Path(urllib.request.url2pathname(parsed.path))
+    if not parsed.scheme or (len(parsed.scheme) == 1 and os.name == "nt"):  # C:\... is a path
+        return Path(source).expanduser()
+    return None
+
+
 def _part_is_complete(part: Path, spec: DatasetSpec) -> bool:
     """True when a leftover ``.part`` already has the pinned size; drops one that is too big."""
     if not part.exists() or spec.size is None:
@@ -172,8 +197,8 @@ def _open(url: str, spec: DatasetSpec, offset: int, timeout: float, home: Path) 
     headers = {"User-Agent": f"aerec/{__version__} (+dataset download)"}
     if offset:
         headers["Range"] = f"bytes={offset}-"
-    request = urllib.request.Request(url, headers=headers)
     try:
+        request = urllib.request.Request(url, headers=headers)
         return urllib.request.urlopen(request, timeout=timeout)
     except urllib.error.HTTPError as exc:
         if exc.code == 416 and offset:
