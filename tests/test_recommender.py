@@ -165,6 +165,10 @@ def test_a_misspelt_setting_fails_at_construction_and_n_must_be_a_whole_number(r
         Recommender("autorec", hiddden=[5])
     with pytest.raises(ConfigError, match="dropoutt"):
         ImplicitRecommender("multvae", dropoutt=0.1)
+    with pytest.raises(ConfigError, match="'ease' is a top-N model.*ImplicitRecommender"):
+        Recommender("ease")
+    with pytest.raises(ConfigError, match="'autorec' is a rating model.*Recommender"):
+        ImplicitRecommender("autorec")
     model = _autorec({"epochs": 1}).fit(ratings)
     user = model.users_.labels[0]
     for n in (True, 0, 2.0):

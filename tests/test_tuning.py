@@ -349,7 +349,9 @@ def test_cli_human_output_prints_toml_on_stdout(tmp_path):
         (["--data", "toy", "--test", "x.csv"], "--test goes with --train"),
         (["--train", "x.csv", "--split", "u1"], "--split goes with --data"),
         (["--data", "toy", "--split", "bogus:1"], "bad split spec"),
-        (["--data", "toy", "--model", "nope"], "unknown model"),
+        (["--data", "toy", "--model", "nope"], "top-N models (--implicit): cdae, ease"),
+        (["--data", "toy", "--model", "ease"], "tune searches rating models only"),
+        (["--data", "toy", "--out", "tests"], "holds something other than an aerec model"),  # before searching
         (["--data", "toy", "--set", "lr=1"], "--set key must be"),
         (["--data", "toy", "--validation", "1.5"], "validation fraction"),
         (["--data", "no/such/file.csv"], "no such file"),

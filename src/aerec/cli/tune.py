@@ -91,7 +91,13 @@ def tune_command(
     """
     from aerec.tuning import tune
 
+    from aerec.cli.models import check_out_dir
+    from aerec.models.families import get_family
+
     base = _base_config(config, sets, model, device)
+    get_family(base.kind)  # a top-N or unknown model fails before any data is read
+    if out is not None:
+        check_out_dir(out)  # before the search, not after it
     seed = base.resolve_run().seed if seed is None else seed
     ratings, test_ratings, described = _inputs(data, split, train, test, seed)
     if not as_json:

@@ -250,6 +250,11 @@ def is_implicit_kind(kind: str | None) -> bool:
 
 def get_implicit_family(kind: str) -> Family:
     if kind not in IMPLICIT_FAMILIES:
+        from aerec.models.families import FAMILIES
+
+        if kind in FAMILIES:
+            raise ConfigError(f"{kind!r} is a rating model, not a top-N one: use Recommender (on the command "
+                              f"line: aerec train --model {kind}, without --implicit)")
         raise ConfigError(f"unknown implicit model {kind!r}; choose one of {', '.join(sorted(IMPLICIT_FAMILIES))}")
     return IMPLICIT_FAMILIES[kind]
 

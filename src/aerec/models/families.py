@@ -260,7 +260,14 @@ def default_kind(*, implicit: bool) -> str | None:
 
 def get_family(kind: str) -> Family:
     if kind not in FAMILIES:
-        raise ConfigError(f"unknown model {kind!r}; choose one of {', '.join(sorted(FAMILIES))}")
+        from aerec.implicit.families import IMPLICIT_FAMILIES  # it imports this module: not at the top
+
+        if kind in IMPLICIT_FAMILIES:
+            raise ConfigError(f"{kind!r} is a top-N model for implicit feedback, not a rating model: use "
+                              "ImplicitRecommender (on the command line: aerec train --implicit --model "
+                              f"{kind}); aerec tune searches rating models only")
+        raise ConfigError(f"unknown model {kind!r}; rating models: {', '.join(sorted(FAMILIES))}; top-N models "
+                          f"(--implicit): {', '.join(sorted(IMPLICIT_FAMILIES))}")
     return FAMILIES[kind]
 
 
