@@ -144,7 +144,7 @@ def test_unknown_keys_are_named(tmp_path):
         load_config(None, ["run.gpu=1"])
     with pytest.raises(ConfigError, match=r"unknown key\(s\) \['hidden_size'\]"):
         Recommender("autorec", hidden_size=10).resolved()
-    with pytest.raises(ConfigError, match="unknown model 'vae2'; choose one of"):
+    with pytest.raises(ConfigError, match="unknown model 'vae2'; rating models: autorec"):
         Recommender("vae2")
     with pytest.raises(ConfigError, match="no preset 'fast'; its presets: course"):
         Recommender("sae", preset="fast").resolved()

@@ -307,8 +307,8 @@ def test_ease_l2_set_by_the_user_is_not_searched(planted):
 
 
 def test_an_unknown_implicit_kind_is_a_config_error():
-    with pytest.raises(ConfigError, match="unknown implicit model"):
-        ImplicitRecommender("autorec")
+    with pytest.raises(ConfigError, match="unknown implicit model 'nope'; choose one of cdae"):
+        ImplicitRecommender("nope")
 
 
 @pytest.mark.parametrize("taste, lift", [(0.0, (0.0, 1.15)), (1.0, (1.25, 9.0))])
