@@ -376,14 +376,19 @@ def test_recommend_new_user_inline_and_file_agree(trained, train_part, tmp_path)
 def test_recommend_new_user_unknown_item_warns(trained):
     r = ok("recommend", trained[0], "--ratings", "1=5,88888888=3", "--json")
     assert "does not know" in r.stderr and "88888888" in r.stderr
-    assert len(json.loads(r.stdout)["recommendations"]) == 10
+    doc = json.loads(r.stdout)
+    assert len(doc["recommendations"]) == 10 and doc["ratings_given"] == 1  # the one the model knows
+    table = ok("recommend", trained[0], "--ratings", "1=5,88888888=3")
+    title = " ".join(table.stdout.split())
+    assert "a new user with 1 rating" in title and "1 ratings" not in title
 
 
 @pytest.mark.parametrize(
     "args, message",
     [
-        ((), "neither"),
-        (("--user", "1", "--ratings", "1=5"), "not both"),
+        ((), "got none of them"),
+        (("--user", "1", "--ratings", "1=5"), "got two of them"),
+        (("--ratings", "1=5,1=2"), "rates one item twice"),
         (("--ratings", "1=5", "--include-rated"), "--include-rated goes with --user"),
         (("--user", "1", "-n", "0"), "-n must be a positive"),
         (("--user", "123456789"), "unknown user"),
@@ -405,6 +410,9 @@ def test_parse_new_user_ratings(tmp_path):
     assert parse_new_user_ratings(str(f)) == {"50": 5.0, "172": 3.0}
     f.write_text("7\t50\t5\n8\t172\t3\n")
     with pytest.raises(DataError, match=r"lines.tsv:2: .*more than one user"):
+        parse_new_user_ratings(str(f))
+    f.write_text("item,rating\n50,5\n50,1\n")
+    with pytest.raises(DataError, match=r"lines.tsv:3: the file rates one item twice"):
         parse_new_user_ratings(str(f))
     f.write_text("item rating\n50 5\n172 x\n")
     with pytest.raises(DataError, match=r"lines.tsv:3: the rating is not a number"):

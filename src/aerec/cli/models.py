@@ -171,6 +171,8 @@ def parse_new_user_ratings(text: str) -> dict[Any, float]:
                 "cannot read an item=rating pair in --ratings", value=part,
                 fix='write pairs such as "50=5,172=4" (item id, =, a number)',
             )
+        if item.strip() in out:
+            raise DataError("--ratings rates one item twice", value=item.strip(), fix="give each item once")
         out[item.strip()] = rating
     if not out:
         raise DataError("--ratings holds no ratings", value=text, fix='write pairs such as "50=5,172=4"')
@@ -205,6 +207,9 @@ def _ratings_from_file(path: Path) -> dict[Any, float]:
             if len(users) > 1:
                 raise DataError("the file holds ratings of more than one user", path=str(path), line=n,
                                 value=fields[0], fix="give one user's ratings (item,rating lines)")
+        if item in out:
+            raise DataError("the file rates one item twice", path=str(path), line=n, value=item,
+                            fix="give each item once")
         out[item] = rating
     if not out:
         raise DataError("the file holds no ratings", path=str(path), fix="write one item,rating pair a line")
@@ -695,7 +700,7 @@ def recommend_command(
     if given != 1:
         raise ConfigError(
             'give one of --user ID (a user the model knows), --ratings FILE|"item=rating,..." or --items "item,..." '
-            "(a new user), not " + {0: "neither", 2: "both"}.get(given, "all three")
+            "(a new user); got " + {0: "none of them", 2: "two of them"}.get(given, "all three")
         )
     if include_rated and user is None:
         raise ConfigError("--include-rated goes with --user; a new user's own ratings are never recommended back")
@@ -709,9 +714,12 @@ def recommend_command(
     model = _load_model(model_dir)
     if items is not None and not getattr(model, "implicit", False):
         raise ConfigError(f"--items is for implicit models; {model_dir} predicts ratings: give --ratings \"item=rating,...\"")
+    used = 0  # how many of a new user's items the model knows (it warns about the others)
     with _warnings_to_console():
         if new_ratings is not None:
             top = model.recommend_new(new_ratings, n=n)
+            given_items = list(dict.fromkeys(new_ratings))
+            used = int((model.items_.index(given_items, unknown="missing") >= 0).sum()) if given_items else 0
         else:
             if user.strip() not in model.users_:
                 raise DataError(
@@ -727,11 +735,11 @@ def recommend_command(
         known = _known_label(model.users_, user.strip()) if user is not None else None
         doc: dict[str, Any] = {"user": known, "recommendations": recs}
         if new_ratings is not None:
-            doc["ratings_given"] = len(new_ratings)
+            doc["ratings_given"] = used  # the items the model knows (the others were warned about)
         typer.echo(json.dumps(_finite(doc)))
         return
     what = "items" if items is not None else "ratings"
-    who = f"user {user}" if user is not None else f"a new user with {len(new_ratings or {})} {what}"
+    who = f"user {user}" if user is not None else f"a new user with {used} {what[:-1] if used == 1 else what}"
     table = Table(title=f"top {n} for {escape(who)}", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     titles = any(rec["title"] for rec in recs)
     table.add_column("rank", justify="right")
