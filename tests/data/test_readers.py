@@ -293,3 +293,17 @@ def test_read_items_none_and_direct(tmp_path: Path) -> None:
 ])
 def test_detect_format(tmp_path: Path, name: str, text: str | bytes, expected: str) -> None:
     assert detect_format(write(tmp_path / name, text)) == expected
+
+
+@pytest.mark.parametrize("sep", [",", "\t", " "])
+def test_ids_keep_their_spelling_unless_every_one_is_a_plain_whole_number(tmp_path: Path, sep: str) -> None:
+    def users(lines: list[str]) -> list:
+        text = "user item rating\n".replace(" ", sep) + "".join(f"{u}{sep}1{sep}{k % 5 + 1}\n" for k, u in enumerate(lines))
+        return read_ratings(write(tmp_path / "r.txt", text)).frame["user"].tolist()
+
+    assert users(["7", "12", "-3"]) == [7, 12, -3]  # plain whole numbers: int64 labels
+    assert users(["007", "7"]) == ["007", "7"]  # zero-padded codes are not 7 (they were merged)
+    assert users(["+7", "7"]) == ["+7", "7"]
+    big = ["12345678901234567890", "12345678901234567891"]
+    assert users(big) == big  # past int64: exact text, not two equal floats
+    assert users(["1.0", "2.0"]) == [1, 2]  # whole floats are still whole-number ids

@@ -478,8 +478,10 @@ def _parse_with_arrow(p: Path, layout: _Layout, head: Head) -> pd.DataFrame:
                                ignore_empty_lines=False)  # keep blank lines so rows = lines
     step = 2 if layout.sep == "::" else 1
     rating = [f"c{step * i}" for i, r in enumerate(layout.roles) if r == "rating"]
+    ids = [f"c{step * i}" for i, r in enumerate(layout.roles) if r in ("user", "item")]
     # Ratings are always floats: a half star late in the file must not break int inference.
-    typed = pacsv.ConvertOptions(column_types={c: pa.float64() for c in rating},
+    # Ids are read as text and typed by _id_column: inference would read "007" as 7.
+    typed = pacsv.ConvertOptions(column_types={**{c: pa.float64() for c in rating}, **{c: pa.string() for c in ids}},
                                  strings_can_be_null=True, check_utf8=True)
     try:
         table = pacsv.read_csv(p, read_options=read, parse_options=parse, convert_options=typed)
@@ -495,11 +497,50 @@ def _parse_with_arrow(p: Path, layout: _Layout, head: Head) -> pd.DataFrame:
                                    convert_options=as_text)
         except (pa.ArrowException, UnicodeError):
             raise _bad_line(p, layout, head, _short(first_error)) from None
-        return _numbers_where_possible(table).to_pandas(date_as_object=False)
+        return _with_typed_ids(_numbers_where_possible(table, keep=ids), ids).to_pandas(date_as_object=False)
     if any(pa.types.is_binary(t) or pa.types.is_large_binary(t) for t in table.schema.types):
         # pyarrow infers "binary" for a column with bytes that are not valid text.
         raise _bad_line(p, layout, head, f"bytes that are not {head.encoding} text")
-    return table.to_pandas(date_as_object=False)
+    return _with_typed_ids(table, ids).to_pandas(date_as_object=False)
+
+
+def _with_typed_ids(table: pa.Table, ids: list[str]) -> pa.Table:
+    for name in ids:
+        table = table.set_column(table.schema.get_field_index(name), name, _id_column(table[name]))
+    return table
+
+
+def _id_column(values: pa.ChunkedArray) -> pa.ChunkedArray:
+    """User or item ids read as text, typed: int64 when every id spells a whole number, the
+    texts otherwise. A zero-padded or signed id ("007", "+7") keeps the column as text, so that
+    "007" and "7" stay two ids, and so do digits past int64 (a float would round them into one
+    another). Other numbers (e.g. "3.0") come back as floats for the validation to judge."""
+    try:
+        ints = pc.cast(values, pa.int64())  # the common case, and the cheap one
+    except pa.ArrowException:
+        ints = None
+    text = values if ints is not None else pc.utf8_trim_whitespace(values)
+    if _spelt_with_padding(text):
+        return text
+    if ints is not None:
+        return ints
+    try:
+        return pc.cast(text, pa.int64())
+    except pa.ArrowException:
+        pass
+    if pc.any(pc.match_substring_regex(text, r"^[+-]?[0-9]{16,}$")).as_py():
+        return text  # too many digits for int64 (or for a float to hold exactly)
+    try:
+        return pc.cast(text, pa.float64())
+    except pa.ArrowException:
+        return text
+
+
+def _spelt_with_padding(text: pa.ChunkedArray) -> bool:
+    """Whether any id starts with a zero followed by more, or with a sign ("007", "+7", "-07")."""
+    padded = pc.and_(pc.starts_with(text, "0"), pc.greater(pc.binary_length(text), 1))
+    signed = pc.or_(pc.starts_with(text, "+"), pc.starts_with(text, "-0"))
+    return bool(pc.any(pc.or_(padded, signed)).as_py())
 
 
 def _parse_with_pandas(p: Path, layout: _Layout, head: Head) -> pd.DataFrame:
@@ -507,11 +548,17 @@ def _parse_with_pandas(p: Path, layout: _Layout, head: Head) -> pd.DataFrame:
     names = [f"c{j}" for j in range(layout.n_fields)]
     try:
         # No quoting: whitespace-separated rating files do not quote, so '"' is a character.
-        return pd.read_csv(p, sep=r"\s+", header=None, names=names, skiprows=layout.header_line,
-                           skip_blank_lines=False, encoding=head.encoding, engine="c",
-                           quoting=csv.QUOTE_NONE)
+        frame = pd.read_csv(p, sep=r"\s+", header=None, names=names, skiprows=layout.header_line,
+                            skip_blank_lines=False, encoding=head.encoding, engine="c",
+                            quoting=csv.QUOTE_NONE, dtype={names[i]: str for i, r in enumerate(layout.roles)
+                                                           if r in ("user", "item")})
     except (pd.errors.ParserError, UnicodeError, ValueError) as e:
         raise _bad_line(p, layout, head, _short(e)) from None
+    for i, role in enumerate(layout.roles):
+        if role in ("user", "item"):
+            typed = _id_column(pa.chunked_array([pa.array(frame[names[i]], type=pa.string(), from_pandas=True)]))
+            frame[names[i]] = typed.to_pandas()
+    return frame
 
 
 def _bad_line(p: Path, layout: _Layout, head: Head, problem: str) -> DataError:
@@ -526,10 +573,14 @@ def _bad_line(p: Path, layout: _Layout, head: Head, problem: str) -> DataError:
     )
 
 
-def _numbers_where_possible(table: pa.Table) -> pa.Table:
-    """Text columns back to integers or floats when every value is one (after a text read)."""
+def _numbers_where_possible(table: pa.Table, keep: Sequence[str] = ()) -> pa.Table:
+    """Text columns back to integers or floats when every value is one (after a text read);
+    the columns named in ``keep`` stay text."""
     columns = []
-    for column in table.columns:
+    for name, column in zip(table.column_names, table.columns):
+        if name in keep:
+            columns.append(column)
+            continue
         for kind in (pa.int64(), pa.float64()):
             try:
                 column = pc.cast(column, kind)
