@@ -303,18 +303,18 @@ def test_damaged_model_dir_exits_2(trained, tmp_path):
 def test_predict_pairs_to_stdout_and_file(trained, tmp_path):
     out, _ = trained
     pairs = tmp_path / "pairs.csv"
-    pairs.write_text("user,item\n1,1\n2,3\n999999,1\n1,777777\n")
+    pairs.write_text("user,item\n1,1\n2,3\n999999,1\n1,777777\n1,1\n")  # a pair asked twice: answered twice
     r = ok("predict", out, "--pairs", pairs)
     frame = pd.read_csv(io.StringIO(r.stdout))
     assert list(frame.columns) == ["user", "item", "prediction", "fallback"]
-    assert frame["user"].tolist() == [1, 2, 999999, 1] and frame["fallback"].tolist() == [0, 0, 1, 1]
+    assert frame["user"].tolist() == [1, 2, 999999, 1, 1] and frame["fallback"].tolist() == [0, 0, 1, 1, 0]
     assert frame["prediction"].between(1, 5).all()
-    expected = Recommender.load(out).predict([1, 2, 999999, 1], [1, 3, 1, 777777])
+    expected = Recommender.load(out).predict([1, 2, 999999, 1, 1], [1, 3, 1, 777777, 1])
     np.testing.assert_allclose(frame["prediction"], expected, atol=1e-4)
 
     target = tmp_path / "sub" / "pred.csv"
     r = ok("predict", out, "--pairs", pairs, "--out", target)
-    assert r.stdout == "" and "4 predictions (2 by fallback)" in r.stderr
+    assert r.stdout == "" and "5 predictions (2 by fallback)" in r.stderr
     assert pd.read_csv(target).equals(frame)
     assert sorted(p.name for p in target.parent.iterdir()) == ["pred.csv"]  # no temp file left
 

@@ -123,6 +123,10 @@ def test_duplicate_policies():
     mean = Ratings.from_frame(frame, duplicates="mean").frame
     row = mean[mean.user == 1].iloc[0]
     assert (row.rating, row.timestamp) == (3.0, 9)
+    kept = Ratings.from_frame(frame, duplicates="keep")  # queries (predict's pairs): every row
+    assert len(kept) == 3
+    with pytest.raises(DataError, match="duplicate"):
+        RatingMatrix.from_ratings(kept)  # but never a matrix to train on
 
 
 def test_empty_and_missing_columns():

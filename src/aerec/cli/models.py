@@ -657,7 +657,8 @@ def predict_command(
         raise ConfigError(NOT_A_RATING_MODEL.format(kind=model.kind))
     with _warnings_to_console():
         # Read as events: a pairs file has no rating, and a ratings file's ratings are dropped.
-        rows = load_dataset(Path(pairs), implicit=True, **_reader_options(None, columns, sep, None, None)).frame
+        # A pair asked twice is answered twice (one output line per input line).
+        rows = load_dataset(Path(pairs), implicit=True, **_reader_options(None, columns, sep, None, "keep")).frame
         preds = model.predict_pairs(rows["user"].to_numpy(), rows["item"].to_numpy())
     frame = rows[["user", "item"]].reset_index(drop=True)
     frame["prediction"] = preds.values.astype(np.float64)

@@ -20,10 +20,11 @@ from aerec.errors import DataError
 
 __all__ = ["Ratings", "DuplicatePolicy", "as_ratings", "validate_frame"]
 
-DuplicatePolicy = Literal["error", "last", "mean"]
+DuplicatePolicy = Literal["error", "last", "mean", "keep"]
 """What to do when a (user, item) pair appears more than once: raise a DataError naming both
-lines (``"error"``, the default), keep the last one in file order (``"last"``), or average the
-ratings and keep the latest timestamp (``"mean"``)."""
+lines (``"error"``, the default), keep the last one in file order (``"last"``), average the
+ratings and keep the latest timestamp (``"mean"``), or keep every row (``"keep"``: for files of
+queries such as ``aerec predict``'s pairs; a RatingMatrix refuses such ratings)."""
 
 REQUIRED = ("user", "item", "rating")
 
@@ -165,7 +166,7 @@ def validate_frame(
         )
     if len(frame) == 0:
         raise DataError("no ratings found", path=source, fix="check that the file is the right one and not empty")
-    if duplicates not in ("error", "last", "mean"):
+    if duplicates not in ("error", "last", "mean", "keep"):
         raise DataError("unknown duplicate policy", value=duplicates, fix="use error, last or mean")
 
     cols = ["user", "item", "rating"] + (["timestamp"] if "timestamp" in frame.columns else [])
@@ -235,6 +236,8 @@ def validate_frame(
 
 
 def _resolve_duplicates(out: pd.DataFrame, source: str | None, policy: DuplicatePolicy) -> pd.DataFrame:
+    if policy == "keep":
+        return out
     dup = out.duplicated(["user", "item"], keep=False).to_numpy()
     if not dup.any():
         return out

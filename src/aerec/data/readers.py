@@ -149,7 +149,7 @@ def read_ratings(
     """
     fmt = _format_name(format)
     p = _resolve(path)
-    if duplicates not in ("error", "last", "mean"):
+    if duplicates not in ("error", "last", "mean", "keep"):
         raise DataError("unknown duplicate policy", path=str(p), value=duplicates,
                         fix="use error, last or mean")
     try:
