@@ -139,7 +139,7 @@ def test_predict_and_misused_recommend_flags_exit_2(trained, tmp_path):
     r = run("predict", out, "--pairs", pairs)
     assert r.exit_code == 2 and "predicts no ratings" in r.stderr
     r = run("recommend", out, "--items", "x1", "--user", "a0")
-    assert r.exit_code == 2 and "not both" in r.stderr
+    assert r.exit_code == 2 and "got two of them" in r.stderr
     r = run("recommend", out, "--items", "x1=5")
     assert r.exit_code == 2 and "--items takes item ids only" in r.stderr
 

@@ -239,6 +239,9 @@ def test_resume_continues_to_the_same_numbers(tmp_path):
     assert r.exit_code == 2 and "different run" in r.stderr and "model" in r.stderr
     r = run("train", *data, "--checkpoint-dir", tmp_path / "empty", "--resume", "--out", tmp_path / "x")
     assert r.exit_code == 2 and "no checkpoint" in r.stderr
+    assert not (tmp_path / "empty").exists()  # refused before anything was written
+    r = run("train", *data, "--resume", "--out", tmp_path / "y")  # the default checkpoint folder
+    assert r.exit_code == 2 and "no checkpoint" in r.stderr and not (tmp_path / ".y.ckpt").exists()
 
 
 # ----------------------------------------------------------------------------- evaluate

@@ -80,8 +80,10 @@ def test_loading_device_with_fewer_gpus_than_the_training_machine(monkeypatch):
 
 def test_cuda_without_a_gpu_is_refused_for_training(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.raises(Exception, match="no CUDA device is available; use --device cpu or auto"):
-        training.resolve_device("cuda")
+    from aerec.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="no CUDA device is available; use --device cpu or auto"):
+        training.resolve_device("cuda")  # a setting this machine cannot honour: exit 2, not 1
     assert training.resolve_device("auto") == torch.device("cpu")
 
 

@@ -133,6 +133,15 @@ def test_missing_files_are_named(saved, tmp_path):
         Recommender.load(saved)
     with pytest.raises(ModelFileError, match="does not exist"):
         Recommender.load(tmp_path / "nowhere")
+    (tmp_path / "ratings.csv").write_text("user,item,rating\n")
+    with pytest.raises(ModelFileError, match="ratings.csv is a file, not a model directory"):
+        Recommender.load(tmp_path / "ratings.csv")
+
+
+def test_the_model_json_of_a_directory_names_its_folder(model, tmp_path):
+    saved = model.save(tmp_path / "m")
+    with pytest.raises(ModelFileError, match=f"is a file, not a model directory; give its folder, {saved}"):
+        Recommender.load(saved / "model.json")
 
 
 def test_a_newer_format_version_is_named(saved):

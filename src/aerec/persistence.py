@@ -178,6 +178,10 @@ def _clear_stale_temporaries(final: Path) -> None:
 def read_model_dir(directory: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Read and verify a model directory; any problem is a :class:`ModelFileError`."""
     d = Path(directory)
+    if d.is_file():
+        hint = f"give its folder, {d.parent}" if d.name in ("model.json", "model.safetensors") else (
+            "give the folder that `aerec train --out` wrote")
+        raise ModelFileError(f"{d} is a file, not a model directory; {hint}")
     if not d.is_dir():
         previous = sorted(d.parent.glob(f".{d.name}.old-*/model.json")) if d.parent.is_dir() else []
         if previous:  # a save without an atomic swap (see _swap_into_place) was interrupted

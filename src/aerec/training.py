@@ -56,7 +56,7 @@ from aerec import distributed
 from aerec.config import TrainConfig
 from aerec.data.batches import dense_rows, iter_row_batches, observed_targets, sparse_batch
 from aerec.device import autocast, resolve_precision
-from aerec.errors import ModelFileError, TrainingError
+from aerec.errors import ConfigError, ModelFileError, TrainingError
 from aerec.losses import LOSSES
 
 __all__ = [
@@ -107,7 +107,7 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise TrainingError("run.device is cuda but no CUDA device is available; use --device cpu or auto")
+        raise ConfigError("run.device is cuda but no CUDA device is available; use --device cpu or auto")
     return torch.device(name)
 
 
@@ -802,6 +802,11 @@ def write_checkpoint(directory: Path, tensors: dict[str, torch.Tensor], meta: di
     os.replace(tmp, final)
     if old.exists():
         _rmtree(old)
+
+
+def has_checkpoint(directory: Path) -> bool:
+    """Whether :func:`read_checkpoint` finds something to read in ``directory``."""
+    return any((Path(directory) / name / "checkpoint.json").is_file() for name in ("latest", ".latest-old"))
 
 
 def read_checkpoint(directory: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

@@ -353,9 +353,14 @@ def _run_identity(model, fingerprint: str) -> dict[str, Any]:
 
 
 def _check_resume(checkpoint_dir: Path, identity: dict[str, Any]) -> None:
+    from aerec.errors import ModelFileError
+    from aerec.training import has_checkpoint
+
+    if not has_checkpoint(checkpoint_dir):  # said before anything is written into it
+        raise ModelFileError(f"no checkpoint in {checkpoint_dir}; train without --resume first")
     path = checkpoint_dir / "aerec-run.json"
     if not path.is_file():
-        return  # the trainer says when there is no checkpoint at all
+        return
     try:
         before = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -447,6 +452,7 @@ def train_command(
     from aerec.data.matrix import RatingMatrix
     from aerec.evaluation import evaluate_ratings, require_ratings
     from aerec.recommender import Recommender
+    from aerec.training import resolve_device
 
     _check_train_flags(data, train_file, test_file, split)
     check_out_dir(out)
@@ -482,6 +488,7 @@ def train_command(
             config.model["kind"] = default_model(parts.train)
         recommender = Recommender(config=config)
         _, train_cfg, _ = recommender.resolved()  # unknown or bad settings fail before any work
+        resolve_device(run.device)  # so does a device this machine lacks
         if train_cfg.optimizer == "lbfgs" and train_cfg.batch_size != 0:
             raise ConfigError(
                 f"{config.kind} trains with L-BFGS on the whole matrix (train.batch_size=0), which cannot use "
