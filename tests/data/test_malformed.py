@@ -179,6 +179,12 @@ def test_unknown_column_name(tmp_path: Path) -> None:
     bad(p, None, "'votes'", columns="user,item,votes")
 
 
+def test_a_separator_the_file_does_not_use_names_the_one_it_does(tmp_path: Path) -> None:
+    p = write(tmp_path / "r.tsv", "user\titem\trating\n1\t2\t5\n2\t3\t4\n")
+    err = bad(p, 1, "user", sep=",")
+    assert "leaves the line in one field" in str(err) and "pass sep='\\t' (--sep)" in str(err)
+
+
 def test_no_separator(tmp_path: Path) -> None:
     err = bad(write(tmp_path / "r.csv", "12\n13\n"), 1, "'12'")
     assert "separator" in str(err)

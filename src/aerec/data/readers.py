@@ -315,6 +315,12 @@ def _sniff_layout(head: Head, p: Path, columns, sep: str | None) -> _Layout:
         raise DataError("the line cannot be split into fields (an unclosed quote?)", path=str(p),
                         line=first_no, value=_clip(first_text), fix="fix the quoting on this line")
     rows = [split(t) or [t] for t in texts]
+    if len(rows[0]) < 2:  # a separator given with --sep that the file does not use
+        found = _sniff.guess_delimiter(texts)
+        raise DataError(
+            f"the separator {sep!r} leaves the line in one field; a rating file needs at least a user and an item",
+            path=str(p), line=first_no, value=_clip(first_text),
+            fix=f"pass sep={found!r} (--sep), which the file seems to use" if found else "check sep= (--sep)")
     header = _sniff.looks_like_header(rows[0], rows[1:])
     n_fields = len(rows[0])
     quoted = len(sep) == 1
