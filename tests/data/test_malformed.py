@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from aerec.data.ratings import Ratings
 from aerec.data.readers import detect_format, read_ratings
 from aerec.data.scale import RatingScale
 from aerec.errors import DataError
@@ -81,6 +82,17 @@ def test_half_star_outside_ml_latest_scale(tmp_path: Path) -> None:
 def test_missing_user_id(tmp_path: Path) -> None:
     err = bad(write(tmp_path / "r.csv", "user,item,rating\n1,10,4\n,11,3\n"), 3, "nan")
     assert "missing user id" in str(err)
+
+
+def test_the_first_line_with_a_missing_id_is_named_whichever_column(tmp_path: Path) -> None:
+    err = bad(write(tmp_path / "r.csv", "user,item\n196,\n,242\n"), 2, "nan")
+    assert "missing item id" in str(err) and "give every row an item id" in str(err)
+
+
+def test_a_float_id_past_int64_is_called_too_large_not_fractional() -> None:
+    frame = pd.DataFrame({"user": [1.0, 1.2345678901234567e19], "item": [1, 2], "rating": [4.0, 5.0]})
+    with pytest.raises(DataError, match="user id is too large for a 64-bit integer.*as text"):
+        Ratings.from_frame(frame)
 
 
 def test_text_id_in_movielens_file(tmp_path: Path) -> None:

@@ -109,7 +109,7 @@ def _recs_table(frame: pd.DataFrame, title: str) -> Table:
 # ----------------------------------------------------------------------------- toy
 def _print_toy(report) -> None:
     out_console.print(_matrix_table(
-        report.observed, None, "DESIGN §1's like/dislike matrix (1 liked, 0 disliked, . unrated)"
+        report.observed, None, "the course's like/dislike matrix (1 liked, 0 disliked, . unrated)"
     ))
     out_console.print(
         f"Trained a user-based {escape(report.kind)} ({_hidden(report.model)} hidden units, "

@@ -172,24 +172,33 @@ def validate_frame(
     cols = ["user", "item", "rating"] + (["timestamp"] if "timestamp" in frame.columns else [])
     out = frame[cols].copy()
 
+    missing = {}
     for col in ("user", "item"):
         ids = out[col]
         bad = ids.isna().to_numpy().copy()
-        textual = pd.api.types.is_string_dtype(ids) or ids.dtype == object
-        if textual:
+        if pd.api.types.is_string_dtype(ids) or ids.dtype == object:
             bad |= ids.astype(str).str.strip().eq("").to_numpy()
         if bad.any():
-            pos = int(np.flatnonzero(bad)[0])
-            raise _err(out, pos, source, f"missing {col} id", ids.iloc[pos], f"give every row a {col} id")
+            missing[col] = int(np.flatnonzero(bad)[0])
+    if missing:  # the first line with a missing id, whichever column it is in
+        col, pos = min(missing.items(), key=lambda kv: kv[1])
+        raise _err(out, pos, source, f"missing {col} id", out[col].iloc[pos], f"give every row {_a(col)} {col} id")
+    for col in ("user", "item"):
+        ids = out[col]
         if ids.dtype.kind == "f":
             ints = ids.to_numpy()
-            # inf and |id| >= 2**63 would turn into garbage int64 ids: refuse them too.
-            frac = (ints != np.round(ints)) | ~(np.abs(ints) < 2.0**63)
+            frac = ints != np.round(ints)
             if frac.any():
                 pos = int(np.flatnonzero(frac)[0])
                 raise _err(out, pos, source, f"{col} id is not a whole number", ints[pos], "ids are labels: integers or text")
+            # |id| >= 2**63 (or inf) would turn into garbage int64 ids; as a float it has lost digits.
+            big = ~(np.abs(ints) < 2.0**63)
+            if big.any():
+                pos = int(np.flatnonzero(big)[0])
+                raise _err(out, pos, source, f"{col} id is too large for a 64-bit integer", ints[pos],
+                           "keep such ids as text (e.g. read the column with dtype=str)")
             out[col] = ints.astype(np.int64)
-        elif textual:
+        elif pd.api.types.is_string_dtype(ids) or ids.dtype == object:
             out[col] = ids.astype(str).str.strip().to_numpy(dtype=object)
 
     raw = out["rating"]
@@ -263,6 +272,10 @@ def _resolve_duplicates(out: pd.DataFrame, source: str | None, policy: Duplicate
     merged["rating"] = merged["rating"].astype(np.float32)
     merged.index = merged.pop("_line").to_numpy()
     return merged
+
+
+def _a(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
 
 
 def _py(x: Any) -> Any:

@@ -243,7 +243,7 @@ REGISTRY: dict[str, DatasetSpec] = {
     "toy": DatasetSpec(
         name="toy",
         kind="builtin",
-        title="Toy like/dislike matrix (11 users x 6 movies, DESIGN §1)",
+        title="Toy like/dislike matrix (11 users x 6 movies, the course's example)",
         scale=RatingScale(0.0, 1.0, 1.0),
         license="part of aerec (Apache-2.0)",
         license_short="built in",

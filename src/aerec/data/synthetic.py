@@ -139,7 +139,7 @@ def toy_ratings() -> Ratings:
                 items.append(f"M{i}")
                 values.append(float(cell))
     r = Ratings.from_arrays(users, items, values, scale=RatingScale(0, 1, 1))  # validated
-    return Ratings(r.frame, r.scale, "toy", meta={"description": "DESIGN §1 like/dislike example"})
+    return Ratings(r.frame, r.scale, "toy", meta={"description": "the course's 11 x 6 like/dislike example"})
 
 
 # ----------------------------------------------------------------------------- model constants
