@@ -138,7 +138,7 @@ def download_command(
     """Download, verify and unpack a dataset into the data home; print its folder on stdout."""
     from aerec.data.download import download
 
-    spec = registry.get_spec(name)
+    spec = registry.get_spec(name, download=True)
     if spec.kind != "download":
         err_console.print(f"{spec.name} is built in: nothing to download (use it by name).")
         return

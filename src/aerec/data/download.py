@@ -90,7 +90,7 @@ def download(
             the message; a partial download is kept and resumed by the next call); size or
             checksum mismatch; corrupt or unsafe zip (the bad file is deleted).
     """
-    spec = registry.get_spec(name)
+    spec = registry.get_spec(name, download=True)
     if spec.kind != "download":
         raise DatasetError(f"{spec.name} is built in: there is nothing to download; load it by name")
     assert spec.folder is not None and spec.ratings_file is not None

@@ -294,19 +294,23 @@ def list_datasets() -> list[DatasetSpec]:
     return sorted(REGISTRY.values(), key=lambda s: s.kind != "download")
 
 
-def get_spec(name: str) -> DatasetSpec:
-    """The registry entry for ``name``; a :class:`DatasetError` listing the known names if none."""
+def get_spec(name: str, *, download: bool = False) -> DatasetSpec:
+    """The registry entry for ``name``; a :class:`DatasetError` listing the known names if none
+    (with ``download``, for ``aerec datasets download``, which takes names only)."""
     spec = REGISTRY.get(name)
     if spec is None:
         spec = REGISTRY.get(str(name).strip().lower())
     if spec is None:
-        raise _unknown(name)
+        raise _unknown(name, download=download)
     return spec
 
 
-def _unknown(name: str) -> DatasetError:
+def _unknown(name: str, *, download: bool = False) -> DatasetError:
     close = difflib.get_close_matches(str(name).lower(), list(REGISTRY), n=3, cutoff=0.6)
     hint = f" Did you mean {' or '.join(close)}?" if close else ""
+    if download:
+        return DatasetError(f"unknown dataset {name!r}.{hint} Known datasets: {', '.join(REGISTRY)}. "
+                            "Fix: give one of these names.")
     return DatasetError(
         f"unknown dataset {name!r} and no such file.{hint} Known datasets: {', '.join(REGISTRY)}. "
         "Fix: give one of these names, or the path of a ratings file."
