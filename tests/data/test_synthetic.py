@@ -272,3 +272,15 @@ def test_taste_data_does_not_depend_on_the_chunk_size():
 def test_bad_arguments_raise_config_error(kwargs, words):
     with pytest.raises(ConfigError, match=words):
         synthetic_ratings(**kwargs)
+
+
+def test_a_table_larger_than_the_free_memory_is_refused_before_it_is_built(monkeypatch):
+    from aerec.data import synthetic
+    from aerec.errors import ConfigError
+
+    monkeypatch.setattr(synthetic, "_available_memory", lambda: 50 * synthetic.FRAME_BYTES_PER_RATING)
+    with pytest.raises(ConfigError, match="need about .* GiB .* synthetic_matrix"):
+        synthetic.synthetic_ratings(100)
+    assert len(synthetic.synthetic_ratings(50)) == 50
+    monkeypatch.setattr(synthetic, "_available_memory", lambda: None)  # not Linux: no check
+    assert len(synthetic.synthetic_ratings(100)) == 100
