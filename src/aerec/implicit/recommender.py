@@ -15,7 +15,6 @@ recommended. Every scoring pass works on chunks of users (``chunk x n_items``).
 from __future__ import annotations
 
 import dataclasses
-import io
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping
