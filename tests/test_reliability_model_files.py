@@ -108,7 +108,7 @@ def test_a_tampered_model_with_a_valid_checksum_is_refused_by_name(source, tmp_p
 
 
 @pytest.mark.parametrize("history", ["epoch,loss,foo\n1,2,3\n", "epoch,loss,train_rmse,val_rmse,lr,seconds\n1,x,1,1,1,1\n",
-                                     "\xff\xfe", ""])
+                                     "epoch,loss,train_rmse,val_rmse,lr,seconds\n,1,1,1,1,1\n", "\xff\xfe", ""])
 def test_a_damaged_history_only_costs_the_curves(source, tmp_path, history):
     """history.csv has no checksum and only draws curves: damage warns, and the model loads."""
     target = tmp_path / "model"

@@ -17,16 +17,22 @@ import os
 import shutil
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
+import pandas as pd
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from aerec.errors import ModelFileError
 
-__all__ = ["FORMAT_VERSION", "write_model_dir", "read_model_dir", "sha256_file", "atomic_write_text", "check_shapes"]
+__all__ = [
+    "FORMAT_VERSION", "write_model_dir", "read_model_dir", "read_history_csv", "sha256_file", "atomic_write_text",
+    "check_shapes",
+]
 
 FORMAT_VERSION = 1
 
@@ -241,3 +247,22 @@ def check_shapes(expected: dict[str, torch.Tensor], found: dict[str, torch.Tenso
         raise ModelFileError(f"{where}: model.json and model.safetensors do not fit together: the weights are not "
                              f"those of the network model.json describes ({problems}); the files were altered or "
                              "mixed up: retrain or restore the directory")
+
+
+def read_history_csv(path: Path, columns: list[str]) -> pd.DataFrame | None:
+    """The numeric ``columns`` of a saved history.csv, or None (with a warning) when the file
+    is missing or damaged: it has no checksum and only draws curves, so it never stops a model
+    loading. An ``epoch`` column must hold whole numbers; other cells may be empty (NaN)."""
+    if not path.is_file():
+        return None
+    try:
+        frame = pd.read_csv(path, encoding="utf-8")
+        if list(frame.columns) != columns:
+            raise ValueError(f"its columns are {list(frame.columns)}, not {columns}")
+        frame = frame.apply(pd.to_numeric, errors="raise").astype(np.float64)
+        if "epoch" in frame and not (np.isfinite(frame["epoch"]) & (frame["epoch"] % 1 == 0)).all():
+            raise ValueError("an epoch is not a whole number")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError, TypeError) as exc:
+        warnings.warn(f"{path} is damaged ({exc}); the model loads without its training history", stacklevel=4)
+        return None
+    return frame

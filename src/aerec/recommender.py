@@ -15,9 +15,7 @@ prediction instead and are counted as fallbacks.
 from __future__ import annotations
 
 import dataclasses
-import io
 import math
-import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
@@ -38,7 +36,7 @@ from aerec.data.vocab import Vocabulary
 from aerec.device import loading_device
 from aerec.errors import DataError, ModelFileError, NotFittedError
 from aerec.models.families import get_family
-from aerec.persistence import check_shapes, read_model_dir, write_model_dir
+from aerec.persistence import check_shapes, read_history_csv, read_model_dir, write_model_dir
 from aerec.training import (
     EpochRecord,
     Trainer,
@@ -648,24 +646,8 @@ def _item_info_from_json(data: dict[str, list] | None) -> pd.DataFrame | None:
     return pd.DataFrame({k: v for k, v in data.items() if k != "item"}, index=index)
 
 
-def read_history_csv(path: Path, columns: list[str]) -> pd.DataFrame | None:
-    """The numeric ``columns`` of a saved history.csv, or None (with a warning) when the file
-    is missing or damaged: the history only draws curves, so it never stops a model loading."""
-    if not path.is_file():
-        return None
-    try:
-        frame = pd.read_csv(io.StringIO(path.read_text(encoding="utf-8")))
-        if list(frame.columns) != columns:
-            raise ValueError(f"its columns are {list(frame.columns)}, not {columns}")
-        frame = frame.apply(pd.to_numeric, errors="raise").astype(np.float64)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError, TypeError) as exc:
-        warnings.warn(f"{path} is damaged ({exc}); the model loads without its training history", stacklevel=4)
-        return None
-    return frame
-
-
 def _read_history(path: Path) -> list[EpochRecord]:
-    frame = read_history_csv(path, ["epoch", "loss", "train_rmse", "val_rmse", "lr", "seconds"])
+    frame = read_history_csv(path, ["epoch", "loss", "train_rmse", "val_rmse", "lr", "seconds"])  # (epochs, 6)
     if frame is None:
         return []
     return [EpochRecord(int(r.epoch), r.loss, r.train_rmse, None if math.isnan(r.val_rmse) else r.val_rmse, r.lr,

@@ -215,3 +215,8 @@ def test_row_batches_cover_every_row_once_and_repeat_with_seed(n, batch, seed):
 def test_integer_ids_past_int64_are_refused_not_wrapped(labels):
     with pytest.raises(DataError, match="too large"):
         Vocabulary.from_list(labels)
+
+
+def test_a_19_digit_id_typed_as_text_finds_its_integer():
+    v = Vocabulary([1234567890123456789, 5])
+    assert v.index(["1234567890123456789", "9999999999999999999"], unknown="missing").tolist() == [1, -1]

@@ -151,7 +151,9 @@ def _query_labels(labels: Any, name: str) -> np.ndarray:
         raise nested from None
     if arr.ndim > 1:
         raise nested
-    if arr.dtype.kind == "b" or (arr.dtype.kind == "O" and any(isinstance(x, (bool, np.bool_)) for x in arr.tolist())):
+    # infer_dtype first: a Python loop over millions of text labels would slow every lookup.
+    maybe_bool = arr.dtype.kind == "O" and pd.api.types.infer_dtype(arr, skipna=True) in ("boolean", "mixed", "mixed-integer")
+    if arr.dtype.kind == "b" or (maybe_bool and any(isinstance(x, (bool, np.bool_)) for x in arr.tolist())):
         raise DataError(f"{a} {name} cannot be True or False", value=arr.tolist()[:5], fix="use integer or text ids")
     missing = pd.isna(arr) if arr.dtype.kind in "fO" else np.zeros(len(arr), dtype=bool)
     if missing.any():
@@ -168,9 +170,11 @@ def _maybe_int(query: np.ndarray) -> np.ndarray:
     """Texts that spell a whole number in decimal ("42", " 42", "+42") as int64; anything
     else ("1e2", "4.0", "x") as a value no vocabulary holds."""
     text = pd.Series(query, dtype=object).astype(str).str.strip()
-    ok = text.str.fullmatch(r"[+-]?\d{1,18}").to_numpy(dtype=bool)
+    ok = text.str.fullmatch(r"[+-]?\d{1,19}").to_numpy(dtype=bool)
     result = np.full(len(query), np.iinfo(np.int64).min, dtype=np.int64)
-    result[ok] = text[ok].astype(np.int64).to_numpy()
+    values = [int(t) for t in text[ok]]  # Python ints: 19 digits can pass int64, and must not wrap
+    fits = np.array([-(2**63) < v < 2**63 for v in values], dtype=bool)
+    result[np.flatnonzero(ok)[fits]] = np.array([v for v, f in zip(values, fits) if f], dtype=np.int64)
     return result
 
 

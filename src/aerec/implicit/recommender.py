@@ -46,7 +46,7 @@ from aerec.implicit.families import (
 )
 from aerec.implicit.protocol import RankingTask, carve_validation, ranking_task, task_from_parts
 from aerec.implicit.views import implicit_matrix, positives
-from aerec.persistence import check_shapes, read_model_dir, write_model_dir
+from aerec.persistence import check_shapes, read_history_csv, read_model_dir, write_model_dir
 from aerec.ranking import DEFAULT_METRICS, evaluate_ranking, parse_metric
 from aerec.recommender import check_n
 from aerec.training import (
@@ -504,8 +504,6 @@ def _item_info_from_json(data: dict[str, list] | None) -> pd.DataFrame | None:
 
 
 def _read_history(path: Path, metric: str, kind: str) -> list[EpochRecord]:
-    from aerec.recommender import read_history_csv
-
     name = f"val_{metric}"
     columns = ["l2", name] if kind == "ease" else ["epoch", "loss", name, "lr", "seconds"]
     frame = read_history_csv(path, columns)
