@@ -457,3 +457,13 @@ def test_a_rating_model_is_never_judged_against_events(trained, tmp_path):
 
     with pytest.raises(DataError, match="holds events"):
         evaluate_ratings(load_model(out), load_dataset(clicks))
+
+
+@pytest.mark.parametrize("model", [[], ["--implicit", "--model", "multdae"]])
+def test_a_cuda_device_on_a_machine_without_one_exits_2_before_writing(tmp_path, monkeypatch, model):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    r = run("train", "--data", "toy", *model, "--device", "cuda", "--out", tmp_path / "m")
+    assert r.exit_code == 2 and "no CUDA device is available" in r.stderr, r.output
+    assert list(tmp_path.iterdir()) == []  # no model, no checkpoint folder

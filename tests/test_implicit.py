@@ -142,12 +142,15 @@ def test_carved_validation_targets_only_items_the_kept_cells_like():
 
     # Item 2 is liked only by user 0; if user 0 lends it, no kept cell likes it any more.
     seen = sp.csr_array(np.array([[1, 1, 1], [1, 1, 0], [1, 1, 0], [0, 1, 0]], dtype=np.float32))
+    exercised = 0
     for seed in range(20):
         lent, task = carve_validation(seen, 1.0, seed, hold=0.5)
         lent_items = seen.indices[lent]
         kept = np.bincount(seen.indices[~lent], minlength=3) > 0
         assert set(task.held_out.indices) == {i for i in lent_items if kept[i]}
         assert task.n_unknown_items == int((~kept[lent_items]).sum())
+        exercised += 2 in lent_items and 2 not in set(task.held_out.indices)
+    assert exercised >= 5  # user 0 lent item 2 (so nothing kept likes it) in several draws
 
 
 def test_strong_generalization_never_trains_on_held_out_users_and_never_feeds_held_out_items(planted, monkeypatch):
@@ -361,3 +364,16 @@ def test_a_new_user_who_liked_only_what_no_training_user_liked_gets_the_popular_
         assert cold == ["a", "b", "c"]  # by popularity
         assert model.recommend_new({"low": 5}, n=3)["item"].tolist() == cold  # "low" taught it nothing
         assert model.recommend_new(["a", "a"], n=2)["item"].tolist() == model.recommend_new(["a"], n=2)["item"].tolist()
+        with pytest.raises(DataError, match="flat sequence"):
+            model.recommend_new([["a", "b"]])
+
+
+def test_a_new_users_item_named_twice_is_an_error_in_ratings_and_a_repeat_in_a_list():
+    from aerec.data.synthetic import synthetic_ratings
+
+    model = ImplicitRecommender("popularity").fit(synthetic_ratings(2000))
+    item = int(model.items_.labels[0])
+    with pytest.raises(DataError, match="given twice"):
+        model.recommend_new({item: 5, str(item): 1})  # two ratings of one item: which counts?
+    once = model.recommend_new([item], n=3)
+    assert model.recommend_new([item, str(item), item], n=3).equals(once)

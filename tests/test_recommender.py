@@ -174,3 +174,15 @@ def test_a_misspelt_setting_fails_at_construction_and_n_must_be_a_whole_number(r
     for n in (True, 0, 2.0):
         with pytest.raises(DataError, match="positive whole number"):
             model.recommend(user, n=n)
+
+
+def test_a_rating_model_refuses_events_to_train_or_validate_on(ratings):
+    from aerec.data.ratings import Ratings
+    from aerec.data.readers import IMPLICIT_SCALE
+    from aerec.errors import DataError
+
+    events = Ratings.from_frame(ratings.frame[["user", "item"]].assign(rating=1.0), implicit=True, scale=IMPLICIT_SCALE)
+    with pytest.raises(DataError, match="the training data holds events.*ImplicitRecommender"):
+        _autorec().fit(events)
+    with pytest.raises(DataError, match="the validation data holds events"):
+        _autorec().fit(ratings, events)

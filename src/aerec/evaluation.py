@@ -54,7 +54,7 @@ def require_ratings(data: Ratings, what: str = "the test data") -> Ratings:
         raise DataError(
             f"{what} holds events (no rating column), and a rating model is judged on ratings", path=data.source,
             fix="give a file with a rating column (name it with --columns user,item,rating), or train a top-N "
-                "model with --implicit",
+                "model (ImplicitRecommender; on the command line --implicit)",
         )
     return data
 

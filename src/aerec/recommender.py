@@ -34,6 +34,7 @@ from aerec.data.ratings import Ratings, as_ratings
 from aerec.data.scale import RatingScale
 from aerec.data.vocab import Vocabulary
 from aerec.device import loading_device
+from aerec.evaluation import require_ratings
 from aerec.errors import DataError, ModelFileError, NotFittedError
 from aerec.models.families import get_family
 from aerec.persistence import check_shapes, read_history_csv, read_model_dir, write_model_dir
@@ -121,6 +122,9 @@ class Recommender:
         params, train_cfg, run = self.resolved()
         train = as_ratings(train)
         validation = None if validation is None else as_ratings(validation, "the validation data")
+        for part, what in ((train, "the training data"), (validation, "the validation data")):
+            if isinstance(part, Ratings):
+                require_ratings(part, what)  # events would be ratings of 1.0 to a rating model
         matrix = train if isinstance(train, RatingMatrix) else RatingMatrix.from_ratings(train)
         if matrix.nnz == 0:
             raise DataError("the training data has no ratings", fix="check the training file")

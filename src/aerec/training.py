@@ -804,14 +804,17 @@ def write_checkpoint(directory: Path, tensors: dict[str, torch.Tensor], meta: di
         _rmtree(old)
 
 
+CHECKPOINT_FOLDERS = ("latest", ".latest-old")  # the newest, then the one a crash mid-swap left
+
+
 def has_checkpoint(directory: Path) -> bool:
     """Whether :func:`read_checkpoint` finds something to read in ``directory``."""
-    return any((Path(directory) / name / "checkpoint.json").is_file() for name in ("latest", ".latest-old"))
+    return any((Path(directory) / name / "checkpoint.json").is_file() for name in CHECKPOINT_FOLDERS)
 
 
 def read_checkpoint(directory: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Load the latest checkpoint (falling back to the one being replaced if a crash hit the swap)."""
-    for name in ("latest", ".latest-old"):
+    for name in CHECKPOINT_FOLDERS:
         folder = Path(directory) / name
         if (folder / "checkpoint.json").is_file():
             break

@@ -195,6 +195,8 @@ def test_a_separator_the_file_does_not_use_names_the_one_it_does(tmp_path: Path)
     p = write(tmp_path / "r.tsv", "user\titem\trating\n1\t2\t5\n2\t3\t4\n")
     err = bad(p, 1, "user", sep=",")
     assert "leaves the line in one field" in str(err) and "pass sep='\\t' (--sep)" in str(err)
+    one = bad(write(tmp_path / "one.csv", "user\n12\n13\n"), 1, "user")  # no sep given: not blamed on one
+    assert "leaves the line" not in str(one) and "separator" in str(one)
 
 
 def test_no_separator(tmp_path: Path) -> None:

@@ -468,6 +468,7 @@ def train_command(
     settings = _build_config(config_file, shortcuts, sets or [])
     config = Config.from_dict(settings, source=str(config_file) if config_file else "settings")
     run = config.resolve_run()
+    resolve_device(run.device)  # a device this machine lacks fails before anything is read or written
     options = _with_synthetic(_reader_options(fmt, columns, sep, scale, duplicates), data, n_ratings, taste)
     # Under torchrun: join the other processes (docs/distributed.md); alone, nothing happens.
     distributed.init_from_env(run.device)
@@ -488,7 +489,6 @@ def train_command(
             config.model["kind"] = default_model(parts.train)
         recommender = Recommender(config=config)
         _, train_cfg, _ = recommender.resolved()  # unknown or bad settings fail before any work
-        resolve_device(run.device)  # so does a device this machine lacks
         if train_cfg.optimizer == "lbfgs" and train_cfg.batch_size != 0:
             raise ConfigError(
                 f"{config.kind} trains with L-BFGS on the whole matrix (train.batch_size=0), which cannot use "

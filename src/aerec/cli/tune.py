@@ -94,8 +94,14 @@ def tune_command(
     from aerec.cli.models import check_out_dir
     from aerec.models.families import get_family
 
+    from aerec.implicit.families import IMPLICIT_FAMILIES
+
     base = _base_config(config, sets, model, device)
-    get_family(base.kind)  # a top-N or unknown model fails before any data is read
+    if base.kind in IMPLICIT_FAMILIES:
+        raise ConfigError(f"aerec tune searches rating models only; {base.kind!r} is a top-N model, which "
+                          "chooses its epochs (EASE its lambda) on validation users as it trains: aerec train "
+                          f"--implicit --model {base.kind}")
+    get_family(base.kind)  # an unknown model fails before any data is read
     if out is not None:
         check_out_dir(out)  # before the search, not after it
     seed = base.resolve_run().seed if seed is None else seed

@@ -38,16 +38,21 @@ def rating_values(ratings: Mapping[Any, Any], scale: RatingScale, *, fix: str | 
     return labels, values
 
 
-def known_items(labels: list, values: np.ndarray, items: Vocabulary, *, stacklevel: int = 3) -> tuple[np.ndarray, np.ndarray]:
+def known_items(
+    labels: list, values: np.ndarray, items: Vocabulary, *, repeats: bool = False, stacklevel: int = 3
+) -> tuple[np.ndarray, np.ndarray]:
     """Item indices and values of the labels ``items`` knows; the others are dropped with a
-    warning. Two labels of one item (``1`` and ``"1"``) are a DataError: which rating counts?"""
+    warning. Two labels of one item (``1`` and ``"1"``) are a DataError (which rating counts?)
+    unless ``repeats`` (a list of liked items, where a repeat says nothing new: dropped)."""
     idx = items.index(labels, unknown="missing") if labels else np.empty(0, dtype=np.int64)
     if (idx < 0).any():
         unknown = [labels[k] for k in np.flatnonzero(idx < 0)]
         warnings.warn(f"ignoring {len(unknown)} item(s) the model does not know: {unknown[:5]}", stacklevel=stacklevel + 1)
     keep = np.flatnonzero(idx >= 0)
     _, first, counts = np.unique(idx[keep], return_index=True, return_counts=True)
-    if (counts > 1).any():
+    if repeats:
+        keep = keep[np.sort(first)]
+    elif (counts > 1).any():
         item = idx[keep][first[np.flatnonzero(counts > 1)[0]]]
         twice = [labels[k] for k in keep if idx[k] == item]
         raise DataError("one item is given twice", value=twice, fix="give each item once")

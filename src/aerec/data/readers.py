@@ -303,6 +303,7 @@ def _layout_for(fmt: str, head: Head, p: Path, columns, sep: str | None) -> _Lay
 def _sniff_layout(head: Head, p: Path, columns, sep: str | None) -> _Layout:
     """Separator, header and column roles of a generic file, from its first lines."""
     (first_no, first_text), texts = head.lines[0], [t for _, t in head.lines]
+    given = sep is not None
     if sep is None:
         sep = _sniff.guess_delimiter(texts)
         if sep is None:
@@ -315,7 +316,7 @@ def _sniff_layout(head: Head, p: Path, columns, sep: str | None) -> _Layout:
         raise DataError("the line cannot be split into fields (an unclosed quote?)", path=str(p),
                         line=first_no, value=_clip(first_text), fix="fix the quoting on this line")
     rows = [split(t) or [t] for t in texts]
-    if len(rows[0]) < 2:  # a separator given with --sep that the file does not use
+    if given and len(rows[0]) < 2:  # a separator given with --sep that the file does not use
         found = _sniff.guess_delimiter(texts)
         raise DataError(
             f"the separator {sep!r} leaves the line in one field; a rating file needs at least a user and an item",

@@ -138,9 +138,7 @@ class ImplicitRecommender:
         params, train_cfg, run = self.resolved()
         parse_metric(val_metric)
         train = as_ratings(train, events=True)
-        if validation is not None:
-            validation = (tuple(as_ratings(v, "the validation data", events=True) for v in validation)
-                          if isinstance(validation, tuple) else as_ratings(validation, "the validation data", events=True))
+        validation = None if validation is None else _as_users(validation, "the validation data")
         matrix, t = implicit_matrix(train, threshold)
         if matrix.nnz == 0:
             raise DataError("the training data has no positives", fix="check the training file or lower --threshold")
@@ -153,7 +151,7 @@ class ImplicitRecommender:
         torch.set_num_threads(resolve_threads(run.threads))  # 0: an informed automatic choice
 
         fit_csr, task = self._validation_task(matrix, validation, train_cfg.validation, run.seed)
-        fit_rankable = np.bincount(fit_csr.indices, minlength=matrix.n_items) > 0
+        fit_rankable = _liked(fit_csr)  # (n_items,): what validation can rank
         self.params_ = params
         self.train_result_ = TrainResult()
         started = time.perf_counter()
@@ -179,7 +177,7 @@ class ImplicitRecommender:
             fit = sp.csr_array((matrix.csr.data[keep], (rows[keep], matrix.csr.indices[keep])), shape=matrix.shape)
             fit.sort_indices()
             return fit, task
-        rankable = np.bincount(matrix.csr.indices, minlength=matrix.n_items) > 0
+        rankable = _liked(matrix.csr)  # = the fit's: held-out users lend no cells
         if isinstance(validation, tuple):
             task = task_from_parts(matrix.items, *validation, threshold=self.threshold_, rankable=rankable)
         else:
@@ -295,8 +293,7 @@ class ImplicitRecommender:
     ) -> RankingTask:
         """The :class:`~aerec.implicit.protocol.RankingTask` :meth:`evaluate` scores."""
         self._require_fitted()
-        test = (tuple(as_ratings(t, "the test data", events=True) for t in test) if isinstance(test, tuple)
-                else as_ratings(test, "the test data", events=True))
+        test = _as_users(test, "the test data")
         if isinstance(test, tuple):
             return task_from_parts(self.items_, *test, threshold=self.threshold_, rankable=self.rankable_)
         seed = self.resolved()[2].seed if seed is None else seed
@@ -355,9 +352,9 @@ class ImplicitRecommender:
         if isinstance(items, Mapping):
             labels, values = rating_values(items, self.scale_, fix="use ratings on the model's scale, or give a list of items")
             return known_items(labels, values, self.items_, stacklevel=4)
-        labels = list(dict.fromkeys(items))  # a list of items: a repeat is the same positive
+        labels = list(items)
         values = np.full(len(labels), max(self.threshold_, self.scale_.high), dtype=np.float64)
-        return known_items(labels, values, self.items_, stacklevel=4)
+        return known_items(labels, values, self.items_, repeats=True, stacklevel=4)  # a repeat: the same positive
 
     def _top(self, scores: np.ndarray, exclude: np.ndarray, n: int) -> pd.DataFrame:
         scores = np.array(scores, dtype=np.float64)
@@ -485,6 +482,18 @@ class ImplicitRecommender:
 
 
 # ----------------------------------------------------------------------------- helpers
+def _liked(csr: sp.csr_array) -> np.ndarray:
+    """``(n_items,)`` bool: the items some row of ``csr`` liked, the ones a model can rank."""
+    return np.bincount(csr.indices, minlength=csr.shape[1]) > 0
+
+
+def _as_users(data, what: str):
+    """Held-out users as ratings (or events), or their ``(fold_in, held_out)`` parts."""
+    if isinstance(data, tuple):
+        return tuple(as_ratings(part, what, events=True) for part in data)
+    return as_ratings(data, what, events=True)
+
+
 def _json(obj: Any) -> str:
     import json
 

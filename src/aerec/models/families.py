@@ -265,7 +265,7 @@ def get_family(kind: str) -> Family:
         if kind in IMPLICIT_FAMILIES:
             raise ConfigError(f"{kind!r} is a top-N model for implicit feedback, not a rating model: use "
                               "ImplicitRecommender (on the command line: aerec train --implicit --model "
-                              f"{kind}); aerec tune searches rating models only")
+                              f"{kind})")
         raise ConfigError(f"unknown model {kind!r}; rating models: {', '.join(sorted(FAMILIES))}; top-N models "
                           f"(--implicit): {', '.join(sorted(IMPLICIT_FAMILIES))}")
     return FAMILIES[kind]
