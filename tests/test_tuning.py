@@ -301,9 +301,9 @@ def test_cli_json_out_and_test_read_last(split, tmp_path, monkeypatch):
     events: list[str] = []
     real_read, real_fit = cli_tune._read, Recommender.fit
 
-    def spy_read(source):
+    def spy_read(source, **options):
         events.append(f"read {source}")
-        return real_read(source)
+        return real_read(source, **options)
 
     def spy_fit(self, *a, **kw):
         events.append("fit")
@@ -362,3 +362,16 @@ def test_cli_bad_flags_exit_2(args, message):
     r = runner.invoke(app, ["tune", *args])
     assert r.exit_code == 2, r.output
     assert message in r.output
+
+
+def test_cli_reads_files_with_the_same_reader_flags_as_train(split, tmp_path):
+    frame = split.train.frame
+    repeated = tmp_path / "repeated.tsv"
+    pd.concat([frame, frame.iloc[:3]]).to_csv(repeated, sep="\t", index=False, header=False,
+                                              columns=["user", "item", "rating"])
+    r = runner.invoke(app, ["tune", "--train", str(repeated), "--trials", "1", *FAST_SETS])
+    assert r.exit_code == 2 and "--duplicates last|mean" in r.output  # the flag it names exists
+    r = runner.invoke(app, ["tune", "--train", str(repeated), "--trials", "1", "--duplicates", "last",
+                            "--columns", "user,item,rating", "--sep", "\t", "--json", *FAST_SETS])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["best"]["trial"] == 0

@@ -76,7 +76,7 @@ TasteOption = typer.Option(
 JsonOption = typer.Option(False, "--json", help="Print one JSON object on stdout instead of a table.")
 
 
-def _reader_options(fmt, columns, sep, scale, duplicates) -> dict[str, Any]:
+def reader_options(fmt, columns, sep, scale, duplicates) -> dict[str, Any]:
     """Reader keyword arguments from the shared flags (unset ones left out)."""
     options = {
         "format": fmt,
@@ -469,7 +469,7 @@ def train_command(
     config = Config.from_dict(settings, source=str(config_file) if config_file else "settings")
     run = config.resolve_run()
     resolve_device(run.device)  # a device this machine lacks fails before anything is read or written
-    options = _with_synthetic(_reader_options(fmt, columns, sep, scale, duplicates), data, n_ratings, taste)
+    options = _with_synthetic(reader_options(fmt, columns, sep, scale, duplicates), data, n_ratings, taste)
     # Under torchrun: join the other processes (docs/distributed.md); alone, nothing happens.
     distributed.init_from_env(run.device)
 
@@ -601,7 +601,7 @@ def evaluate_command(
         raise ConfigError("--data needs --split SPEC: evaluate on the split's test part, never on training data")
     if split is not None and test_file is not None:
         raise ConfigError("--split goes with --data NAME; --test FILE is already the test set")
-    options = _with_synthetic(_reader_options(fmt, columns, sep, scale, duplicates), data, n_ratings, taste)
+    options = _with_synthetic(reader_options(fmt, columns, sep, scale, duplicates), data, n_ratings, taste)
     model = _load_model(model_dir)
     if getattr(model, "implicit", False):
         from aerec.cli.implicit import evaluate_implicit
@@ -665,7 +665,7 @@ def predict_command(
     with _warnings_to_console():
         # Read as events: a pairs file has no rating, and a ratings file's ratings are dropped.
         # A pair asked twice is answered twice (one output line per input line).
-        rows = load_dataset(Path(pairs), implicit=True, **_reader_options(None, columns, sep, None, "keep")).frame
+        rows = load_dataset(Path(pairs), implicit=True, **reader_options(None, columns, sep, None, "keep")).frame
         preds = model.predict_pairs(rows["user"].to_numpy(), rows["item"].to_numpy())
     frame = rows[["user", "item"]].reset_index(drop=True)
     frame["prediction"] = preds.values.astype(np.float64)

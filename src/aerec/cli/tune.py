@@ -19,6 +19,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from aerec.cli import app, err_console
+from aerec.cli.models import (
+    ColumnsOption,
+    DuplicatesOption,
+    FormatOption,
+    ScaleOption,
+    SepOption,
+    reader_options,
+)
 from aerec.config import Config, load_config
 from aerec.data.ratings import Ratings
 from aerec.errors import ConfigError
@@ -26,35 +34,36 @@ from aerec.errors import ConfigError
 __all__ = ["tune_command"]
 
 
-def _read(source: str | Path) -> Ratings:
+def _read(source: str | Path, **options: Any) -> Ratings:
     """Ratings from a dataset name or a file (one place, so tests can watch what is read and when)."""
     from aerec.data.registry import load_dataset
 
-    return load_dataset(source)
+    return load_dataset(source, **options)
 
 
 def _inputs(
-    data: str | None, split: str | None, train: Path | None, test: Path | None, seed: int
+    data: str | None, split: str | None, train: Path | None, test: Path | None, seed: int, options: dict[str, Any]
 ) -> tuple[Ratings, Ratings | Callable[[], Ratings] | None, str]:
-    """(training ratings, test ratings or a loader for them, a description of the data)."""
+    """(training ratings, test ratings or a loader for them, a description of the data);
+    ``options`` are the reader's (--format, --columns, --sep, --scale, --duplicates)."""
     if (data is None) == (train is None):
         raise ConfigError("give the data with exactly one of --data NAME|PATH or --train FILE (see aerec tune --help)")
     if data is not None:
         if test is not None:
             raise ConfigError("--test goes with --train FILE; with --data use --split SPEC to hold out test ratings")
         if split is None:
-            return _read(data), None, f"{data} (all ratings for tuning, no test)"
+            return _read(data, **options), None, f"{data} (all ratings for tuning, no test)"
         from aerec.data.splits import parse_split
 
         splitter = parse_split(split, seed=seed)  # a bad spec fails before any data is read
-        parts = splitter(_read(data))
+        parts = splitter(_read(data, **options))
         return parts.train, parts.test, f"{data}, split {split}"
     if split is not None:
         raise ConfigError("--split goes with --data NAME|PATH; with --train FILE give the test ratings as --test FILE")
     assert train is not None
     # The test file is read only after the search, by the loader, never before.
-    loader = (lambda: _read(test)) if test is not None else None
-    return _read(train), loader, f"train {train}" + (f", test {test}" if test is not None else "")
+    loader = (lambda: _read(test, **options)) if test is not None else None
+    return _read(train, **options), loader, f"train {train}" + (f", test {test}" if test is not None else "")
 
 
 def _base_config(config: Path | None, sets: list[str], model: str | None, device: str | None) -> Config:
@@ -83,18 +92,21 @@ def tune_command(
     prune: bool = typer.Option(True, "--prune/--no-prune", help="Stop trials worse than the median early."),
     out: Path | None = typer.Option(None, "--out", metavar="DIR", help="Refit the best settings and save the model, best.toml and trials.csv here."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+    fmt: str | None = FormatOption,
+    columns: str | None = ColumnsOption,
+    sep: str | None = SepOption,
+    scale: str | None = ScaleOption,
+    duplicates: str | None = DuplicatesOption,
 ) -> None:
     """Search a model's hyper-parameters on validation ratings carved from the training data.
 
     The test ratings (--split, or --test) never take part in the search: they are scored once,
     at the end, by the best settings refitted on all the training ratings.
     """
-    from aerec.tuning import tune
-
     from aerec.cli.models import check_out_dir
-    from aerec.models.families import get_family
-
     from aerec.implicit.families import IMPLICIT_FAMILIES
+    from aerec.models.families import get_family
+    from aerec.tuning import tune
 
     base = _base_config(config, sets, model, device)
     if base.kind in IMPLICIT_FAMILIES:
@@ -105,7 +117,8 @@ def tune_command(
     if out is not None:
         check_out_dir(out)  # before the search, not after it
     seed = base.resolve_run().seed if seed is None else seed
-    ratings, test_ratings, described = _inputs(data, split, train, test, seed)
+    options = reader_options(fmt, columns, sep, scale, duplicates)
+    ratings, test_ratings, described = _inputs(data, split, train, test, seed, options)
     if not as_json:
         err_console.print(
             f"tuning [bold]{escape(base.kind)}[/] on {escape(described)}: up to {trials} trial(s)"
