@@ -95,6 +95,16 @@ def test_event_data_without_a_model_trains_the_implicit_default(tmp_path):
     assert {"x1", "x2"}.isdisjoint(str(r["item_id"]) for r in recs["recommendations"])
 
 
+def test_events_are_scored_against_a_test_file_of_ratings_read_as_events(tmp_path):
+    events, test = tmp_path / "events.csv", tmp_path / "test.csv"
+    rows = [f"u{u},{'x' if u % 2 else 'y'}{i}" for u in range(30) for i in range(u % 5, u % 5 + 6)]
+    events.write_text("user,item\n" + "\n".join(rows) + "\n")
+    test.write_text("user,item,rating\n" + "".join(f"n{u},x{i},5\n" for u in range(4) for i in range(6)))
+    r = ok("train", "--train", events, "--test", test, *FAST, "--out", tmp_path / "m", "--json")
+    doc = json.loads(r.stdout)  # the ratings 5 are interactions; no "outside the scale 0..1"
+    assert doc["test"] == str(test) and doc["n_new_users"] == 4 and 0 <= doc["ndcg@100"] <= 1
+
+
 def test_implicit_reads_a_file_whose_columns_name_no_rating_as_events(tmp_path):
     f = tmp_path / "clicks.csv"
     f.write_text("user,item,device\n" + "".join(f"u{u},i{(u + k) % 7},phone\n" for u in range(12) for k in range(3)))

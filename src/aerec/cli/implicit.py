@@ -108,7 +108,7 @@ def train_implicit(config: Config, parts, *, out: Path, threshold: float | None,
     neural = bool(result.history) and config.kind != "ease"  # EASE's history is its lambda search
     metrics: dict[str, Any] = {
         "model": config.kind, "preset": config.model.get("preset"), "task": "implicit",
-        "data": parts.source, "split": parts.split, "test": parts.split if parts.test is not None else None,
+        "data": parts.source, "split": parts.split, "test": parts.test_source,
         "threshold": None if parts.train.implicit else t, "n_train": matrix.nnz, "n_train_users": matrix.n_users,
         "val_metric": model.val_metric_, "best_epoch": result.best_epoch if neural else None,
         f"best_val_{model.val_metric_}": result.best_val, "epochs_run": len(result.history) if neural else None,
@@ -141,7 +141,7 @@ def train_implicit(config: Config, parts, *, out: Path, threshold: float | None,
     if test:
         _metric_rows(table, metrics)
     else:
-        table.add_row("test", "none (add --split SPEC to evaluate)")
+        table.add_row("test", "none (add --split SPEC or --test FILE to evaluate)")
     table.add_row("fit time", f"{fit_seconds:.1f} s")
     table.add_row("saved to", escape(str(out)))
     err_console.print(table)

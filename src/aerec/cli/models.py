@@ -295,6 +295,11 @@ class _TrainData:
     source: str
     split: str | None
 
+    @property
+    def test_source(self) -> str | None:
+        """What the test part came from, for the report: the --test file or the split's name."""
+        return None if self.test is None else (self.split or self.test.source)
+
 
 def _check_train_flags(data, train_file, test_file, split) -> None:
     if data is not None and train_file is not None:
@@ -328,6 +333,9 @@ def _train_data(data, train_file, test_file, split, options, seed: int) -> _Trai
         test_options = {**options, "scale": options.get("scale") or ratings.scale}
         test_options.pop("n_ratings", None)
         test_options.pop("taste", None)
+        if ratings.implicit:  # events train a top-N model: every test row is an interaction too
+            test_options.pop("scale")
+            test_options["implicit"] = True
         test = load_dataset(Path(test_file), **test_options)
     return _TrainData(ratings, test, None, source, None)
 
@@ -524,7 +532,7 @@ def train_command(
         "preset": config.model.get("preset"),
         "data": parts.source,
         "split": parts.split,
-        "test": str(test_file) if test_file is not None else (parts.split if parts.test is not None else None),
+        "test": parts.test_source,
         "n_train": len(parts.train),
         "best_epoch": result.best_epoch,
         "best_val_rmse": result.best_val,
