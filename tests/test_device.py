@@ -147,6 +147,17 @@ def test_the_recommender_trains_under_the_precision_it_is_given(planted, monkeyp
     assert all(p.dtype == torch.float32 for p in bf16.net_.parameters())  # weights stay fp32
 
 
+@pytest.mark.parametrize("batch_format", ["sparse", "dense"])
+def test_bf16_on_the_sparse_path_says_what_it_does_not_reach(planted, batch_format):
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _model(precision="bf16", batch_format=batch_format, epochs=1).fit(planted.train)
+    said = [str(w.message) for w in caught if "reaches only the hidden-to-hidden layers" in str(w.message)]
+    assert bool(said) == (batch_format == "sparse"), said  # (once a fit: the refit says it again)
+
+
 def test_lbfgs_ignores_bf16(planted, monkeypatch):
     seen: list = []
     real = training.autocast

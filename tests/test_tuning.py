@@ -375,3 +375,34 @@ def test_cli_reads_files_with_the_same_reader_flags_as_train(split, tmp_path):
                             "--columns", "user,item,rating", "--sep", "\t", "--json", *FAST_SETS])
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["best"]["trial"] == 0
+
+
+@pytest.mark.parametrize("kind", ["autorec", "sae", "deep", "dae", "sparse"])
+def test_the_defaults_trial_of_every_family_draws_its_resolved_defaults(kind):
+    # Trial 0 is labelled "the defaults": every searched setting must equal the family default
+    # (sae's layer sizes and weight decay 0 were drawn by the sampler before).
+    from aerec.tuning import SEARCH_SPACES, SearchSpace, _DefaultsTrial, default_params, resolved_config
+
+    config = resolved_config(Config(model={"kind": kind}))
+    params = default_params(SEARCH_SPACES[kind], {"model": {}, "train": {}}, config)
+    drawn = SearchSpace(_DefaultsTrial({}), {"model": {}, "train": {}})
+    drawn.trial.suggest_categorical = lambda name, choices: params[name]  # replay the enqueued values
+    drawn.trial.suggest_float = lambda name, low, high, **kw: params[name]
+    drawn.trial.suggest_int = lambda name, low, high, **kw: params[name]
+    SEARCH_SPACES[kind](drawn)
+    for section in ("model", "train"):
+        for key, value in drawn.values[section].items():
+            assert value == config.to_dict()[section][key], (section, key, value)
+
+
+def test_a_defaults_trial_the_space_cannot_hold_says_what_was_drawn(split, monkeypatch):
+    import aerec.tuning as tuning
+
+    real = tuning.default_params
+
+    def without_l2(*args):  # as for a default outside the space's range: the sampler draws it
+        return {k: v for k, v in real(*args).items() if k != "model.l2"}
+
+    monkeypatch.setattr(tuning, "default_params", without_l2)
+    result = tune(split.train, config=fast_config(), n_trials=1, seed=4)
+    assert result.trials[0].note == "the defaults, but model.l2 drawn"

@@ -170,7 +170,7 @@ def _wants_cuda(device: str) -> bool:
         return torch.cuda.is_available()
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise ConfigError("run.device is cuda but no CUDA device is available; use --device cpu or auto")
+            raise ConfigError(f"run.device is {name} but no CUDA device is available; use --device cpu or auto")
         return True
     return False
 

@@ -42,6 +42,7 @@ import math
 import os
 import tempfile
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -107,7 +108,7 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError("run.device is cuda but no CUDA device is available; use --device cpu or auto")
+        raise ConfigError(f"run.device is {name} but no CUDA device is available; use --device cpu or auto")
     return torch.device(name)
 
 
@@ -271,6 +272,10 @@ class Trainer:
                                 "set train.optimizer to adam (L-BFGS needs one fixed full-batch objective)")
         self.batch_format = choose_batch_format(net, rows, config=cfg, loss=loss, device=self.device,
                                                 distributed=group.active)
+        if self.precision == "bf16" and self._amp is not None and self.batch_format == "sparse":
+            warnings.warn("run.precision = bf16 reaches only the hidden-to-hidden layers on the sparse path: its "
+                          "first and last layers (most of the work) gather and sum in fp32. For bf16 throughout, "
+                          "set train.batch_format = dense", stacklevel=2)
         # The training passes go through a compiled view of ``net`` (same parameters); ``net``
         # itself stays eager for validation, inference and saving.
         stepped = compile_network(net) if self.compile else net

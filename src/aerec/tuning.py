@@ -151,7 +151,25 @@ def _sae_space(sp: SearchSpace) -> None:
         sp.derive("model", "hidden", [outer, code, outer])  # n-outer-code-outer-n, as the course's 20-10-20
     sp.float("train", "lr", 1e-3, 3e-2, log=True)
     _batch(sp, (8, 16, 32, 64, 128))
-    sp.float("train", "weight_decay", 1e-6, 1.0, log=True)
+    # A choice, not a log range: it holds the default 0 and the course's 0.5.
+    sp.choice("train", "weight_decay", [0.0, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 0.5])
+
+
+def _deep_shape(hidden: list[int]) -> tuple[int, int]:
+    """(width, depth) of a ``[w] * d + [2w] + [w] * d`` stack (ValueError for another shape)."""
+    width, depth = hidden[0], (len(hidden) - 1) // 2
+    if hidden != [width] * depth + [2 * width] + [width] * depth:
+        raise ValueError("not a deep-space shape")
+    return width, depth
+
+
+# How _DefaultsTrial reads the names a space derives model.hidden from (sae's and deep's).
+_DERIVED_DEFAULTS: dict[str, Callable[[Mapping[str, Mapping[str, Any]]], Any]] = {
+    "model.hidden_outer": lambda d: d["model"]["hidden"][0],
+    "model.code_ratio": lambda d: d["model"]["hidden"][1] / d["model"]["hidden"][0],
+    "model.width": lambda d: _deep_shape(d["model"]["hidden"])[0],
+    "model.depth": lambda d: _deep_shape(d["model"]["hidden"])[1],
+}
 
 
 def _deep_space(sp: SearchSpace) -> None:
@@ -195,8 +213,9 @@ class _DefaultsTrial:
 
     Records ``{"section.key": value}`` for every default that the space could have drawn (a
     number inside its range, a value among its choices; a one-layer ``hidden`` like ``[500]``
-    matches the choice ``500``). Other names (the ``sae`` space's ``model.hidden_outer``) and
-    defaults outside the space are not recorded: the sampler draws those.
+    matches the choice ``500``; names a setting is derived from, through
+    ``_DERIVED_DEFAULTS``). Defaults outside the space are not recorded: the sampler draws
+    those, and the trial is not labelled "the defaults".
     """
 
     _MISSING = object()
@@ -206,6 +225,11 @@ class _DefaultsTrial:
         self.params: dict[str, Any] = {}
 
     def _default(self, name: str) -> Any:
+        if name in _DERIVED_DEFAULTS:
+            try:
+                return _DERIVED_DEFAULTS[name](self.defaults)
+            except (KeyError, IndexError, TypeError, ValueError, ZeroDivisionError):
+                return self._MISSING
         section, _, key = name.partition(".")
         return self.defaults.get(section, {}).get(key, self._MISSING)
 
@@ -447,6 +471,8 @@ def tune(
 
     records: list[TrialRecord] = []
     configs: dict[int, Config] = {}
+    # The first trial: the family's defaults, as far as the space can hold them.
+    enqueued = default_params(space, fixed, resolved_config(base)) if start_from_defaults else {}
 
     def objective(trial) -> float:
         sp = SearchSpace(trial, fixed)
@@ -457,7 +483,10 @@ def tune(
             run=dict(base.run),
         )
         configs[trial.number] = cfg
-        note = "the defaults" if trial.number == 0 and start_from_defaults else ""
+        note = ""
+        if trial.number == 0 and enqueued:
+            drawn = sorted(set(trial.params) - set(enqueued))  # defaults the space cannot hold
+            note = "the defaults" if not drawn else f"the defaults, but {', '.join(drawn)} drawn"
         return _run_trial(optuna, trial, cfg, fit_matrix, val_matrix, records, prune, on_trial, note=note)
 
     sampler = optuna.samplers.TPESampler(seed=seed)
@@ -469,10 +498,8 @@ def tune(
     started = time.perf_counter()
     try:
         study = optuna.create_study(direction="minimize", sampler=sampler, pruner=pruner)
-        if start_from_defaults:
-            defaults = default_params(space, fixed, resolved_config(base))
-            if defaults:
-                study.enqueue_trial(defaults)
+        if enqueued:
+            study.enqueue_trial(enqueued)
         study.optimize(objective, n_trials=n_trials, timeout=timeout, catch=(TrainingError,))
     finally:
         optuna.logging.set_verbosity(verbosity)
