@@ -215,7 +215,7 @@ class _DefaultsTrial:
     number inside its range, a value among its choices; a one-layer ``hidden`` like ``[500]``
     matches the choice ``500``; names a setting is derived from, through
     ``_DERIVED_DEFAULTS``). Defaults outside the space are not recorded: the sampler draws
-    those, and the trial is not labelled "the defaults".
+    those, and the trial's note names them ("the defaults, but model.l2 drawn").
     """
 
     _MISSING = object()
