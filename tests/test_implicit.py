@@ -377,3 +377,25 @@ def test_a_new_users_item_named_twice_is_an_error_in_ratings_and_a_repeat_in_a_l
         model.recommend_new({item: 5, str(item): 1})  # two ratings of one item: which counts?
     once = model.recommend_new([item], n=3)
     assert model.recommend_new([item, str(item), item], n=3).equals(once)
+
+
+@pytest.mark.parametrize("kind", ["ease", "multdae", "cdae"])
+def test_recommend_batch_is_recommend_user_by_user_in_any_chunking(kind):
+    scale = RatingScale(1, 5, 1)
+    rows = [(f"u{k}", f"i{(k + j) % 9}", 5) for k in range(12) for j in range(1 + k % 4)]
+    train = _ratings([*rows, ("shy", "i0", 1), ("shy", "i1", 2)], scale=scale)  # "shy" liked nothing
+    hidden = {"ease": {}, "multdae": {"hidden": [4]}, "cdae": {"hidden": 4}}[kind]
+    config = Config(model={"kind": kind, **hidden}, train={"epochs": 2, "validation": 0.0}, run={"threads": 1})
+    model = ImplicitRecommender(config=config).fit(train)
+    assert model.recommend("shy", n=3)["item"].tolist() == model.recommend_new([], n=3)["item"].tolist()
+    users = ["u3", "shy", "u0", "u11"]
+    for exclude in (True, False):
+        one_by_one = [model.recommend(u, n=4, exclude_rated=exclude) for u in users]
+        for chunk in (1, 3, 1024):
+            batch = model.recommend_batch(users, n=4, exclude_rated=exclude, chunk=chunk)
+            for u, expected in zip(users, one_by_one):
+                got = batch[batch["user"] == u]
+                assert got["rank"].tolist() == list(range(1, len(expected) + 1))
+                np.testing.assert_allclose(got["score"].to_numpy(), expected["score"].to_numpy(), rtol=1e-6)
+                assert set(got["item"]) == set(expected["item"])  # ties may order differently
+    assert set(model.recommend_batch(n=2)["user"]) == set(model.users_.to_list())

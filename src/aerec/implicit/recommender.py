@@ -311,9 +311,51 @@ class ImplicitRecommender:
         check_n(n)
         u = int(self.users_.index([user])[0])
         row = self.seen_[[u]]
-        scores = self.score_rows(row, np.array([u])).squeeze(0).double().cpu().numpy()
+        scores = self._known_scores(row, np.array([u]))[0]
         exclude = row.indices if exclude_rated else np.empty(0, dtype=np.int64)
         return self._top(scores, exclude, n)
+
+    def recommend_batch(
+        self, users: Any = None, n: int = 10, *, exclude_rated: bool = True, chunk: int = ROW_CHUNK
+    ) -> pd.DataFrame:
+        """Top-``n`` for many known users at once (default: every user), ``chunk`` users at a time.
+
+        Returns one row per recommendation: user, rank (1 = best), item, score, the same as
+        :meth:`recommend` user by user. Only a ``(chunk, n_items)`` block of scores exists at
+        any moment, never users x items.
+        """
+        self._require_fitted()
+        check_n(n)
+        u_all = np.arange(len(self.users_)) if users is None else self.users_.index(np.atleast_1d(np.asarray(users, dtype=object)))
+        parts = []
+        for s in range(0, len(u_all), chunk):
+            u = u_all[s : s + chunk]
+            rows = self.seen_[u]
+            scores = torch.from_numpy(self._known_scores(rows, u))  # (len(u), n_items)
+            scores[:, torch.from_numpy(~self.rankable_)] = -torch.inf
+            if exclude_rated:
+                local = np.repeat(np.arange(len(u)), np.diff(rows.indptr))
+                scores[torch.from_numpy(local), torch.from_numpy(rows.indices.astype(np.int64))] = -torch.inf
+            k = min(n, scores.shape[1])
+            top = torch.topk(scores, k, dim=1)
+            ok = torch.isfinite(top.values).numpy()
+            local_u = np.repeat(np.arange(len(u)), k).reshape(len(u), k)
+            parts.append(pd.DataFrame({
+                "user": self.users_.label(u[local_u[ok]]),
+                "rank": np.tile(np.arange(1, k + 1), (len(u), 1))[ok],
+                "item": self.items_.label(top.indices.numpy()[ok]),
+                "score": top.values.numpy()[ok],
+            }))
+        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["user", "rank", "item", "score"])
+
+    def _known_scores(self, rows: sp.csr_array, user_rows: np.ndarray) -> np.ndarray:
+        """Scores ``(len(user_rows), n_items)`` float64 of known users from their training rows;
+        one who liked nothing gets the most-liked items' order, as a new user with no positive."""
+        scores = self.score_rows(rows, user_rows).double().cpu().numpy()
+        empty = np.diff(rows.indptr) == 0
+        if empty.any():
+            scores[empty] = self.new_user_scores(np.empty(0, dtype=np.int64))
+        return scores
 
     def recommend_new(self, items: Mapping[Any, float] | Iterable[Any], n: int = 10) -> pd.DataFrame:
         """Top-``n`` items for a brand-new user, without retraining.
