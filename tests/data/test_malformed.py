@@ -275,6 +275,13 @@ def test_parquet_bad_rating_names_row(tmp_path: Path) -> None:
     assert "row 3:" in str(err)
 
 
+def test_parquet_duplicates_name_both_rows_as_rows(tmp_path: Path) -> None:
+    p = tmp_path / "r.parquet"
+    pd.DataFrame({"user": [1, 1, 2], "item": [3, 3, 4], "rating": [4.0, 5.0, 3.0]}).to_parquet(p)
+    err = bad(p, 2, "(1, 3)")
+    assert "row 2: duplicate (user, item) pair, also on row 1" in str(err) and "line" not in str(err).split("Fix")[0]
+
+
 def test_corrupt_parquet(tmp_path: Path) -> None:
     p = write(tmp_path / "r.parquet", b"PAR1 this is not really parquet")
     bad(p, None, "Parquet")

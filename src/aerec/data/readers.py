@@ -870,7 +870,8 @@ def _known_scale(fmt: str, ratings: pd.Series) -> RatingScale | None:
 
 def _as_row_error(e: DataError) -> DataError:
     """A DataError about Parquet data, naming the row rather than a line."""
-    err = DataError(f"row {e.line}: {e.problem}", path=e.path, value=e.value, fix=e.fix,
+    problem = e.problem.replace("also on line ", "also on row ")  # a duplicate's first place
+    err = DataError(f"row {e.line}: {problem}", path=e.path, value=e.value, fix=e.fix,
                     has_value="(got " in str(e))
     err.line = e.line
     return err
