@@ -27,6 +27,7 @@ import re
 from collections.abc import Callable, Sequence
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 import torch
 
@@ -44,8 +45,10 @@ __all__ = [
     "parse_metric",
     "precision_at_k",
     "recall_at_k",
+    "recommendation_rows",
     "reciprocal_rank",
     "top_k",
+    "top_rows",
 ]
 
 METRIC_KINDS = ("recall", "ndcg", "hit_rate", "precision", "mrr", "map", "coverage")
@@ -126,17 +129,34 @@ def top_k(scores: torch.Tensor, exclude: sp.csr_array | None, k: int) -> np.ndar
     Items in ``exclude`` (a ``(chunk, n_items)`` CSR: what each user gave as input) are never
     ranked; positions past the rankable items are -1. Returns ``(chunk, k)`` int64, best first.
     """
-    scores = scores.detach().float().clone()
+    return top_rows(scores.detach().float(), exclude, k)[0]
+
+
+def top_rows(scores: torch.Tensor, exclude: sp.csr_array | None, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` best items of each row of ``scores`` ``(chunk, n_items)`` and their scores, in the
+    scores' dtype: ``(chunk, k)`` int64 indices (-1 past the rankable items, those left at -inf
+    or in ``exclude``) and ``(chunk, k)`` values (-inf there). ``scores`` is not modified."""
+    scores = scores.clone()
     if exclude is not None and exclude.nnz:
         rows = np.repeat(np.arange(exclude.shape[0]), np.diff(exclude.indptr))
         scores[torch.from_numpy(rows), torch.from_numpy(exclude.indices.astype(np.int64))] = -math.inf
     k_eff = min(k, scores.shape[1])
     values, index = torch.topk(scores, k_eff, dim=1)  # sorted, best first
-    index = index.cpu().numpy()
-    index[~np.isfinite(values.cpu().numpy())] = -1
+    values, index = values.cpu().numpy(), index.cpu().numpy()
+    index[~np.isfinite(values)] = -1
     if k_eff < k:
         index = np.pad(index, ((0, 0), (0, k - k_eff)), constant_values=-1)
-    return index
+        values = np.pad(values, ((0, 0), (0, k - k_eff)), constant_values=-np.inf)
+    return index, values
+
+
+def recommendation_rows(users: np.ndarray, items: np.ndarray, index: np.ndarray, values: np.ndarray) -> pd.DataFrame:
+    """One row per recommendation (user, rank 1 = best, item, score) from :func:`top_rows`'
+    ``index``/``values`` of a chunk whose row ``r`` is user label ``users[r]``; ``items``
+    gives the item labels by index. Positions without a rankable item are left out."""
+    row, col = np.nonzero(index >= 0)
+    return pd.DataFrame({"user": users[row], "rank": col + 1, "item": items[index[row, col]],
+                         "score": values[row, col]})
 
 
 def hits_of(top: np.ndarray, relevant: sp.csr_array) -> np.ndarray:

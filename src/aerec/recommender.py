@@ -38,6 +38,7 @@ from aerec.evaluation import require_ratings
 from aerec.errors import DataError, ModelFileError, NotFittedError
 from aerec.models.families import get_family
 from aerec.persistence import check_shapes, read_history_csv, read_model_dir, write_model_dir
+from aerec.ranking import recommendation_rows, top_rows
 from aerec.training import (
     EpochRecord,
     Trainer,
@@ -357,21 +358,9 @@ class Recommender:
                 bias = self.bias_.predict(np.repeat(u[cold], len(self.items_)), items)
                 scores[torch.from_numpy(cold)] = torch.from_numpy(bias.reshape(len(cold), -1).astype(np.float64))
             scores[:, never] = -torch.inf
-            if exclude_rated:
-                sub = self.train_csr_[u]
-                local = np.repeat(np.arange(len(u)), np.diff(sub.indptr))
-                scores[torch.from_numpy(local), torch.from_numpy(sub.indices.astype(np.int64))] = -torch.inf
-            k = min(n, scores.shape[1])
-            top = torch.topk(scores, k, dim=1)
-            ok = torch.isfinite(top.values).numpy()
-            local_u = np.repeat(np.arange(len(u)), k).reshape(len(u), k)
-            ranks = np.tile(np.arange(1, k + 1), (len(u), 1))
-            parts.append(pd.DataFrame({
-                "user": self.users_.label(u[local_u[ok]]),
-                "rank": ranks[ok],
-                "item": self.items_.label(top.indices.numpy()[ok]),
-                "score": np.clip(top.values.numpy()[ok], self.scale_.low, self.scale_.high),
-            }))
+            index, values = top_rows(scores, self.train_csr_[u] if exclude_rated else None, n)  # (len(u), n)
+            parts.append(recommendation_rows(self.users_.label(u), self.items_.labels, index,
+                                             np.clip(values, self.scale_.low, self.scale_.high)))
         return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["user", "rank", "item", "score"])
 
     def recommend_new(self, ratings: Mapping[Any, float], n: int = 10) -> pd.DataFrame:

@@ -47,7 +47,7 @@ from aerec.implicit.families import (
 from aerec.implicit.protocol import RankingTask, carve_validation, ranking_task, task_from_parts
 from aerec.implicit.views import implicit_matrix, positives
 from aerec.persistence import check_shapes, read_history_csv, read_model_dir, write_model_dir
-from aerec.ranking import DEFAULT_METRICS, evaluate_ranking, parse_metric
+from aerec.ranking import DEFAULT_METRICS, evaluate_ranking, parse_metric, recommendation_rows, top_rows
 from aerec.recommender import check_n
 from aerec.training import (
     EpochRecord,
@@ -333,19 +333,8 @@ class ImplicitRecommender:
             rows = self.seen_[u]
             scores = torch.from_numpy(self._known_scores(rows, u))  # (len(u), n_items)
             scores[:, torch.from_numpy(~self.rankable_)] = -torch.inf
-            if exclude_rated:
-                local = np.repeat(np.arange(len(u)), np.diff(rows.indptr))
-                scores[torch.from_numpy(local), torch.from_numpy(rows.indices.astype(np.int64))] = -torch.inf
-            k = min(n, scores.shape[1])
-            top = torch.topk(scores, k, dim=1)
-            ok = torch.isfinite(top.values).numpy()
-            local_u = np.repeat(np.arange(len(u)), k).reshape(len(u), k)
-            parts.append(pd.DataFrame({
-                "user": self.users_.label(u[local_u[ok]]),
-                "rank": np.tile(np.arange(1, k + 1), (len(u), 1))[ok],
-                "item": self.items_.label(top.indices.numpy()[ok]),
-                "score": top.values.numpy()[ok],
-            }))
+            index, values = top_rows(scores, rows if exclude_rated else None, n)  # (len(u), n)
+            parts.append(recommendation_rows(self.users_.label(u), self.items_.labels, index, values))
         return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["user", "rank", "item", "score"])
 
     def _known_scores(self, rows: sp.csr_array, user_rows: np.ndarray) -> np.ndarray:
