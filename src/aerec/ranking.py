@@ -45,8 +45,8 @@ __all__ = [
     "parse_metric",
     "precision_at_k",
     "recall_at_k",
-    "recommendation_rows",
     "reciprocal_rank",
+    "recommendation_rows",
     "top_k",
     "top_rows",
 ]
