@@ -1,8 +1,14 @@
-"""Rating-prediction metrics and the explicit evaluation protocol (DESIGN §4).
+"""Rating-prediction metrics and the explicit evaluation protocol.
 
 Global RMSE and MAE over every test rating (predictions clipped to the scale), the course's
 figure ``rmse_per_user`` (the mean over test users of each user's own RMSE), and the count of
 test ratings that needed the bias fallback because their user or item was unseen in training.
+
+Rating models are also judged as rankers, as LensKit and RecBole do (:func:`ranking_metrics`):
+for every test user the model knows, the candidates are all items with training ratings that
+the user did not rate in training; the relevant items are the user's test ratings at or above
+a threshold (default: the scale's "liked" level, 4 on 1..5); precision@K, recall@K (over
+``min(K, #relevant)``) and NDCG@K are means over the users with at least one relevant item.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import numpy as np
 from aerec.data.ratings import Ratings, as_ratings
 from aerec.errors import DataError
 
-__all__ = ["rmse", "mae", "rmse_per_user", "evaluate_ratings"]
+__all__ = ["rmse", "mae", "rmse_per_user", "evaluate_ratings", "ranking_metrics"]
 
 
 def rmse(pred: np.ndarray, truth: np.ndarray) -> float:
@@ -59,11 +65,13 @@ def require_ratings(data: Ratings, what: str = "the test data") -> Ratings:
     return data
 
 
-def evaluate_ratings(model: Any, test: Ratings) -> dict[str, Any]:
-    """Evaluate a fitted model on test ratings: rmse, mae, n, n_fallback, rmse_per_user.
+def evaluate_ratings(model: Any, test: Ratings, *, k: int = 10, relevant: float | None = None) -> dict[str, Any]:
+    """Evaluate a fitted model on test ratings: rmse, mae, n, n_fallback, rmse_per_user, and
+    the ranking figures of :func:`ranking_metrics` (``precision@k``, ``recall@k``,
+    ``ndcg@k``, ``relevant_from``, ``n_ranked_users``).
 
     Test users or items the model never saw get its bias fallback and are counted; they are
-    never a crash (DESIGN §6). ``test`` may be a DataFrame (see :func:`~aerec.data.ratings.as_ratings`).
+    never a crash. ``test`` may be a DataFrame (see :func:`~aerec.data.ratings.as_ratings`).
     """
     test = require_ratings(as_ratings(test, "the test data"))
     frame = test.frame
@@ -75,4 +83,36 @@ def evaluate_ratings(model: Any, test: Ratings) -> dict[str, Any]:
         "n": int(len(truth)),
         "n_fallback": preds.n_fallback,
         "rmse_per_user": rmse_per_user(preds.values, truth, frame["user"].to_numpy()),
+        **ranking_metrics(model, test, k=k, relevant=relevant),
     }
+
+
+def ranking_metrics(model: Any, test: Ratings, *, k: int = 10, relevant: float | None = None) -> dict[str, Any]:
+    """precision@k, recall@k and NDCG@k of a rating model's top-k lists (module docstring).
+
+    ``relevant`` is the lowest test rating that counts as relevant (default: the model's
+    scale's :meth:`~aerec.data.scale.RatingScale.liked_from`). Test users the model does not
+    know, and test items it has no training ratings of, cannot be ranked and are left out.
+    """
+    import scipy.sparse as sp
+
+    from aerec.ranking import evaluate_ranking
+
+    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
+        raise DataError("the list length k must be a positive whole number", value=k)
+    scale = model.scale_
+    threshold = scale.liked_from() if relevant is None else float(relevant)
+    if not np.isfinite(threshold) or not scale.low < threshold <= scale.high:
+        raise DataError(f"the relevance threshold must lie above {scale.low:g} and at most {scale.high:g} "
+                        f"(the model's scale {scale})", value=relevant, fix="e.g. --relevant 4 on a 1..5 scale")
+    frame = test.frame[test.frame["rating"].to_numpy() >= threshold - 1e-9]
+    users = model.users_.index(frame["user"].to_numpy(), unknown="missing")
+    items = model.items_.index(frame["item"].to_numpy(), unknown="missing")
+    keep = (users >= 0) & (items >= 0)
+    keep[keep] = model.item_counts_[items[keep]] > 0
+    shape = (len(model.users_), len(model.items_))
+    held_out = sp.csr_array((np.ones(int(keep.sum())), (users[keep], items[keep])), shape=shape)
+    held_out.sum_duplicates()
+    metrics = (f"precision@{k}", f"recall@{k}", f"ndcg@{k}")
+    out = evaluate_ranking(model.ranking_block, model.train_csr_, held_out, metrics)
+    return {**{m: out[m] for m in metrics}, "relevant_from": threshold, "n_ranked_users": out["n_users"]}

@@ -35,10 +35,12 @@ from aerec.data.scale import RatingScale
 from aerec.data.vocab import Vocabulary
 from aerec.device import loading_device
 from aerec.evaluation import require_ratings
-from aerec.errors import DataError, ModelFileError, NotFittedError
+from aerec.foldin import FoldIn, FoldInChoice, Link, calibrate
+from aerec.errors import ConfigError, DataError, ModelFileError, NotFittedError
 from aerec.models.families import get_family
 from aerec.persistence import check_shapes, read_history_csv, read_model_dir, write_model_dir
 from aerec.ranking import recommendation_rows, top_rows
+from aerec.relevance import Relevance
 from aerec.training import (
     EpochRecord,
     Trainer,
@@ -172,6 +174,7 @@ class Recommender:
         result: TrainResult = trainer.fit(
             net, rows, loss=self.loss_, l2=params.l2, code_l1=params.code_l1, validate=validate, resume=resume
         )
+        self.fold_in_choice_, self.relevance_ = self._calibrate(net, rows, fit_matrix, val_matrix, fit_bias, run.seed)
         self.refit_epochs_, full = None, {}
         if train_cfg.refit and validation is None and val_matrix is not None and result.best_epoch:
             # Not checkpointed: after a crash, --resume finds the selection run finished and
@@ -201,6 +204,40 @@ class Recommender:
             )
             net.set_baseline(bias.mu_, torch.from_numpy(col_bias), row_reg)
         return net, rows, bias
+
+    @torch.no_grad()
+    def _calibrate(self, net, rows, fit_matrix: RatingMatrix, val_matrix: RatingMatrix | None, bias: BiasModel,
+                   seed: int) -> tuple[FoldInChoice, Relevance]:
+        """Choose the new-user fold-in's knobs and fit the ranking's calibration on validation
+        ratings the selection network ``net`` never trained on (``fit_matrix`` its inputs).
+
+        Without validation ratings the fold-in keeps its default and the calibration is fitted
+        to a sample of the training ratings (docs/new_users.md)."""
+        threshold = self.scale_.liked_from()
+        span = self.scale_.high - self.scale_.low
+        if val_matrix is None or val_matrix.nnz == 0:
+            csr = fit_matrix.csr
+            pick = np.random.default_rng(seed).permutation(csr.nnz)[:50_000]
+            users = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))[pick]
+            r, c = (users, csr.indices[pick]) if self.orientation_ == "user" else (csr.indices[pick], users)
+            pred = np.clip(self._cells_from_net(net, rows, r, c), self.scale_.low, self.scale_.high)
+            return FoldInChoice(), Relevance.fit(pred, csr.data[pick], threshold, fitted_on="training", scale_range=span)
+        v_users, v_items, v_true = _cells(val_matrix.csr)
+        known = (fit_matrix.user_counts()[v_users] > 0) & (fit_matrix.item_counts()[v_items] > 0)
+        r, c = (v_users, v_items) if self.orientation_ == "user" else (v_items, v_users)
+        pred = np.clip(self._cells_from_net(net, rows, r[known], c[known]), self.scale_.low, self.scale_.high)
+        relevance = Relevance.fit(pred, v_true[known], threshold, scale_range=span)
+        path = _ReadPath.from_network(self, net, rows, fit_matrix.csr, fit_matrix.user_counts(), bias, FoldInChoice())
+        fit_csr, val_csr = fit_matrix.csr, val_matrix.csr
+        users = np.flatnonzero(np.diff(val_csr.indptr) > 0)
+        slices = [(fit_csr.indptr[u], fit_csr.indptr[u + 1], val_csr.indptr[u], val_csr.indptr[u + 1]) for u in users]
+        choice = calibrate(
+            path.fold_in,
+            [fit_csr.indices[a:b] for a, b, _, _ in slices], [fit_csr.data[a:b] for a, b, _, _ in slices],
+            [val_csr.indices[a:b] for _, _, a, b in slices], [val_csr.data[a:b] for _, _, a, b in slices],
+            self.scale_.low, self.scale_.high, np.random.default_rng(seed),
+        )
+        return choice, relevance
 
     def _validator(self, rows, fit_matrix, bias, users, items, truth):
         counts_u, counts_i = fit_matrix.user_counts(), fit_matrix.item_counts()
@@ -299,17 +336,29 @@ class Recommender:
 
     # ------------------------------------------------------------------ recommend
     def _scores_known(self, user_index: int) -> np.ndarray:
-        """Scores of every item for a known user, ``(n_items,)``."""
+        """Predicted ratings of every item for a known user, ``(n_items,)`` (not clipped)."""
         return self.read_.known_user(self, user_index)
 
-    def _top(self, scores: np.ndarray, exclude: np.ndarray, n: int) -> pd.DataFrame:
-        scores = scores.astype(np.float64).copy()
-        scores[self.item_counts_ == 0] = -np.inf  # nothing is known about never-rated items
+    def rank_items(self, predictions: np.ndarray, exclude: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The ``n`` most relevant items given one user's predicted ratings ``(n_items,)``.
+
+        Ranks by relevance (:mod:`aerec.relevance`: the item's share of raters times the
+        calibrated chance of a rating at or above the "liked" level), never by the clipped
+        prediction, so ties at the top of the scale and items a handful of people rated do
+        not decide the head of the list. ``exclude`` is a bool mask or indices of items to
+        leave out. Returns ``(indices, relevance, clipped predictions)``, best first.
+        """
+        check_n(n)
+        scores = self.relevance_.log_scores(predictions, self.read_.log_share)  # (n_items,); -inf: nobody rated
         scores[exclude] = -np.inf
         n = min(n, int(np.isfinite(scores).sum()))
         top = np.argpartition(-scores, n - 1)[:n] if n > 0 else np.empty(0, dtype=np.int64)
         top = top[np.argsort(-scores[top], kind="stable")]
-        frame = pd.DataFrame({"item": self.items_.label(top), "score": np.clip(scores[top], self.scale_.low, self.scale_.high)})
+        return top, np.exp(scores[top]), np.clip(predictions[top], self.scale_.low, self.scale_.high)
+
+    def _top(self, predictions: np.ndarray, exclude: np.ndarray, n: int) -> pd.DataFrame:
+        top, relevance, prediction = self.rank_items(np.asarray(predictions, dtype=np.float64), exclude, n)
+        frame = pd.DataFrame({"item": self.items_.label(top), "score": relevance, "prediction": prediction})
         if self.item_info_ is not None and len(frame):
             info = self.item_info_.reindex(frame["item"].to_numpy())
             for col in ("title", "genres"):
@@ -318,7 +367,8 @@ class Recommender:
         return frame
 
     def recommend(self, user: Any, n: int = 10, *, exclude_rated: bool = True) -> pd.DataFrame:
-        """Top-``n`` items for a known user (columns item, score[, title, genres]).
+        """Top-``n`` items for a known user: columns item, score (the relevance the list is
+        ranked by, see :meth:`rank_items`), prediction (the predicted rating)[, title, genres].
 
         Items the user rated in training are left out unless ``exclude_rated=False``; so are
         items nobody rated. An unknown user is a :class:`DataError` (use :meth:`recommend_new`).
@@ -341,68 +391,79 @@ class Recommender:
     ) -> pd.DataFrame:
         """Top-``n`` for many known users at once (default: every user), ``chunk`` users at a time.
 
-        Returns one row per recommendation: user, rank (1 = best), item, score. Only a
-        ``(chunk, n_items)`` block of scores exists at any moment, never users x items.
+        Returns one row per recommendation: user, rank (1 = best), item, score (relevance),
+        prediction; the same lists as :meth:`recommend`. Only a ``(chunk, n_items)`` block of
+        scores exists at any moment, never users x items.
         """
         self._require_fitted()
         check_n(n)
         u_all = np.arange(len(self.users_)) if users is None else self.users_.index(np.atleast_1d(np.asarray(users, dtype=object)))
-        never = torch.from_numpy(self.item_counts_ == 0)
         parts = []
         for s in range(0, len(u_all), chunk):
             u = u_all[s : s + chunk]
-            scores = torch.from_numpy(self.read_.user_block(self, u))  # (len(u), n_items), float64
-            cold = np.flatnonzero(self.user_counts_[u] == 0)
-            if len(cold):  # users with no training ratings: the bias model's ranking, as in recommend()
-                items = np.tile(np.arange(len(self.items_)), len(cold))
-                bias = self.bias_.predict(np.repeat(u[cold], len(self.items_)), items)
-                scores[torch.from_numpy(cold)] = torch.from_numpy(bias.reshape(len(cold), -1).astype(np.float64))
-            scores[:, never] = -torch.inf
+            pred = self.predicted_block(u)  # (len(u), n_items)
+            scores = torch.from_numpy(self.relevance_.log_scores(pred, self.read_.log_share))  # as ranking_block
             index, values = top_rows(scores, self.train_csr_[u] if exclude_rated else None, n)  # (len(u), n)
-            parts.append(recommendation_rows(self.users_.label(u), self.items_.labels, index,
-                                             np.clip(values, self.scale_.low, self.scale_.high)))
-        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["user", "rank", "item", "score"])
+            rows = recommendation_rows(self.users_.label(u), self.items_.labels, index, np.exp(values))
+            picked = np.take_along_axis(pred, np.maximum(index, 0), axis=1)[index >= 0]  # row-major, as the rows
+            rows["prediction"] = np.clip(picked, self.scale_.low, self.scale_.high)
+            parts.append(rows)
+        empty = pd.DataFrame(columns=["user", "rank", "item", "score", "prediction"])
+        return pd.concat(parts, ignore_index=True) if parts else empty
 
-    def recommend_new(self, ratings: Mapping[Any, float], n: int = 10) -> pd.DataFrame:
+    def predicted_block(self, users: np.ndarray) -> np.ndarray:
+        """Predicted ratings ``(len(users), n_items)`` (float64, not clipped) of known users by
+        vocabulary index; a user with no training ratings gets the bias model's, as in
+        :meth:`recommend`."""
+        users = np.asarray(users, dtype=np.int64)
+        pred = self.read_.user_block(self, users)
+        cold = np.flatnonzero(self.user_counts_[users] == 0)
+        if len(cold):
+            items = np.tile(np.arange(len(self.items_)), len(cold))
+            pred[cold] = self.bias_.predict(np.repeat(users[cold], len(self.items_)), items).reshape(len(cold), -1)
+        return pred
+
+    def ranking_block(self, users: np.ndarray) -> torch.Tensor:
+        """The log relevance ``(len(users), n_items)`` that lists are ranked by (float64; -inf
+        for items nobody rated), for known users by vocabulary index."""
+        return torch.from_numpy(self.relevance_.log_scores(self.predicted_block(users), self.read_.log_share))
+
+    def recommend_new(self, ratings: Mapping[Any, float], n: int = 10, *, unknown: str = "error") -> pd.DataFrame:
         """Top-``n`` items for a brand-new user from a few ``{item: rating}`` (no retraining).
 
-        User-row models encode the new rating vector directly. Item-row models (I-AutoRec)
-        have no input for a new user, so the user's output weights are fitted in closed form
-        (ridge regression toward the average user) against the items' fixed hidden codes: the
-        fold-in ALS uses. Unknown items are ignored with a warning.
+        The ratings are folded into the trained network (:mod:`aerec.foldin`): the user's
+        part of its last layer is estimated from the ratings given, shrunk toward the trained
+        users as much as validation chose for that many ratings; with none (an empty dict)
+        the list is the cold-start one. Items the user rated are left out. A rating off the
+        scale, NaN, or one item given twice is a :class:`DataError`; so is an item the model
+        does not know, unless ``unknown="warn"`` (dropped with a warning naming it).
         """
         self._require_fitted()
         check_n(n)
-        idx, values = self._new_user_vector(ratings)
+        idx, values = self._new_user_vector(ratings, unknown)
         exclude = np.zeros(len(self.items_), dtype=bool)
         exclude[idx] = True
         return self._top(self.new_user_scores(idx, values), exclude, n)
 
     def new_user_scores(self, idx: np.ndarray, values: np.ndarray) -> np.ndarray:
-        """Scores ``(n_items,)`` of every item for a new user who rated items ``idx`` with
-        ``values`` (indices into the item vocabulary; already checked against the scale)."""
+        """Predicted ratings ``(n_items,)`` (not clipped) of every item for a new user who rated
+        items ``idx`` with ``values`` (indices into the item vocabulary; already checked
+        against the scale)."""
         self._require_fitted()
         idx = np.asarray(idx, dtype=np.int64)
         values = np.asarray(values, dtype=np.float64)
-        if len(idx) == 0:
-            return self.bias_.predict(np.full(len(self.items_), -1), np.arange(len(self.items_))).astype(np.float64)
-        if self.orientation_ == "user":
-            return self._encode_new_user(idx, values)
-        return self.read_.fold_in(self, idx, values)
+        return self.read_.fold_in.scores(idx, values)
 
-    def _new_user_vector(self, ratings: Mapping[Any, float]) -> tuple[np.ndarray, np.ndarray]:
+    def _new_user_vector(self, ratings: Mapping[Any, float], unknown: str = "error") -> tuple[np.ndarray, np.ndarray]:
+        if unknown not in ("error", "warn"):
+            raise ConfigError(f"unknown must be 'error' or 'warn'; got {unknown!r}")
         labels, values = rating_values(ratings, self.scale_, fix="use ratings on the model's scale")
+        if unknown == "error":
+            missing = [label for label, k in zip(labels, self.items_.index(labels, unknown="missing")) if k < 0] if labels else []
+            if missing:
+                raise DataError(f"{len(missing)} item(s) the model does not know", value=missing[:5],
+                                fix="rate items of the training data (unknown=\"warn\" drops the others with a warning)")
         return known_items(labels, values, self.items_, stacklevel=4)
-
-    @torch.no_grad()
-    def _encode_new_user(self, idx: np.ndarray, values: np.ndarray) -> np.ndarray:
-        csr = sp.csr_array((values.astype(np.float32), idx.astype(np.int32), np.array([0, len(idx)])), shape=(1, len(self.items_)))
-        csr.sort_indices()
-        x, mask = dense_rows(csr, np.array([0]), device=self.device_)
-        net = self.net_
-        raw = net.decode(net.encode(x, mask))
-        out = self._output(raw) + net.row_offset(x, mask)[:, None] + net.col_offset()
-        return out.squeeze(0).double().cpu().numpy()
 
     # ------------------------------------------------------------------ save / load
     def save(self, directory: str | Path, *, metrics: dict[str, Any] | None = None) -> Path:
@@ -434,6 +495,8 @@ class Recommender:
             "fingerprint": self.fingerprint_,
             "best_epoch": self.train_result_.best_epoch if hasattr(self, "train_result_") else None,
             "item_info": _item_info_to_json(self.item_info_, self.items_),
+            "fold_in": self.fold_in_choice_.to_dict(),
+            "relevance": self.relevance_.to_dict(),
         }
         extras = {"history.csv": self.history_frame().to_csv(index=False), "config.toml": self._resolved_toml()}
         extras["metrics.json"] = _json(metrics or {})
@@ -485,10 +548,17 @@ class Recommender:
             csr.check_format(full_check=True)  # ValueError for indices out of range, not a crash later
             csr.has_sorted_indices = True
             matrix = RatingMatrix(csr, self.users_, self.items_, self.scale_, item_info=self.item_info_)
-            self._set_data(matrix)
-            self.bias_ = BiasModel.from_arrays({k[5:]: v.numpy() for k, v in tensors.items() if k.startswith("bias.")})
-            if (len(self.bias_.user_bias_), len(self.bias_.item_bias_)) != (len(self.users_), len(self.items_)):
+            bias = BiasModel.from_arrays({k[5:]: v.numpy() for k, v in tensors.items() if k.startswith("bias.")})
+            if (len(bias.user_bias_), len(bias.item_bias_)) != (len(self.users_), len(self.items_)):
                 raise ValueError("the bias model's sizes do not match the user and item vocabularies")
+            # Models saved before the fold-in was calibrated keep its default; before the
+            # ranking was calibrated, the calibration is fitted to their training ratings.
+            self.fold_in_choice_ = FoldInChoice.from_dict(meta.get("fold_in"))
+            self._set_data(matrix, bias=bias)
+            if meta.get("relevance") is not None:
+                self.relevance_ = Relevance.from_dict(meta["relevance"])
+            else:
+                self.relevance_ = self._calibrate(self.net_, self.rows_, matrix, None, bias, run.seed)[1]
             history = Path(directory) / "history.csv"
             self.history_ = _read_history(history)
         except ModelFileError:
@@ -509,8 +579,9 @@ class _ReadPath:
 
     For the network's rows (users or items) ``hidden`` ``(n_rows, h)`` and ``row_off``
     ``(n_rows,)``; for its columns the output layer ``weight`` ``(n_cols, h)``, ``bias`` and
-    ``col_off`` ``(n_cols,)``. Item-row models also keep the fold-in's pieces:
-    ``a = [hidden, 1]`` ``(n_items, h + 1)`` and the average user's output weights ``w_bar``.
+    ``col_off`` ``(n_cols,)``. ``fold_in`` answers brand-new users (:mod:`aerec.foldin`) and
+    ``log_share`` ``(n_items,)`` is each item's log share of the users who rated it, the
+    support term of the ranking (:mod:`aerec.relevance`; -inf for items nobody rated).
     """
 
     hidden: torch.Tensor
@@ -518,28 +589,38 @@ class _ReadPath:
     weight: torch.Tensor
     bias: torch.Tensor
     col_off: torch.Tensor
-    a: torch.Tensor | None = None
-    w_bar: np.ndarray | None = None
-    base: np.ndarray | None = None
-    ridge: float = 10.0
+    fold_in: FoldIn
+    log_share: np.ndarray
+
+    @classmethod
+    def build(cls, model: Recommender) -> _ReadPath:
+        return cls.from_network(model, model.net_, model.rows_, model.train_csr_, model.user_counts_, model.bias_,
+                                getattr(model, "fold_in_choice_", None))
 
     @classmethod
     @torch.no_grad()
-    def build(cls, model: Recommender) -> _ReadPath:
-        net = model.net_
-        hidden, row_off = model._hidden(net, model.rows_, np.arange(model.rows_.shape[0]))
+    def from_network(cls, model: Recommender, net, rows: sp.csr_array, csr: sp.csr_array, user_counts: np.ndarray,
+                     bias_model: BiasModel, choice: FoldInChoice | None) -> _ReadPath:
+        """The read path of ``net`` trained on ``rows`` (the orientation's view of ``csr``)."""
+        hidden, row_off = model._hidden(net, rows, np.arange(rows.shape[0]))
         weight, bias = (t.detach() for t in net.output_layer())
-        path = cls(hidden, row_off, weight, bias, net.col_offset().detach())
+        col_off = net.col_offset().detach()
+        h, w, b, ro, co = (t.double().cpu().numpy() for t in (hidden, weight, bias, row_off, col_off))
+        active = np.asarray(user_counts) > 0
         if model.orientation_ == "item":
-            n_items = hidden.shape[0]
-            a = torch.cat([hidden.double(), torch.ones(n_items, 1, dtype=torch.float64, device=hidden.device)], dim=1)
-            active = torch.from_numpy(np.asarray(model.user_counts_) > 0).to(weight.device)
-            if not bool(active.any()):
-                active = torch.ones_like(active)
-            w_bar = torch.cat([weight[active].mean(0), bias[active].mean().reshape(1)]).double()  # (h + 1,)
-            path.a, path.w_bar = a.float().contiguous(), w_bar.cpu().numpy()
-            path.base = (a @ w_bar).cpu().numpy()  # (n_items,) the average user's raw scores
-        return path
+            # score(u, i) = g(h_i . w_u + b_u) + (mu + b_i) + c_u: item codes are the features.
+            ones = np.ones((len(h), 1))
+            features, theta, offset = np.hstack([h, ones, ones]), np.column_stack([w, b, co])[active], ro
+        else:
+            # score(u, i) = g(v_i . h_u + b_i) + c_i + (mu + b_u): output rows are the features.
+            features, theta, offset = np.hstack([w, np.ones((len(w), 1))]), np.column_stack([h, ro])[active], b + co
+        link = Link(getattr(net, "output_act_name", "identity"), logits=model.loss_ == "bce")
+        bias_mean = bias_model.mu_ + bias_model.item_bias_.astype(np.float64)
+        fold_in = FoldIn(features, offset, theta, link, bias_mean, bias_model.reg_user, (csr.indices, csr.data), choice)
+        counts = np.bincount(csr.indices, minlength=csr.shape[1]).astype(np.float64)  # (n_items,)
+        with np.errstate(divide="ignore"):
+            log_share = np.log(counts / max(int(active.sum()), 1))
+        return cls(hidden, row_off, weight, bias, col_off, fold_in, log_share)
 
     @torch.no_grad()
     def known_user(self, model: Recommender, u: int) -> np.ndarray:
@@ -563,35 +644,6 @@ class _ReadPath:
             raw = (self.hidden @ self.weight[u].T + self.bias[u]).T  # (b, n_items)
             out = model._output(net.output_act(raw)) + self.row_off[None, :] + self.col_off[u][:, None]
         return out.double().cpu().numpy()
-
-    @torch.no_grad()
-    def fold_in(self, model: Recommender, idx: np.ndarray, values: np.ndarray) -> np.ndarray:
-        """A new user's scores for an item-row model by ridge regression on the output layer.
-
-        ``argmin_w ||A_k w - t||^2 + ridge ||w - w_bar||^2`` over the k rated items' rows
-        ``A_k`` of ``A = [hidden, 1]``, solved in its k x k dual form:
-        ``w = w_bar + A_k' (A_k A_k' + ridge I)^-1 (t - A_k w_bar)``, then scores ``A w``.
-        The target ``t`` is the rating minus the bias model (the item's offset and the new
-        user's own shrunk bias), as the network was trained to predict.
-        """
-        net = model.net_
-        row_off = self.row_off.double().cpu().numpy()[idx]  # (k,) mu + item bias
-        col_off = 0.0
-        if getattr(net, "use_baseline", False):
-            # The new user's bias: the shrunk mean of their residuals over the item offsets.
-            col_off = float((values - row_off).sum() / (len(values) + model.bias_.reg_user))
-        target = values - row_off - col_off
-        if model.loss_ == "bce":
-            p = 0.15 + 0.7 * values  # 0/1 -> confident logits
-            target = np.log(p / (1 - p))
-        a_k = self.a[torch.from_numpy(idx)].double().cpu().numpy()  # (k, h + 1)
-        gram = a_k @ a_k.T  # (k, k)
-        gram[np.diag_indices_from(gram)] += self.ridge
-        c = np.linalg.solve(gram, target - a_k @ self.w_bar)  # (k,)
-        step = torch.from_numpy((a_k.T @ c).astype(np.float32)).to(self.a.device)  # (h + 1,) = w - w_bar
-        raw = torch.from_numpy(self.base).to(self.a.device) + torch.mv(self.a, step).double()  # (n_items,)
-        out = model._output(net.output_act(raw.float())).double() + self.row_off.double() + col_off
-        return out.cpu().numpy()
 
 
 def _cells(csr: sp.csr_array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

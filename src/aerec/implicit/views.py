@@ -28,18 +28,9 @@ from aerec.errors import ConfigError, DataError
 
 __all__ = ["default_threshold", "implicit_matrix", "implicit_view", "positives"]
 
-# Where on the scale "liked" starts, as a share of the way from low to high.
-LIKED_FROM = 0.6
-
-
 def default_threshold(scale: RatingScale) -> float:
     """The lowest rating that counts as a positive on ``scale`` (see the module docstring)."""
-    cut = scale.low + LIKED_FROM * (scale.high - scale.low)
-    if scale.step and scale.step > 0:
-        # The first level at or above the cut: 1..5 -> 4, 0.5..5 by 0.5 -> 3.5, 0..1 -> 1.
-        steps = math.ceil((cut - scale.low) / scale.step - 1e-9)
-        return float(scale.low + steps * scale.step)
-    return float(cut)
+    return scale.liked_from()
 
 
 def _check_threshold(threshold: float | None, ratings_scale: RatingScale, implicit: bool, source: str) -> float:
