@@ -25,7 +25,8 @@ from tests.conftest import needs_ml100k
 runner = CliRunner()
 N = 2000  # synthetic ratings for the shared model
 FAST = ("--set", "train.epochs=2", "--threads", "1", "--no-progress")
-METRIC_KEYS = {"rmse", "mae", "n", "n_fallback", "rmse_per_user"}
+METRIC_KEYS = {"rmse", "mae", "n", "n_fallback", "rmse_per_user", "precision@10", "recall@10", "ndcg@10",
+               "relevant_from", "n_ranked_users"}
 
 
 def run(*args: str):
@@ -346,7 +347,8 @@ def test_recommend_known_user_leaves_out_rated_items(trained, train_part):
     items = [r["item_id"] for r in doc["recommendations"]]
     assert not set(items) & rated
     scores = [r["score"] for r in doc["recommendations"]]
-    assert scores == sorted(scores, reverse=True) and all(1 <= s <= 5 for s in scores)
+    assert scores == sorted(scores, reverse=True) and all(0 < s <= 1 for s in scores)  # relevance
+    assert all(1 <= r["prediction"] <= 5 for r in doc["recommendations"])  # the predicted rating beside it
     assert all(r["title"] is None for r in doc["recommendations"])  # synthetic items have no titles
 
     n_items = train_part["item"].nunique()

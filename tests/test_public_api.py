@@ -31,7 +31,11 @@ def test_estimator_methods_are_pinned():
         "predict_pairs": ["self", "users", "items"],
         "recommend": ["self", "user", "n", "exclude_rated"],
         "recommend_batch": ["self", "users", "n", "exclude_rated", "chunk"],
-        "recommend_new": ["self", "ratings", "n"],
+        "recommend_new": ["self", "ratings", "n", "unknown"],
+        "rank_items": ["self", "predictions", "exclude", "n"],
+        "predicted_block": ["self", "users"],
+        "ranking_block": ["self", "users"],
+        "new_user_scores": ["self", "idx", "values"],
         "save": ["self", "directory", "metrics"],
     }
     for name, params in methods.items():

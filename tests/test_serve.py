@@ -165,8 +165,9 @@ def test_new_user_gets_their_groups_items_and_not_what_they_rated(client, plante
     assert not set(ids) & set(ratings)
     assert set(ids) <= set(planted.x_items), ids  # the planted taste: space operas
     scores = [r["score"] for r in body["recommendations"]]
-    assert scores == sorted(scores, reverse=True) and all(1 <= s <= 5 for s in scores)
-    assert set(body["recommendations"][0]) == {"item_id", "score", "title", "genres"}
+    assert scores == sorted(scores, reverse=True) and all(0 < s <= 1 for s in scores)  # relevance
+    assert all(1 <= r["prediction"] <= 5 for r in body["recommendations"])  # the predicted rating beside it
+    assert set(body["recommendations"][0]) == {"item_id", "score", "prediction", "title", "genres"}
     assert body["recommendations"][0]["title"].startswith("Space Opera")
 
 

@@ -65,10 +65,10 @@ def require_ratings(data: Ratings, what: str = "the test data") -> Ratings:
     return data
 
 
-def evaluate_ratings(model: Any, test: Ratings, *, k: int = 10, relevant: float | None = None) -> dict[str, Any]:
+def evaluate_ratings(model: Any, test: Ratings, *, k: int | None = 10, relevant: float | None = None) -> dict[str, Any]:
     """Evaluate a fitted model on test ratings: rmse, mae, n, n_fallback, rmse_per_user, and
     the ranking figures of :func:`ranking_metrics` (``precision@k``, ``recall@k``,
-    ``ndcg@k``, ``relevant_from``, ``n_ranked_users``).
+    ``ndcg@k``, ``relevant_from``, ``n_ranked_users``; left out when ``k`` is None).
 
     Test users or items the model never saw get its bias fallback and are counted; they are
     never a crash. ``test`` may be a DataFrame (see :func:`~aerec.data.ratings.as_ratings`).
@@ -77,14 +77,14 @@ def evaluate_ratings(model: Any, test: Ratings, *, k: int = 10, relevant: float 
     frame = test.frame
     preds = model.predict_pairs(frame["user"].to_numpy(), frame["item"].to_numpy())
     truth = frame["rating"].to_numpy(dtype=np.float64)
-    return {
+    out = {
         "rmse": rmse(preds.values, truth),
         "mae": mae(preds.values, truth),
         "n": int(len(truth)),
         "n_fallback": preds.n_fallback,
         "rmse_per_user": rmse_per_user(preds.values, truth, frame["user"].to_numpy()),
-        **ranking_metrics(model, test, k=k, relevant=relevant),
     }
+    return out if k is None else {**out, **ranking_metrics(model, test, k=k, relevant=relevant)}
 
 
 def ranking_metrics(model: Any, test: Ratings, *, k: int = 10, relevant: float | None = None) -> dict[str, Any]:

@@ -28,9 +28,10 @@ Two knobs are chosen on validation ratings carved from the training data, never 
 
 * ``prior``: ``m`` is the network's average user (``"model"``) or the bias model's
   ``mu + b_i`` (``"bias"``);
-* ``alpha`` in (0, 1/4, 1/2, 1, 2): how much of the network's covariance to trust. ``alpha =
+* ``alpha`` in (0, 1/4, 1/2, 1, 2, 4): how much of the network's covariance to trust. ``alpha =
   0`` with the bias prior *is* the damped bias fold-in (``mu + b_i + b_u``, ``b_u`` shrunk by
-  ``reg_user``), so validation falls back to it wherever the network does not help.
+  ``reg_user``), so validation falls back to it wherever the network does not clearly help
+  (by more than two standard errors of the per-user gain).
 """
 
 from __future__ import annotations
@@ -47,12 +48,16 @@ __all__ = ["ALPHAS", "BUCKETS", "FoldIn", "FoldInChoice", "Link", "calibrate", "
 # for each bucket when validating.
 BUCKETS = (0, 1, 2, 4, 8, 16)
 BUCKET_K = (0, 1, 3, 5, 10, 20)
-ALPHAS = (0.0, 0.25, 0.5, 1.0, 2.0)
+ALPHAS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
 PRIORS = ("bias", "model")
 # Users sampled per k when validating: enough for a stable choice, cheap next to an epoch.
-CALIBRATION_USERS = 400
+CALIBRATION_USERS = 2000
+CHUNK_USERS = 100
 # The noise variance never falls below this share of the ratings' variance around the prior.
 NOISE_FLOOR = 0.05
+# A candidate replaces the bias fold-in only if its validation gain exceeds this many standard
+# errors (one-sided, about 97.5 %).
+MARGIN = 2.0
 
 
 def bucket_of(k: int) -> int:
@@ -197,7 +202,9 @@ def calibrate(fold_in: FoldIn, given: list[np.ndarray], given_values: list[np.nd
     ratings the network trained on, ``targets[j]``/``target_values[j]`` ratings it never saw.
     For each bucket's ``k``, up to :data:`CALIBRATION_USERS` users with at least ``k`` given
     ratings fold in ``k`` of them (drawn with ``rng``); every candidate predicts their targets
-    (clipped to ``[low, high]``) and the one with the smallest squared error wins.
+    (clipped to ``[low, high]``) and the one with the smallest squared error wins, if it beats
+    the damped bias fold-in (``bias``, alpha 0) by more than :data:`MARGIN` standard errors of
+    the per-user difference; otherwise the bias fold-in stays (see :func:`_safe_best`).
     """
     prior_out, alpha_out = [], []
     usable = [j for j in range(len(given)) if len(targets[j])]
@@ -209,18 +216,38 @@ def calibrate(fold_in: FoldIn, given: list[np.ndarray], given_values: list[np.nd
             continue
         pool = rng.permutation(pool)[:CALIBRATION_USERS]
         picks = [rng.choice(len(given[j]), k, replace=False) for j in pool]
-        errors = _candidate_errors(fold_in, [given[j][p] for j, p in zip(pool, picks)],
-                                   [given_values[j][p] for j, p in zip(pool, picks)],
-                                   [targets[j] for j in pool], [target_values[j] for j in pool], low, high)
-        best = min(errors, key=errors.get)
+        errors: dict[tuple[str, float], np.ndarray] = {}
+        for start in range(0, len(pool), CHUNK_USERS):  # bounded memory: (chunk, targets, d) blocks
+            part = range(start, min(start + CHUNK_USERS, len(pool)))
+            chunk = _candidate_errors(fold_in, [given[pool[j]][picks[j]] for j in part],
+                                      [given_values[pool[j]][picks[j]] for j in part],
+                                      [targets[pool[j]] for j in part], [target_values[pool[j]] for j in part],
+                                      low, high)
+            for cand, err in chunk.items():
+                errors[cand] = np.concatenate([errors.get(cand, np.empty(0)), err])
+        best = _safe_best(errors)
         prior_out.append(best[0])
         alpha_out.append(best[1])
     return FoldInChoice(prior_out, alpha_out, "validation")
 
 
+def _safe_best(errors: dict[tuple[str, float], np.ndarray]) -> tuple[str, float]:
+    """The candidate with the smallest summed error, unless its gain over the bias fold-in is
+    within noise: validation users are few (hundreds), and a choice that only looks better on
+    them can be worse on new users, while the bias fold-in is the floor a user expects."""
+    floor = ("bias", 0.0)
+    best = min(errors, key=lambda c: float(errors[c].sum()))
+    gain = errors[floor] - errors[best]  # (n_users,) per-user reduction in squared error
+    if best == floor or len(gain) < 2:
+        return floor
+    se = float(gain.std(ddof=1)) / np.sqrt(len(gain))
+    return best if float(gain.mean()) > MARGIN * se else floor
+
+
 def _candidate_errors(fold_in: FoldIn, idx: list[np.ndarray], values: list[np.ndarray], targets: list[np.ndarray],
-                      target_values: list[np.ndarray], low: float, high: float) -> dict[tuple[str, float], float]:
-    """Summed squared error on the targets of every (prior, alpha) candidate, all users at once."""
+                      target_values: list[np.ndarray], low: float, high: float) -> dict[tuple[str, float], np.ndarray]:
+    """Per-user summed squared error ``(n_users,)`` on the targets of every (prior, alpha)
+    candidate, all users at once."""
     n, k = len(idx), len(idx[0])
     width = max(len(t) for t in targets)
     tgt = np.zeros((n, width), dtype=np.int64)  # (n, v) target items, padded
@@ -234,7 +261,7 @@ def _candidate_errors(fold_in: FoldIn, idx: list[np.ndarray], values: list[np.nd
         for prior in PRIORS:
             pred = np.clip(fold_in.link(fold_in.means[prior][tgt]), low, high)
             for alpha in ALPHAS:
-                errors[(prior, alpha)] = float((((pred - truth) ** 2) * mask).sum())
+                errors[(prior, alpha)] = (((pred - truth) ** 2) * mask).sum(1)
         return errors
     giv = np.stack(idx)  # (n, k)
     gram = np.einsum("nkd,njd->nkj", cov_feats[giv], feats[giv])  # (n, k, k) F_K cov F_K'
@@ -250,5 +277,5 @@ def _candidate_errors(fold_in: FoldIn, idx: list[np.ndarray], values: list[np.nd
             c = np.linalg.solve(alpha * gram + beta + s2 * eye, resid[..., None])[..., 0]  # (n, k)
             z = mean[tgt] + alpha * np.einsum("nvk,nk->nv", cross, c) + beta * c.sum(1, keepdims=True)
             pred = np.clip(fold_in.link(z), low, high)
-            errors[(prior, alpha)] = float((((pred - truth) ** 2) * mask).sum())
+            errors[(prior, alpha)] = (((pred - truth) ** 2) * mask).sum(1)
     return errors

@@ -220,12 +220,13 @@ class Recommender:
             pick = np.random.default_rng(seed).permutation(csr.nnz)[:50_000]
             users = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))[pick]
             r, c = (users, csr.indices[pick]) if self.orientation_ == "user" else (csr.indices[pick], users)
-            pred = np.clip(self._cells_from_net(net, rows, r, c), self.scale_.low, self.scale_.high)
+            # Unclipped, as the lists rank: what lies above the top of the scale still ranks higher.
+            pred = self._cells_from_net(net, rows, r, c)
             return FoldInChoice(), Relevance.fit(pred, csr.data[pick], threshold, fitted_on="training", scale_range=span)
         v_users, v_items, v_true = _cells(val_matrix.csr)
         known = (fit_matrix.user_counts()[v_users] > 0) & (fit_matrix.item_counts()[v_items] > 0)
         r, c = (v_users, v_items) if self.orientation_ == "user" else (v_items, v_users)
-        pred = np.clip(self._cells_from_net(net, rows, r[known], c[known]), self.scale_.low, self.scale_.high)
+        pred = self._cells_from_net(net, rows, r[known], c[known])  # unclipped, as the lists rank
         relevance = Relevance.fit(pred, v_true[known], threshold, scale_range=span)
         path = _ReadPath.from_network(self, net, rows, fit_matrix.csr, fit_matrix.user_counts(), bias, FoldInChoice())
         fit_csr, val_csr = fit_matrix.csr, val_matrix.csr

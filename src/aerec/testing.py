@@ -243,7 +243,9 @@ class RecommenderContract:
             assert recs["item"].is_unique
             scores = recs["score"].to_numpy()
             assert (np.diff(scores) <= 0).all(), "recommendations must be sorted by score"
-            assert (scores >= fitted.scale_.low).all() and (scores <= fitted.scale_.high).all()
+            assert (scores > 0).all() and (scores <= 1).all(), "the score is a relevance in (0, 1]"
+            predictions = recs["prediction"].to_numpy()
+            assert (predictions >= fitted.scale_.low).all() and (predictions <= fitted.scale_.high).all()
             top3 = fitted.recommend(user, n=3)
             assert top3["item"].tolist() == recs["item"].tolist()[:3]
             everything = fitted.recommend(user, n=n_items + 5, exclude_rated=False)
@@ -273,9 +275,14 @@ class RecommenderContract:
             assert (np.diff(recs["score"].to_numpy()) <= 0).all()
             assert set(recs["item"]) <= set(liked), f"a new user who likes {liked[:k]} got {recs['item'].tolist()}"
 
-    def test_recommend_new_ignores_unknown_items_and_handles_none(self, fitted: Recommender, data: PlantedData) -> None:
+    def test_recommend_new_refuses_or_drops_unknown_items_and_handles_none(
+        self, fitted: Recommender, data: PlantedData
+    ) -> None:
+        ratings = {"x0": fitted.scale_.high, "no-such-item": fitted.scale_.high}
+        with pytest.raises(DataError, match="no-such-item"):
+            fitted.recommend_new(ratings, n=3)  # a typo must not pass silently
         with pytest.warns(UserWarning, match="does not know"):
-            recs = fitted.recommend_new({"x0": fitted.scale_.high, "no-such-item": fitted.scale_.high}, n=3)
+            recs = fitted.recommend_new(ratings, n=3, unknown="warn")
         assert len(recs) == 3 and "x0" not in set(recs["item"])
         assert len(fitted.recommend_new({}, n=4)) == 4  # no ratings: the bias model's favourites
         with pytest.raises(DataError):

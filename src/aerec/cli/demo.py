@@ -96,12 +96,13 @@ def _recs_table(frame: pd.DataFrame, title: str) -> Table:
     table.add_column("item", justify="right")
     if "title" in frame.columns:
         table.add_column("title")
+    table.add_column("relevance", justify="right")  # what the list is ranked by
     table.add_column("predicted rating", justify="right")
     for rank, row in enumerate(frame.itertuples(index=False), start=1):
         cells = [str(rank), escape(str(row.item))]
         if "title" in frame.columns:
             cells.append(escape(str(row.title)))
-        cells.append(f"{row.score:.2f}")
+        cells += [f"{row.score:.3f}", f"{row.prediction:.2f}"]
         table.add_row(*cells)
     return table
 

@@ -541,7 +541,8 @@ def train_command(
         "refit_epochs": recommender.refit_epochs_,  # epochs retrained on every training rating (train.refit)
         "fit_seconds": round(fit_seconds, 3),
     }
-    for key in ("rmse", "mae", "n", "n_fallback", "rmse_per_user"):
+    for key in ("rmse", "mae", "n", "n_fallback", "rmse_per_user", "precision@10", "recall@10", "ndcg@10",
+                "relevant_from", "n_ranked_users"):
         metrics[key] = test_metrics[key] if test_metrics is not None else None
     metrics = _finite(metrics)
     recommender.save(out, metrics=metrics)
@@ -564,6 +565,8 @@ def train_command(
         table.add_row("test RMSE", _fmt(metrics["rmse"]))
         table.add_row("test MAE", _fmt(metrics["mae"]))
         table.add_row("test RMSE per user", _fmt(metrics["rmse_per_user"]))
+        table.add_row("test precision@10", f"{_fmt(metrics['precision@10'])} (NDCG@10 {_fmt(metrics['ndcg@10'])}; "
+                      f"relevant = ratings >= {metrics['relevant_from']:g})")
     else:
         table.add_row("test", "none (add --split SPEC or --test FILE to evaluate)")
     table.add_row("fit time", f"{fit_seconds:.1f} s")
@@ -590,9 +593,16 @@ def evaluate_command(
     duplicates: str | None = DuplicatesOption,
     n_ratings: int | None = NRatingsOption,
     taste: float | None = TasteOption,
+    k: int = typer.Option(10, "--k", metavar="K", help="Rating models: the list length of precision@K, recall@K, NDCG@K."),
+    relevant: float | None = typer.Option(
+        None, "--relevant", metavar="RATING", help="Rating models: the lowest test rating that counts as relevant "
+        "for the ranking metrics (default: the scale's liked level, 4 on 1..5, 3.5 on half stars)."
+    ),
     as_json: bool = JsonOption,
 ) -> None:
-    """RMSE, MAE, per-user RMSE and the fallback count of a saved model on test ratings.
+    """RMSE, MAE, per-user RMSE and the fallback count of a saved model on test ratings, and
+    precision@K, recall@K and NDCG@K of its top-K lists (relevant: test ratings >= --relevant;
+    candidates: every item with training ratings that the user did not rate in training).
 
     Implicit models report ranking metrics instead (recall@20, recall@50, ndcg@100, ...): test
     users the model knows rank their test positives given their training ones; new users fold
@@ -632,7 +642,7 @@ def evaluate_command(
                 )
         if len(test) == 0:
             raise DataError("the test set is empty", path=source, fix="choose a split with a test part")
-        metrics = _finite(evaluate_ratings(model, test))
+        metrics = _finite(evaluate_ratings(model, test, k=k, relevant=relevant))
     if as_json:
         typer.echo(json.dumps(metrics))
         return
@@ -642,6 +652,10 @@ def evaluate_command(
     table.add_row("RMSE", _fmt(metrics["rmse"]))
     table.add_row("MAE", _fmt(metrics["mae"]))
     table.add_row("RMSE per user", _fmt(metrics["rmse_per_user"]))
+    table.add_row(f"top-{k} lists", f"{metrics['n_ranked_users']:,} users; relevant = test ratings >= "
+                  f"{metrics['relevant_from']:g}")
+    for name in ("precision", "recall", "ndcg"):
+        table.add_row(f"{'NDCG' if name == 'ndcg' else name}@{k}", _fmt(metrics[f"{name}@{k}"]))
     err_console.print(table)
 
 
@@ -733,7 +747,8 @@ def recommend_command(
     used = 0  # how many of a new user's items the model knows (it warns about the others)
     with _warnings_to_console():
         if new_ratings is not None:
-            top = model.recommend_new(new_ratings, n=n)
+            # Rating models refuse unknown items by default; here they are dropped with a warning.
+            top = model.recommend_new(new_ratings, n=n, **({} if getattr(model, "implicit", False) else {"unknown": "warn"}))
             given_items = list(dict.fromkeys(new_ratings))
             used = int((model.items_.index(given_items, unknown="missing") >= 0).sum()) if given_items else 0
         else:
@@ -743,8 +758,10 @@ def recommend_command(
                     fix='give a user of the training data, or a new user\'s ratings with --ratings "item=rating,..."',
                 )
             top = model.recommend(user.strip(), n=n, exclude_rated=not include_rated)
+    predictions = top["prediction"].tolist() if "prediction" in top.columns else None
     recs = [
         {"item_id": _finite(item), "score": float(score), "title": _title(top, k)}
+        | ({} if predictions is None else {"prediction": float(predictions[k])})
         for k, (item, score) in enumerate(zip(top["item"].tolist(), top["score"].tolist()))
     ]
     if as_json:
@@ -763,9 +780,12 @@ def recommend_command(
     if titles:
         table.add_column("title", overflow="fold")
     table.add_column("score", justify="right")
+    if predictions is not None:
+        table.add_column("predicted", justify="right")
     for rank, rec in enumerate(recs, start=1):
         title = [escape(rec["title"] or "")] if titles else []
-        table.add_row(str(rank), escape(str(rec["item_id"])), *title, f"{rec['score']:.3f}")
+        predicted = [f"{rec['prediction']:.2f}"] if predictions is not None else []
+        table.add_row(str(rank), escape(str(rec["item_id"])), *title, f"{rec['score']:.3f}", *predicted)
     out_console.print(table)
 
 

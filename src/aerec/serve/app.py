@@ -87,7 +87,10 @@ class PredictRequest(BaseModel):
 
 class Recommendation(BaseModel):
     item_id: str
-    score: float = Field(description="predicted rating on the model's scale (implicit top-N models: a ranking score)")
+    score: float = Field(description="what the list is ranked by: for rating models the relevance (the item's share "
+                                     "of raters x the calibrated chance of a liked rating, 0..1); for implicit top-N "
+                                     "models their ranking score")
+    prediction: float | None = Field(default=None, description="predicted rating on the model's scale (rating models)")
     title: str | None = None
     genres: list[str] = Field(default_factory=list)
 
@@ -305,7 +308,9 @@ def app_from_env() -> FastAPI:
 
 
 def _records(items: list[Scored]) -> list[dict[str, Any]]:
-    return [{"item_id": s.item_id, "score": round(s.score, SCORE_DIGITS), "title": s.title, "genres": s.genres} for s in items]
+    return [{"item_id": s.item_id, "score": round(s.score, SCORE_DIGITS),
+             "prediction": None if s.prediction is None else round(s.prediction, SCORE_DIGITS),
+             "title": s.title, "genres": s.genres} for s in items]
 
 
 def _read_static() -> dict[str, bytes]:

@@ -4,9 +4,10 @@ An HTTP request asks for ten recommendations for one user; the library's methods
 a pandas frame. :class:`ServingModel` computes, once at start-up, what every request would
 otherwise recompute, and answers with plain Python lists: ids as strings (the API's form) and a
 ``{id: index}`` dict, so a lookup is one dict access; titles and genres as lists, and the items
-ordered by popularity for browsing. Scores come from the library itself
-(:meth:`~aerec.Recommender.new_user_scores`: for item-based models a ridge fold-in solved in its
-k x k dual form on hidden codes prepared when the model was loaded).
+ordered by popularity for browsing. Scores and lists come from the library itself: a new user's
+predicted ratings from :meth:`~aerec.Recommender.new_user_scores` (the fold-in of
+:mod:`aerec.foldin`, solved in its k x k dual form on features prepared when the model was
+loaded) and the order from :meth:`~aerec.Recommender.rank_items`, as in ``aerec recommend``.
 
 Thread safety: every request reads the same model from a pool of threads. All model access
 goes through one lock, so the library's lazy caches and torch modules are never entered by two
@@ -41,12 +42,14 @@ class UnknownIdError(LookupError):
 
 @dataclass(frozen=True)
 class Scored:
-    """One recommended item: its id, score on the rating scale, title and genres when known."""
+    """One recommended item: its id, score (rating models: the relevance the list is ranked by;
+    top-N models: their ranking score), predicted rating (rating models only), title, genres."""
 
     item_id: str
     score: float
     title: str | None
     genres: list[str]
+    prediction: float | None = None
 
 
 class ServingModel:
@@ -81,14 +84,9 @@ class ServingModel:
 
     # ------------------------------------------------------------------ start-up
     def _prepare_fold_in(self) -> None:
-        m = self.model
-        n_items = len(self.item_ids)
-        # A new user with no known rating gets the model's cold-start answer (the bias model's
-        # mu + b_i; the most-liked items for implicit models).
-        if getattr(m, "implicit", False):
-            self._cold_scores = m.new_user_scores(np.empty(0, dtype=np.int64), np.empty(0))
-        else:
-            self._cold_scores = m.bias_.predict(np.full(n_items, -1), np.arange(n_items)).astype(np.float64)
+        # A new user with no known rating gets the model's cold-start answer (the fold-in's
+        # k = 0 prior for rating models; the most-liked items for implicit models).
+        self._cold_scores = self.model.new_user_scores(np.empty(0, dtype=np.int64), np.empty(0))
 
     # ------------------------------------------------------------------ ids
     def item_index(self, ids: Iterable[str]) -> np.ndarray:
@@ -149,7 +147,8 @@ class ServingModel:
         with self.lock:
             frame = self.model.recommend(self._label(self.model.users_, user_id), n=n)
         index = self.item_index(str(i) for i in frame["item"].tolist())
-        return [self._scored(k, s) for k, s in zip(index.tolist(), frame["score"].tolist())]
+        predictions = frame["prediction"].tolist() if "prediction" in frame.columns else [None] * len(frame)
+        return [self._scored(k, s, p) for k, s, p in zip(index.tolist(), frame["score"].tolist(), predictions)]
 
     def predict(self, pairs: Sequence[tuple[str, str]]) -> tuple[np.ndarray, np.ndarray]:
         """Predicted ratings ``(n,)`` and fallback flags ``(n,)`` for (user_id, item_id) pairs."""
@@ -167,6 +166,9 @@ class ServingModel:
 
     # ------------------------------------------------------------------ helpers
     def _top(self, scores: np.ndarray, exclude: np.ndarray, n: int) -> list[Scored]:
+        if self._clip:  # a rating model: the library's own ranking (relevance), predictions beside it
+            top, relevance, prediction = self.model.rank_items(np.array(scores, dtype=np.float64), exclude, n)
+            return [self._scored(k, s, p) for k, s, p in zip(top.tolist(), relevance.tolist(), prediction.tolist())]
         scores = np.array(scores, dtype=np.float64)  # a copy: the cold scores are shared
         scores[self._unrankable] = -np.inf
         scores[exclude] = -np.inf
@@ -175,11 +177,11 @@ class ServingModel:
             return []
         top = np.argpartition(-scores, n - 1)[:n]
         top = top[np.argsort(-scores[top], kind="stable")]
-        clipped = np.clip(scores[top], self.scale.low, self.scale.high) if self._clip else scores[top]
-        return [self._scored(k, s) for k, s in zip(top.tolist(), clipped.tolist())]
+        return [self._scored(k, s) for k, s in zip(top.tolist(), scores[top].tolist())]
 
-    def _scored(self, k: int, score: float) -> Scored:
-        return Scored(self.item_ids[k], float(score), self.titles[k], self.genres[k])
+    def _scored(self, k: int, score: float, prediction: float | None = None) -> Scored:
+        return Scored(self.item_ids[k], float(score), self.titles[k], self.genres[k],
+                      None if prediction is None else float(prediction))
 
     @staticmethod
     def _label(vocab: Any, text: str) -> Any:

@@ -175,7 +175,8 @@
   }
 
   function renderRecs() {
-    fill($("recs"), state.recs.map((rec) => itemRow(rec, { score: rec.score })));
+    // Rating models rank by relevance and show the predicted rating; top-N models predict none.
+    fill($("recs"), state.recs.map((rec) => itemRow(rec, { score: rec.prediction })));
   }
 
   function renderAll() {
