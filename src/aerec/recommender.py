@@ -454,6 +454,14 @@ class Recommender:
     def load(cls, directory: str | Path) -> Recommender:
         """Load a model directory written by :meth:`save` (safetensors + JSON only)."""
         tensors, meta = read_model_dir(directory)
+        from aerec.implicit.families import is_implicit_kind
+
+        if is_implicit_kind(str(meta.get("kind", ""))):  # a sound model of the other estimator
+            raise ModelFileError(
+                f"{directory} holds an implicit top-N model ({meta['kind']}), not a rating model: load it with "
+                f"aerec.load_model({str(directory)!r}) or ImplicitRecommender.load(...), which rank items but "
+                "predict no ratings"
+            )
         try:
             model_params = dict(meta["model"])
             config = Config(model={"kind": meta["kind"], **model_params}, train=meta["train"], run=meta["run"])

@@ -805,11 +805,19 @@ def _decide_implicit(fields: _Fields, implicit: bool | None, p: Path) -> bool:
 
 
 def _require_whole_ids(frame: pd.DataFrame, p: Path, fmt: str) -> pd.DataFrame:
-    """MovieLens and Netflix ids are whole numbers: name the first line where one is not."""
+    """MovieLens and Netflix ids are whole numbers: name the first line where one is not.
+
+    Ids the reader kept as text because they are spelt as digits that int64 cannot hold or that
+    a conversion would change ("007", 23 digits) stay text: ids are labels, kept as written."""
     for col in ("user", "item"):
         ids = frame[col]
         if ids.dtype.kind in "iu":
             continue
+        if pd.api.types.is_string_dtype(ids) or ids.dtype == object:
+            text = ids.astype(str).str.strip()
+            if text.str.fullmatch(r"[0-9]+").all():
+                frame = frame.assign(**{col: text.to_numpy(dtype=object)})
+                continue
         numbers = pd.to_numeric(ids, errors="coerce")
         values = numbers.to_numpy(dtype=np.float64, na_value=np.nan)
         # Empty ids are left for the validation ("missing user id"); text and fractions are not.
