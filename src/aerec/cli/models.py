@@ -477,6 +477,10 @@ def train_command(
     config = Config.from_dict(settings, source=str(config_file) if config_file else "settings")
     run = config.resolve_run()
     resolve_device(run.device)  # a device this machine lacks fails before anything is read or written
+    if config.model.get("kind") in ("ease", "popularity"):  # settings they would ignore, before reading
+        from aerec.implicit.recommender import ImplicitRecommender
+
+        ImplicitRecommender(config=config).check_settings_apply()
     options = _with_synthetic(reader_options(fmt, columns, sep, scale, duplicates), data, n_ratings, taste)
     # Under torchrun: join the other processes (docs/distributed.md); alone, nothing happens.
     distributed.init_from_env(run.device)

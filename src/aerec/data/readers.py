@@ -496,8 +496,8 @@ def _parse_with_arrow(p: Path, layout: _Layout, head: Head) -> pd.DataFrame:
     typed = pacsv.ConvertOptions(column_types={**{c: pa.float64() for c in rating}, **{c: pa.string() for c in ids}},
                                  strings_can_be_null=True, check_utf8=True)
     try:
-        table = pacsv.read_csv(_sniff.open_binary(p), read_options=read, parse_options=parse,
-                               convert_options=typed)
+        with _sniff.open_binary(p) as f:
+            table = pacsv.read_csv(f, read_options=read, parse_options=parse, convert_options=typed)
     except (pa.ArrowException, UnicodeError) as first_error:
         if "conversion error" not in str(first_error):
             raise _bad_line(p, layout, head, _short(first_error)) from None
@@ -506,8 +506,8 @@ def _parse_with_arrow(p: Path, layout: _Layout, head: Head) -> pd.DataFrame:
         as_text = pacsv.ConvertOptions(column_types={c: pa.string() for c in names},
                                        strings_can_be_null=True, check_utf8=True)
         try:
-            table = pacsv.read_csv(_sniff.open_binary(p), read_options=read, parse_options=parse,
-                                   convert_options=as_text)
+            with _sniff.open_binary(p) as f:
+                table = pacsv.read_csv(f, read_options=read, parse_options=parse, convert_options=as_text)
         except (pa.ArrowException, UnicodeError):
             raise _bad_line(p, layout, head, _short(first_error)) from None
         return _with_typed_ids(_numbers_where_possible(table, keep=ids), ids).to_pandas(date_as_object=False)

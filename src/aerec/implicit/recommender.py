@@ -69,6 +69,11 @@ NOT_A_RATING_MODEL = (
 )
 
 
+# Families without a training loop, and the command-line flags of the settings they ignore.
+CLOSED_FORM = ("ease", "popularity")
+_TRAIN_FLAGS = {"epochs": "--epochs", "lr": "--lr", "batch_size": "--batch-size or --online"}
+
+
 class ImplicitRecommender:
     """A top-N recommender for implicit feedback (``multvae``, ``multdae``, ``cdae``, ``ease``,
     ``popularity``).
@@ -92,6 +97,20 @@ class ImplicitRecommender:
         self.resolved()  # fail here, not at fit, on an unknown kind or setting (a typo such as hiddden=)
 
     # ------------------------------------------------------------------ settings
+    def check_settings_apply(self) -> None:
+        """Refuse training settings this family would ignore: EASE is solved in closed form and
+        popularity counts, so epochs, a learning rate or batches mean nothing to them (only
+        ``train.validation``, the share of users that choose EASE's lambda, applies)."""
+        if self.kind not in CLOSED_FORM:
+            return
+        ignored = sorted(set(self.config.train) - {"validation"})
+        if ignored:
+            flags = ", ".join(f"train.{k}" + (f" ({_TRAIN_FLAGS[k]})" if k in _TRAIN_FLAGS else "") for k in ignored)
+            raise ConfigError(
+                f"{self.kind} has no training loop (it is solved in closed form), so {flags} would be ignored; "
+                "drop it, or choose a neural model such as multvae, which trains for epochs"
+            )
+
     def resolved(self) -> tuple[Any, Any, Any]:
         """(model params, TrainConfig, RunConfig) after the family's defaults and presets."""
         return get_implicit_family(self.config.kind).resolve(self.config)
@@ -135,6 +154,7 @@ class ImplicitRecommender:
                 >= 3.5 on half stars; see :func:`~aerec.implicit.views.default_threshold`).
             val_metric: what model selection maximises, e.g. ``"ndcg@100"`` or ``"recall@20"``.
         """
+        self.check_settings_apply()
         params, train_cfg, run = self.resolved()
         parse_metric(val_metric)
         train = as_ratings(train, events=True)
