@@ -7,6 +7,7 @@ into a message and exit code 2 (bad input) or 1.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -84,7 +85,7 @@ def list_command(
 @datasets_app.command("info")
 def info_command(
     name: str = typer.Argument(
-        ..., metavar="NAME|PATH", help="A dataset name (see `aerec datasets list`) or a ratings file."
+        ..., metavar="NAME|PATH", help="A dataset name (see `aerec datasets list`), a ratings file, or - for stdin."
     ),
     data_home: Path | None = DataHomeOption,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
@@ -117,7 +118,12 @@ def info_command(
         "taste": taste,
     }
     options = {k: v for k, v in options.items() if v is not None}
-    ratings = registry.load_dataset(name, data_home=data_home, **options)
+    from aerec.cli.models import stdin_as_file
+
+    with stdin_as_file(name, "NAME|PATH") as source:  # '-' reads stdin
+        ratings = registry.load_dataset(source, data_home=data_home, **options)
+    if name == "-":
+        ratings = dataclasses.replace(ratings, source="<stdin>")
     summary = ratings.summary()
     spec = registry.REGISTRY.get(name)
     summary["dataset"] = spec.name if spec is not None else None

@@ -21,7 +21,10 @@ import contextlib
 import dataclasses
 import json
 import math
+import os
 import shutil
+import sys
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass
@@ -39,10 +42,13 @@ from aerec.cli import app, err_console, out_console
 from aerec.config import Config, apply_overrides, load_config
 from aerec.data.ratings import Ratings
 from aerec.data.scale import RatingScale
-from aerec.errors import ConfigError, DataError
+from aerec.errors import AerecError, ConfigError, DataError
 from aerec.models.families import default_kind
 
-__all__ = ["check_out_dir", "default_checkpoint_dir", "default_model", "parse_new_user_ratings"]
+__all__ = [
+    "check_out_dir", "check_writable", "default_checkpoint_dir", "default_model", "parse_new_user_ratings",
+    "stdin_as_file",
+]
 
 # Files the reader understands when a new user's ratings are given as a file.
 _NEW_USER_SEPARATORS = ("\t", ",", ";", "|", "::")
@@ -142,6 +148,59 @@ def check_out_dir(out: Path) -> None:
             f"--out {out} is a folder that holds something other than an aerec model, and saving replaces "
             "the whole folder; choose a new or empty folder"
         )
+    check_writable(out, "--out")
+
+
+def check_writable(path: Path, flag: str) -> None:
+    """Refuse, before any work, an output path that cannot be written: one under a file, in a
+    read-only place (/proc), or in a folder without write permission. Saving writes a temporary
+    sibling and renames it (and a checkpoint folder is written into), so the nearest existing
+    folder of each place is tried for real rather than guessed from permission bits."""
+    path = Path(path).expanduser()
+    if str(path) == "-":
+        raise ConfigError(f"{flag} - (stdout) cannot hold a folder; give a folder name, e.g. {flag} model")
+    for place in ([path, path.parent] if path.is_dir() else [path.parent]):
+        existing = place
+        while not existing.exists() and existing.parent != existing:
+            existing = existing.parent
+        if not existing.is_dir():
+            raise ConfigError(
+                f"{flag} {path}: {existing} is a file, so nothing can be created under it; choose a path in a folder"
+            )
+        try:
+            os.rmdir(tempfile.mkdtemp(prefix=".aerec-write-test-", dir=existing))
+        except OSError as exc:
+            raise ConfigError(
+                f"{flag} {path}: cannot write in {existing} ({exc.strerror or exc}); choose a folder you can write to"
+            ) from None
+
+
+_stdin_read = False  # stdin can be read once: two options cannot both be '-'
+
+
+@contextlib.contextmanager
+def stdin_as_file(path: Any, flag: str) -> Iterator[Any]:
+    """``path``, or for ``-`` a temporary copy of stdin, so every reader (which sniffs the head,
+    then parses, then may re-scan to name a bad line) can read it more than once. Messages about
+    the copy name ``<stdin>`` instead of its temporary path."""
+    global _stdin_read
+    if path is None or str(path) != "-":
+        yield path
+        return
+    if _stdin_read:
+        raise ConfigError(f"{flag} -: stdin is already read for another option; give a file here")
+    _stdin_read = True
+    with tempfile.TemporaryDirectory(prefix="aerec-stdin-") as tmp:
+        copy = Path(tmp) / "stdin"
+        with open(copy, "wb") as fh:
+            shutil.copyfileobj(sys.stdin.buffer, fh)
+        try:
+            yield type(path)(copy) if isinstance(path, Path) else str(copy)
+        except AerecError as exc:
+            exc.args = tuple(a.replace(str(copy), "<stdin>") if isinstance(a, str) else a for a in exc.args)
+            if getattr(exc, "path", None) == str(copy):
+                exc.path = "<stdin>"
+            raise
 
 
 def parse_new_user_ratings(text: str) -> dict[Any, float]:
@@ -400,7 +459,7 @@ def train_command(
         None, "--split", metavar="SPEC", help="Hold out a test set: u1..u5, random:0.1, peruser:0.2, ... "
         "(seeded with --seed unless the spec says seed=)."
     ),
-    train_file: Path | None = typer.Option(None, "--train", metavar="FILE", help="Training ratings file."),
+    train_file: Path | None = typer.Option(None, "--train", metavar="FILE", help="Training ratings file (- for stdin)."),
     test_file: Path | None = typer.Option(
         None, "--test", metavar="FILE", help="Test ratings file (read with the training file's options)."
     ),
@@ -464,6 +523,10 @@ def train_command(
 
     _check_train_flags(data, train_file, test_file, split)
     check_out_dir(out)
+    if checkpoint_dir is not None:
+        if Path(checkpoint_dir).is_file():
+            raise ConfigError(f"--checkpoint-dir {checkpoint_dir} is a file; give a folder for the checkpoints")
+        check_writable(checkpoint_dir, "--checkpoint-dir")
     if online and batch_size not in (None, 1):
         raise ConfigError(
             f"--online means one row per update (batch size 1); it contradicts --batch-size {batch_size}"
@@ -488,8 +551,14 @@ def train_command(
     with _warnings_to_console():
         from aerec.cli.implicit import is_implicit_run, read_train_data, train_implicit
 
-        with distributed.main_first():  # rank 0 downloads a dataset once; the others then read it
-            parts = read_train_data(data, train_file, test_file, split, options, run.seed, implicit)
+        with distributed.main_first(), contextlib.ExitStack() as inputs:  # rank 0 downloads a dataset once
+            # '-' reads stdin; a copy lives until the data is read (messages name <stdin>).
+            data_in = inputs.enter_context(stdin_as_file(data, "--data"))
+            train_in = inputs.enter_context(stdin_as_file(train_file, "--train"))
+            test_in = inputs.enter_context(stdin_as_file(test_file, "--test"))
+            parts = read_train_data(data_in, train_in, test_in, split, options, run.seed, implicit)
+            if "-" in (data, str(train_file)):
+                parts = dataclasses.replace(parts, source="<stdin>")
         if is_implicit_run(config, parts.train, implicit, threshold):
             train_implicit(config, parts, out=out, threshold=threshold, checkpoint_dir=checkpoint_dir, resume=resume,
                            progress=progress, as_json=as_json)
@@ -621,10 +690,10 @@ def evaluate_command(
         with _warnings_to_console():
             evaluate_implicit(model, model_dir, test_file, data, split, options, as_json)
         return
-    with _warnings_to_console():
+    with _warnings_to_console(), stdin_as_file(test_file, "--test") as test_in:
         if test_file is not None:
-            test = load_dataset(Path(test_file), **{"scale": model.scale_, **options})
-            source = str(test_file)
+            test = load_dataset(Path(test_in), **{"scale": model.scale_, **options})
+            source = "<stdin>" if str(test_file) == "-" else str(test_file)
         else:
             _, _, run = model.resolved()
             parts = parse_split(split, seed=run.seed)(load_dataset(data, **options))
@@ -654,10 +723,12 @@ def evaluate_command(
 def predict_command(
     model_dir: Path = typer.Argument(..., metavar="DIR", help="A model directory written by aerec train."),
     pairs: Path = typer.Option(
-        ..., "--pairs", metavar="FILE", help="(user, item) rows, csv/tsv, header or not; a ratings file works too "
-        "(its ratings are ignored)."
+        ..., "--pairs", metavar="FILE", help="(user, item) rows, csv/tsv, header or not, - for stdin; a ratings "
+        "file works too (its ratings are ignored)."
     ),
-    out_file: Path | None = typer.Option(None, "--out", metavar="FILE", help="Write the CSV here (default: stdout)."),
+    out_file: Path | None = typer.Option(
+        None, "--out", metavar="FILE", help="Write the CSV here (default, or -: stdout)."
+    ),
     columns: str | None = ColumnsOption,
     sep: str | None = SepOption,
 ) -> None:
@@ -669,15 +740,22 @@ def predict_command(
     from aerec.data.registry import load_dataset
     from aerec.persistence import atomic_write_text
 
+    if out_file is not None and str(out_file) == "-":
+        out_file = None  # '-' is stdout
+    if out_file is not None:  # before any work
+        out_file = Path(out_file)
+        if out_file.is_dir():
+            raise ConfigError(f"--out {out_file} is a folder; give a file name, e.g. {out_file / 'predictions.csv'}")
+        check_writable(out_file, "--out")
     model = _load_model(model_dir)
     if getattr(model, "implicit", False):
         from aerec.implicit.recommender import NOT_A_RATING_MODEL
 
         raise ConfigError(NOT_A_RATING_MODEL.format(kind=model.kind))
-    with _warnings_to_console():
+    with _warnings_to_console(), stdin_as_file(pairs, "--pairs") as pairs_in:
         # Read as events: a pairs file has no rating, and a ratings file's ratings are dropped.
         # A pair asked twice is answered twice (one output line per input line).
-        rows = load_dataset(Path(pairs), implicit=True, **reader_options(None, columns, sep, None, "keep")).frame
+        rows = load_dataset(Path(pairs_in), implicit=True, **reader_options(None, columns, sep, None, "keep")).frame
         preds = model.predict_pairs(rows["user"].to_numpy(), rows["item"].to_numpy())
     frame = rows[["user", "item"]].reset_index(drop=True)
     frame["prediction"] = preds.values.astype(np.float64)
@@ -686,9 +764,6 @@ def predict_command(
     if out_file is None:
         typer.echo(text, nl=False)
         return
-    out_file = Path(out_file)
-    if out_file.is_dir():
-        raise ConfigError(f"--out {out_file} is a folder; give a file name, e.g. {out_file / 'predictions.csv'}")
     out_file.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_file, text)
     err_console.print(
@@ -726,7 +801,8 @@ def recommend_command(
         raise ConfigError("--include-rated goes with --user; a new user's own ratings are never recommended back")
     if n < 1:
         raise ConfigError(f"-n must be a positive whole number; got {n}")
-    new_ratings = parse_new_user_ratings(ratings) if ratings is not None else None
+    with stdin_as_file(ratings, "--ratings") as ratings_in:  # '-': a file of item,rating lines on stdin
+        new_ratings = parse_new_user_ratings(ratings_in) if ratings_in is not None else None
     if items is not None:
         from aerec.cli.implicit import parse_new_user_items
 
