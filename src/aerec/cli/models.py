@@ -345,6 +345,30 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return escape(str(value))
 
 
+FALLBACK_WARNING = 0.05  # above this share of test ratings answered by the bias model, say so
+
+
+def add_fallback_report(model, test: Ratings, metrics: dict[str, Any]) -> dict[str, Any]:
+    """``metrics`` with ``fallback_fraction`` (the share of test ratings the bias model answered
+    because their user or item is unknown to the model) and how many test users and items are
+    unknown; warns when that share is above 5 %, since the figures then say more about the
+    fallback than about the model."""
+    n, k = metrics.get("n") or 0, metrics.get("n_fallback") or 0
+    users = model.users_.index(test.frame["user"].unique(), unknown="missing")
+    items = model.items_.index(test.frame["item"].unique(), unknown="missing")
+    report = {"fallback_fraction": k / n if n else 0.0, "n_unknown_users": int((users < 0).sum()),
+              "n_unknown_items": int((items < 0).sum())}
+    if n and k / n > FALLBACK_WARNING:
+        warnings.warn(
+            f"{k:,} of {n:,} test ratings ({k / n:.1%}) fell back to the bias model because the model never saw "
+            f"their user or item ({report['n_unknown_users']:,} of {len(users):,} test users and "
+            f"{report['n_unknown_items']:,} of {len(items):,} test items are unknown); the figures say more about "
+            "the fallback than about the model: evaluate on users and items of the training data "
+            "(e.g. a split of the same file)", stacklevel=1,
+        )
+    return {**metrics, **report}
+
+
 # ----------------------------------------------------------------------------- train
 @dataclass
 class _TrainData:
@@ -705,13 +729,14 @@ def evaluate_command(
                 )
         if len(test) == 0:
             raise DataError("the test set is empty", path=source, fix="choose a split with a test part")
-        metrics = _finite(evaluate_ratings(model, test))
+        metrics = _finite(add_fallback_report(model, test, evaluate_ratings(model, test)))
     if as_json:
         typer.echo(json.dumps(metrics))
         return
     table = _facts_table(f"aerec evaluate {escape(str(model_dir))}")
     table.add_row("test", escape(source))
-    table.add_row("ratings", f"{metrics['n']:,} ({metrics['n_fallback']:,} by fallback)")
+    table.add_row("ratings", f"{metrics['n']:,} ({metrics['n_fallback']:,} by fallback, "
+                  f"{_fmt(metrics['fallback_fraction'] * 100, 1)} %)")
     table.add_row("RMSE", _fmt(metrics["rmse"]))
     table.add_row("MAE", _fmt(metrics["mae"]))
     table.add_row("RMSE per user", _fmt(metrics["rmse_per_user"]))
