@@ -441,7 +441,10 @@ class Recommender:
         if self.history_:
             from aerec.plots import plot_history
 
-            writers["curves.png"] = lambda path: plot_history(self.history_frame(), path, title=f"aerec {self.config.kind}")
+            # The epoch the summary reports as best (early stopping's choice), not a recomputed one.
+            best = getattr(getattr(self, "train_result_", None), "best_epoch", None)
+            writers["curves.png"] = lambda path: plot_history(self.history_frame(), path, title=f"aerec {self.config.kind}",
+                                                              best_epoch=best)
         return write_model_dir(directory, tensors, meta, extras, writers)
 
     def _resolved_toml(self) -> str:

@@ -470,7 +470,8 @@ class ImplicitRecommender:
         }
         writers = {}
         if self.history_:
-            writers["curves.png"] = lambda path: _plot(self.history_frame(), path, self.kind, self.val_metric_)
+            best = getattr(getattr(self, "train_result_", None), "best_epoch", None)  # as the summary says
+            writers["curves.png"] = lambda path: _plot(self.history_frame(), path, self.kind, self.val_metric_, best)
         return write_model_dir(directory, tensors, meta, extras, writers)
 
     @classmethod
@@ -580,8 +581,10 @@ def _read_history(path: Path, metric: str, kind: str) -> list[EpochRecord]:
             for r in frame.itertuples(index=False)]
 
 
-def _plot(history: pd.DataFrame, path: Path, kind: str, metric: str) -> Path:
-    """Training loss and the validation metric per epoch (two axes) into ``path`` (PNG)."""
+def _figure(history: pd.DataFrame, kind: str, metric: str, best_epoch: int | None = None) -> Any:
+    """Training loss and the validation metric per epoch (two axes; EASE: the metric per
+    lambda tried), labelled, with one legend for both axes and the kept epoch marked: the one
+    the summary reports (``best_epoch``), else the best validation figure."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -591,21 +594,38 @@ def _plot(history: pd.DataFrame, path: Path, kind: str, metric: str) -> Path:
     name = f"val_{metric}"
     xlabel = "lambda (l2)" if kind == "ease" else "epoch"
     xs = history["l2"] if kind == "ease" else history["epoch"]
+    other = ax
     if kind != "ease":
         ax.plot(xs, history["loss"], color="C0", label="train loss")
         ax.set_ylabel("train loss")
     if history[name].notna().any():
         other = ax.twinx() if kind != "ease" else ax
         other.plot(xs, history[name], color="C1", label=f"validation {metric}")
-        other.set_ylabel(metric)
-        best = history[name].idxmax()
-        other.scatter([xs[best]], [history.loc[best, name]], color="C1", zorder=3)
+        other.set_ylabel(f"validation {metric}")
+        rows = history.index[history["epoch"] == best_epoch] if best_epoch is not None and kind != "ease" else []
+        best = rows[0] if len(rows) else history[name].idxmax()
+        where = f"lambda {xs[best]:g}" if kind == "ease" else f"epoch {int(xs[best])}"
+        other.scatter([xs[best]], [history.loc[best, name]], color="C1", zorder=3,
+                      label=f"best {history.loc[best, name]:.4f} ({where})")
     if kind == "ease":
         ax.set_xscale("log")
     ax.set_xlabel(xlabel)
     ax.set_title(f"aerec {kind}")
     ax.grid(alpha=0.3)
+    handles, labels = ax.get_legend_handles_labels()
+    if other is not ax:  # the twin axis's lines belong in the same legend
+        more = other.get_legend_handles_labels()
+        handles, labels = handles + more[0], labels + more[1]
+    ax.legend(handles, labels, loc="best")
     fig.tight_layout()
+    return fig
+
+
+def _plot(history: pd.DataFrame, path: Path, kind: str, metric: str, best_epoch: int | None = None) -> Path:
+    """:func:`_figure` into ``path`` (PNG)."""
+    import matplotlib.pyplot as plt
+
+    fig = _figure(history, kind, metric, best_epoch)
     fig.savefig(path, format="png")
     plt.close(fig)
     return Path(path)
