@@ -127,6 +127,13 @@ def info_command(
     summary = ratings.summary()
     spec = registry.REGISTRY.get(name)
     summary["dataset"] = spec.name if spec is not None else None
+    # A scale read off the values (no --scale, no known format) may miss a level: say so.
+    from aerec.data.scale import scale_doubts
+
+    doubts = scale_doubts(ratings.scale, ratings.frame["rating"].to_numpy()) if scale is None and not ratings.implicit else []
+    summary["scale_warnings"] = doubts
+    for doubt in doubts:
+        err_console.print(f"[yellow]warning:[/] {escape(doubt)}", soft_wrap=True)
     if as_json:
         typer.echo(json.dumps(summary, default=_jsonable))
         return
@@ -222,7 +229,8 @@ def _print_summary(summary: dict[str, Any], spec: DatasetSpec | None) -> None:
     facts.add_row("items", f"{summary['items']:,}")
     facts.add_row("ratings", f"{summary['ratings']:,}")
     facts.add_row("density", f"{summary['density']:.4%}")
-    facts.add_row("scale", str(RatingScale.from_dict(summary["scale"])))
+    doubt = " [yellow](check it: see the warning)[/]" if summary.get("scale_warnings") else ""
+    facts.add_row("scale", escape(str(RatingScale.from_dict(summary["scale"]))) + doubt)
     if summary.get("mean_rating") is not None:
         facts.add_row("mean rating", f"{summary['mean_rating']:.3f}")
     facts.add_row("timestamps", "yes" if summary.get("timestamps") else "no")

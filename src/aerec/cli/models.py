@@ -590,6 +590,11 @@ def train_command(
         for part, what in ((parts.test, "the test data"), (parts.validation, "the validation data")):
             if part is not None:
                 require_ratings(part, what)  # before training, not after it
+        if scale is None:  # a scale read off the values may miss a level: say so before training
+            from aerec.data.scale import scale_doubts
+
+            for doubt in scale_doubts(parts.train.scale, parts.train.frame["rating"].to_numpy()):
+                warnings.warn(doubt, stacklevel=1)
         if "kind" not in config.model:
             config.model["kind"] = default_model(parts.train)
         recommender = Recommender(config=config)
@@ -631,6 +636,7 @@ def train_command(
         "split": parts.split,
         "test": parts.test_source,
         "n_train": len(parts.train),
+        "scale": matrix.scale.to_dict(),
         "best_epoch": result.best_epoch,
         "best_val_rmse": result.best_val,
         "epochs_run": len(result.history),
@@ -653,6 +659,7 @@ def train_command(
     table.add_row("model", escape(config.kind + preset_note))
     table.add_row("data", escape(parts.source) + (f" split {escape(parts.split)}" if parts.split else ""))
     table.add_row("train ratings", f"{len(parts.train):,} ({matrix.n_users:,} users x {matrix.n_items:,} items)")
+    table.add_row("rating scale", escape(str(matrix.scale)) + (" (declared)" if scale is not None else ""))
     refit = f"; refit {metrics['refit_epochs']} on all ratings" if metrics["refit_epochs"] else ""
     table.add_row("epochs", f"{metrics['epochs_run']} run, best {_fmt(metrics['best_epoch'])} ({metrics['stopped']}){refit}")
     table.add_row("validation RMSE", _fmt(metrics["best_val_rmse"]))
