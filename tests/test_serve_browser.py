@@ -206,6 +206,7 @@ def test_half_star_scale_lays_out_inside_each_row(page, width, tmp_path):
         playwright_api.expect(rows.first.locator("button.rate")).to_have_count(10)
         _rate(page, rows.first.get_attribute("data-item-id"), 4.5)
         playwright_api.expect(page.locator("#rated li.item")).to_have_count(1)
+        playwright_api.expect(page.locator("#recs li.item")).to_have_count(10)  # every panel drawn
         page.screenshot(path=str(tmp_path / f"half-stars-{width}.png"), full_page=True)
         layout = page.evaluate("""() => {
             const box = (el) => el.getBoundingClientRect();
