@@ -146,7 +146,7 @@ def named_columns(
     """``frame`` with its columns renamed to the roles user, item, rating, timestamp.
 
     ``columns`` is a mapping {column: role}, or one role per column in order (``_``/None skips
-    one). Without it, a role that no column is named after is taken from the first column with
+    one). Then a role that no column is named after is taken from the first column with
     a common name for it (``userId``, ``movieId``, ``user_id``, ``item_id``, ``score``, ...:
     the aliases the file readers use for a header). Other columns are left as they are.
     """
@@ -176,7 +176,7 @@ def named_columns(
     if bad:
         raise DataError("unknown role in columns", value=bad[0], fix="use user, item, rating, timestamp or _")
     kept = [c for c in frame.columns if c in rename or c not in ROLES]  # a renamed column replaces a same-named one
-    return frame[kept].rename(columns=rename)
+    return named_columns(frame[kept].rename(columns=rename))  # common names still name the rest
 
 
 def _line(frame: pd.DataFrame, position: int, source: str | None) -> int | None:

@@ -95,6 +95,8 @@ class ImplicitRecommender:
     def __init__(self, kind: str = DEFAULT_IMPLICIT, *, config: Config | None = None, **model_params: Any) -> None:
         self.config = config = Config.for_model(kind, config, model_params)
         self.resolved()  # fail here, not at fit, on an unknown kind or setting (a typo such as hiddden=)
+        if model_params:  # ImplicitRecommender("ease", epochs=10): refused here (a loaded config is not checked)
+            self.check_settings_apply()
 
     # ------------------------------------------------------------------ settings
     def check_settings_apply(self) -> None:
