@@ -175,7 +175,7 @@ def check_writable(path: Path, flag: str) -> None:
             ) from None
 
 
-_stdin_read = False  # stdin can be read once: two options cannot both be '-'
+_stdin_read_from: Any = None  # stdin can be read once: two options of one command cannot both be '-'
 
 
 @contextlib.contextmanager
@@ -183,13 +183,13 @@ def stdin_as_file(path: Any, flag: str) -> Iterator[Any]:
     """``path``, or for ``-`` a temporary copy of stdin, so every reader (which sniffs the head,
     then parses, then may re-scan to name a bad line) can read it more than once. Messages about
     the copy name ``<stdin>`` instead of its temporary path."""
-    global _stdin_read
+    global _stdin_read_from
     if path is None or str(path) != "-":
         yield path
         return
-    if _stdin_read:
+    if _stdin_read_from is sys.stdin:  # the same stream (tests run several commands, each its own)
         raise ConfigError(f"{flag} -: stdin is already read for another option; give a file here")
-    _stdin_read = True
+    _stdin_read_from = sys.stdin
     with tempfile.TemporaryDirectory(prefix="aerec-stdin-") as tmp:
         copy = Path(tmp) / "stdin"
         with open(copy, "wb") as fh:
