@@ -78,14 +78,15 @@ COMMANDS = ("train --out", "train --checkpoint-dir", "predict --out", "demo --ou
 def _without_write_permission(locked: Path) -> list[str] | None:
     """A command prefix under which ``locked`` (mode 0o500) cannot be written: none for an ordinary
     user; for root, which writes anywhere, setpriv dropping CAP_DAC_OVERRIDE; None when neither works."""
-    probe = [sys.executable, "-c", f"import tempfile; tempfile.mkdtemp(dir={str(locked)!r})"]
+    probe = [sys.executable, "-c", "import os, sys, tempfile\ntry:\n    os.rmdir(tempfile.mkdtemp(dir=sys.argv[1]))\n"
+             "except PermissionError:\n    print('locked')", str(locked)]
     for prefix in ([], ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-all"]):
         if prefix and shutil.which(prefix[0]) is None:
             continue
-        try:
-            if subprocess.run(prefix + probe, capture_output=True, timeout=60).returncode != 0:
+        try:  # 'locked' only when Python itself ran and was refused (not when setpriv could not start it)
+            if subprocess.run(prefix + probe, capture_output=True, text=True, timeout=60).stdout.strip() == "locked":
                 return prefix
-        except OSError:
+        except (OSError, subprocess.SubprocessError):
             continue
     return None
 
