@@ -268,11 +268,29 @@ def test_predict_matches_the_library(client, model, planted):
     assert [p["fallback"] for p in got] == [False, False]
 
 
+def test_predict_unknown_ids_fall_back_per_pair(client, model, planted):
+    known = [planted.a_users[0], planted.x_items[0]]
+    pairs = [known, [planted.a_users[0], "nope"], ["ghost-user", planted.x_items[0]], ["ghost-user", "nope"]]
+    response = client.post("/v1/predict", json={"pairs": pairs})
+    assert response.status_code == 200, response.text
+    got = response.json()["predictions"]
+    assert [p["fallback"] for p in got] == [False, True, True, True]
+    assert [[p["user_id"], p["item_id"]] for p in got] == pairs
+    # The known pair is answered as if alone; the others as the command line answers them.
+    alone = client.post("/v1/predict", json={"pairs": [known]}).json()["predictions"][0]
+    assert got[0] == alone
+    expected = model.predict_pairs([p[0] for p in pairs], [p[1] for p in pairs])
+    assert [p["rating"] for p in got] == pytest.approx(expected.values.tolist(), abs=1e-4)
+
+
+def test_unknown_user_elsewhere_is_a_404_that_says_what_to_send(client):
+    response = client.get("/v1/users/ghost-user/recommendations")
+    assert response.status_code == 404
+    detail = response.json()["detail"]
+    assert "unknown user id 'ghost-user'" in detail and "POST /v1/recommendations" in detail
+
+
 def test_predict_errors(client, planted):
-    response = client.post("/v1/predict", json={"pairs": [[planted.a_users[0], "nope"]]})
-    assert response.status_code == 404 and "'nope'" in response.json()["detail"]
-    response = client.post("/v1/predict", json={"pairs": [["ghost-user", planted.x_items[0]]]})
-    assert response.status_code == 404 and "unknown user id 'ghost-user'" in response.json()["detail"]
     response = client.post("/v1/predict", json={"pairs": [[planted.a_users[0], planted.x_items[0], 3]]})
     assert response.status_code == 422
     response = client.post("/v1/predict", json={"pairs": [[planted.a_users[0], planted.x_items[0]]] * 51})

@@ -184,3 +184,47 @@ def test_a_top_n_model_shows_no_rating_scores(page):
         playwright_api.expect(recs).to_have_count(10)
         assert "predicted" not in recs.first.locator(".meta").inner_text()
     assert page.problems == []
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_half_star_scale_lays_out_inside_each_row(page, width, tmp_path):
+    """Ten half-star levels (0.5..5) fit their rows on a wide screen and on a phone: no button
+    runs out of its row or off the page, and the title keeps room to be read."""
+    from aerec.data.ratings import Ratings
+    from aerec.data.scale import RatingScale
+
+    data = planted_ratings()
+    train = _with_titles(data)
+    frame = train.frame.copy()
+    frame["rating"] = (frame["rating"] - 0.5 * (frame.index.to_numpy() % 2)).clip(lower=0.5)
+    half = Ratings.from_frame(frame, scale=RatingScale(0.5, 5, 0.5), item_info=train.item_info)
+    page.set_viewport_size({"width": width, "height": 900})
+    with _Server(create_app(_fit(half))) as server:
+        page.goto(server.url + "/")
+        rows = page.locator("#results li.item")
+        playwright_api.expect(rows).to_have_count(20)
+        playwright_api.expect(rows.first.locator("button.rate")).to_have_count(10)
+        _rate(page, rows.first.get_attribute("data-item-id"), 4.5)
+        playwright_api.expect(page.locator("#rated li.item")).to_have_count(1)
+        playwright_api.expect(page.locator("#recs li.item")).to_have_count(10)  # every panel drawn
+        page.screenshot(path=str(tmp_path / f"half-stars-{width}.png"), full_page=True)
+        layout = page.evaluate("""() => {
+            const box = (el) => el.getBoundingClientRect();
+            const rows = [...document.querySelectorAll("li.item")].map((li) => {
+                const r = box(li), title = box(li.querySelector(".title"));
+                const buttons = [...li.querySelectorAll("button.rate")].map(box);
+                return {
+                    outside: buttons.filter((b) => b.left < r.left - 1 || b.right > r.right + 1).length,
+                    overlapping: buttons.filter((b, k) => k > 0 && b.top === buttons[k - 1].top
+                                                && b.left < buttons[k - 1].right - 1).length,
+                    titleWidth: title.width,
+                };
+            });
+            return {rows, pageWidth: document.documentElement.scrollWidth, viewport: window.innerWidth};
+        }""")
+    assert layout["pageWidth"] <= layout["viewport"], layout["pageWidth"]  # no sideways scrolling
+    assert layout["rows"], "no rows drawn"
+    for row in layout["rows"]:
+        assert row["outside"] == 0 and row["overlapping"] == 0, row
+        assert row["titleWidth"] >= 100, row  # the title is not squeezed to a sliver
+    assert page.problems == []

@@ -9,6 +9,7 @@ baseline every accuracy table is compared against.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -28,8 +29,23 @@ class BiasModel:
     reg_item: float = 10.0
     rounds: int = 10
 
-    def fit(self, csr: sp.csr_array) -> BiasModel:
-        """Fit on a ``(n_users, n_items)`` CSR of ratings (structure = observed cells)."""
+    def fit(self, data: Any) -> BiasModel:
+        """Fit on ratings: :class:`~aerec.Ratings`, a DataFrame (user, item, rating), a
+        :class:`~aerec.RatingMatrix`, or a ``(n_users, n_items)`` SciPy sparse matrix whose
+        structure says which cells are observed.
+
+        :meth:`predict` takes positions, not ids: for labelled data, ``users_`` and ``items_``
+        (the vocabularies) turn ids into positions (``model.users_.index(ids)``).
+        """
+        if sp.issparse(data):
+            csr = sp.csr_array(data)
+        else:
+            from aerec.data.matrix import RatingMatrix
+            from aerec.data.ratings import as_ratings
+
+            data = as_ratings(data, "BiasModel.fit's data")
+            matrix = data if isinstance(data, RatingMatrix) else RatingMatrix.from_ratings(data)
+            self.users_, self.items_, csr = matrix.users, matrix.items, matrix.csr
         n_users, n_items = csr.shape
         users = np.repeat(np.arange(n_users), np.diff(csr.indptr))
         items = csr.indices.astype(np.int64)

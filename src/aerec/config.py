@@ -201,16 +201,51 @@ class Config:
 
     @classmethod
     def for_model(cls, kind: str, config: Config | None, model_params: Mapping[str, Any]) -> Config:
-        """What ``Recommender(kind, config=config, **model_params)`` means: ``kind`` and the
-        keyword hyper-parameters alone, or ``config`` with the keywords over its model table."""
+        """What ``Recommender(kind, config=config, **settings)`` means: ``kind`` and the keyword
+        settings alone, or ``config`` with the keywords over it.
+
+        A keyword goes where its name belongs, so the Python API takes the command line's names:
+        the family's hyper-parameters and ``preset`` to the model table, ``epochs``, ``lr``,
+        ``batch_size``, ... to ``train``, ``seed``, ``device``, ``threads`` to ``run``, and
+        ``online=True`` means ``batch_size=1`` (a name in both, such as RecVAE's ``gamma``, is
+        the model's)."""
+        settings = dict(model_params)
+        if settings.pop("online", False):
+            settings.setdefault("batch_size", 1)
+        model_keys = _model_fields(config.kind if config is not None and "kind" in config.model else kind)
+        tables: dict[str, dict[str, Any]] = {"model": {}, "train": {}, "run": {}}
+        for key, value in settings.items():
+            if key in model_keys or key in ("kind", "preset"):
+                tables["model"][key] = value
+            elif key in _TRAIN_KEYS:
+                tables["train"][key] = value
+            elif key in _RUN_KEYS:
+                tables["run"][key] = value
+            else:  # unknown: the family's check names the valid keys
+                tables["model"][key] = value
         if config is None:
-            return cls(model={"kind": kind, **model_params})
-        if model_params:
-            return cls(model={**config.model, **model_params}, train=config.train, run=config.run)
+            return cls(model={"kind": kind, **tables["model"]}, train=tables["train"], run=tables["run"])
+        if settings:
+            return cls(model={**config.model, **tables["model"]}, train={**config.train, **tables["train"]},
+                       run={**config.run, **tables["run"]})
         return config
 
     def to_toml(self) -> str:
         return tomli_w.dumps(self.to_dict())
+
+
+def _model_fields(kind: str) -> set[str]:
+    """The hyper-parameter names of family ``kind`` (empty for an unknown kind: the family
+    lookup then says what is wrong)."""
+    from aerec.implicit.families import get_implicit_family, is_implicit_kind
+    from aerec.models.families import get_family
+
+    try:
+        family = get_implicit_family(kind) if is_implicit_kind(kind) else get_family(kind)
+        params = family.resolve(Config(model={"kind": kind}))[0]
+    except (ConfigError, KeyError, ValueError):
+        return set()
+    return {f.name for f in dataclasses.fields(params)}
 
 
 def check_fields(cls: type, values: Mapping[str, Any], where: str) -> None:
@@ -310,3 +345,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     if overrides:
         data = apply_overrides(data, overrides)
     return Config.from_dict(data, source=source)
+
+# Where a keyword setting of Recommender(...) / ImplicitRecommender(...) goes (Config.for_model).
+_TRAIN_KEYS = frozenset(f.name for f in dataclasses.fields(TrainConfig))
+_RUN_KEYS = frozenset(f.name for f in dataclasses.fields(RunConfig))

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
-__all__ = ["plot_history"]
+__all__ = ["history_figure", "plot_history"]
 
 
-def plot_history(history: pd.DataFrame, path: str | Path, *, title: str = "aerec") -> Path:
-    """Plot training RMSE (or loss) and validation RMSE per epoch into ``path`` (PNG)."""
+def history_figure(history: pd.DataFrame, *, title: str = "aerec", best_epoch: int | None = None) -> Any:
+    """The learning curves as a matplotlib Figure: training RMSE (or loss) and validation RMSE
+    per epoch, with ``best_epoch`` marked (the epoch training kept, which early stopping's
+    ``min_delta`` can make differ from the lowest validation RMSE; that one when not given)."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -22,7 +25,8 @@ def plot_history(history: pd.DataFrame, path: str | Path, *, title: str = "aerec
         ax.plot(history["epoch"], train, label="train RMSE" if history["train_rmse"].notna().any() else "train loss")
         if "val_rmse" in history and history["val_rmse"].notna().any():
             ax.plot(history["epoch"], history["val_rmse"], label="validation RMSE")
-            best = history["val_rmse"].idxmin()
+            rows = history.index[history["epoch"] == best_epoch] if best_epoch is not None else []
+            best = rows[0] if len(rows) else history["val_rmse"].idxmin()
             ax.scatter([history.loc[best, "epoch"]], [history.loc[best, "val_rmse"]], color="C1", zorder=3,
                        label=f"best {history.loc[best, 'val_rmse']:.4f} (epoch {int(history.loc[best, 'epoch'])})")
     ax.set_xlabel("epoch")
@@ -31,6 +35,14 @@ def plot_history(history: pd.DataFrame, path: str | Path, *, title: str = "aerec
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
+    return fig
+
+
+def plot_history(history: pd.DataFrame, path: str | Path, *, title: str = "aerec", best_epoch: int | None = None) -> Path:
+    """Plot :func:`history_figure` into ``path`` (PNG)."""
+    import matplotlib.pyplot as plt
+
+    fig = history_figure(history, title=title, best_epoch=best_epoch)
     fig.savefig(path, format="png")
     plt.close(fig)
     return Path(path)

@@ -505,7 +505,10 @@ class Recommender:
         if self.history_:
             from aerec.plots import plot_history
 
-            writers["curves.png"] = lambda path: plot_history(self.history_frame(), path, title=f"aerec {self.config.kind}")
+            # The epoch the summary reports as best (early stopping's choice), not a recomputed one.
+            best = getattr(getattr(self, "train_result_", None), "best_epoch", None)
+            writers["curves.png"] = lambda path: plot_history(self.history_frame(), path, title=f"aerec {self.config.kind}",
+                                                              best_epoch=best)
         return write_model_dir(directory, tensors, meta, extras, writers)
 
     def _resolved_toml(self) -> str:
@@ -518,6 +521,14 @@ class Recommender:
     def load(cls, directory: str | Path) -> Recommender:
         """Load a model directory written by :meth:`save` (safetensors + JSON only)."""
         tensors, meta = read_model_dir(directory)
+        from aerec.implicit.families import is_implicit_kind
+
+        if is_implicit_kind(str(meta.get("kind", ""))):  # a sound model of the other estimator
+            raise ModelFileError(
+                f"{directory} holds an implicit top-N model ({meta['kind']}), not a rating model: load it with "
+                f"aerec.load_model({str(directory)!r}) or ImplicitRecommender.load(...), which rank items but "
+                "predict no ratings"
+            )
         try:
             model_params = dict(meta["model"])
             config = Config(model={"kind": meta["kind"], **model_params}, train=meta["train"], run=meta["run"])

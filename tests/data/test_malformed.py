@@ -219,11 +219,30 @@ def test_binary_without_nul(tmp_path: Path) -> None:
     bad(p, 1, "\\x01")
 
 
-def test_compressed_file(tmp_path: Path) -> None:
-    import gzip
+@pytest.mark.parametrize("suffix", [".gz", ".bz2", ".zst", ""])
+def test_compressed_file_is_read_and_errors_name_the_line(tmp_path: Path, suffix: str) -> None:
+    import pyarrow as pa
 
-    p = write(tmp_path / "ratings.csv.gz", gzip.compress(b"1,2,3\n"))
-    err = bad(p, None, "gzip")
+    codec = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd", "": "gzip"}[suffix]
+    text = b"user\titem\trating\n1\t2\t3\n1\t3\t4\n"
+    good = tmp_path / f"ratings.tsv{suffix}"
+    with pa.output_stream(str(good), compression=codec) as f:  # no suffix: known by its first bytes
+        f.write(text)
+    assert read_ratings(good).frame["rating"].tolist() == [3.0, 4.0]
+    broken = tmp_path / f"broken.tsv{suffix}"
+    with pa.output_stream(str(broken), compression=codec) as f:
+        f.write(text + b"2\t7\tlots\n")
+    bad(broken, 4, "lots")
+
+
+def test_truncated_and_unsupported_compression(tmp_path: Path) -> None:
+    import gzip
+    import lzma
+
+    whole = gzip.compress(b"1,2,3\n" * 5000)
+    err = bad(write(tmp_path / "ratings.csv.gz", whole[: len(whole) // 2]), None, "decompress")
+    assert "complete" in str(err)
+    err = bad(write(tmp_path / "ratings.csv.xz", lzma.compress(b"1,2,3\n")), None, "xz")
     assert "decompress" in str(err)
 
 

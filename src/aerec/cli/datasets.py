@@ -7,6 +7,7 @@ into a message and exit code 2 (bad input) or 1.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -84,7 +85,7 @@ def list_command(
 @datasets_app.command("info")
 def info_command(
     name: str = typer.Argument(
-        ..., metavar="NAME|PATH", help="A dataset name (see `aerec datasets list`) or a ratings file."
+        ..., metavar="NAME|PATH", help="A dataset name (see `aerec datasets list`), a ratings file, or - for stdin."
     ),
     data_home: Path | None = DataHomeOption,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
@@ -117,10 +118,22 @@ def info_command(
         "taste": taste,
     }
     options = {k: v for k, v in options.items() if v is not None}
-    ratings = registry.load_dataset(name, data_home=data_home, **options)
+    from aerec.cli.models import stdin_as_file
+
+    with stdin_as_file(name, "NAME|PATH") as source:  # '-' reads stdin
+        ratings = registry.load_dataset(source, data_home=data_home, **options)
+    if name == "-":
+        ratings = dataclasses.replace(ratings, source="<stdin>")
     summary = ratings.summary()
     spec = registry.REGISTRY.get(name)
     summary["dataset"] = spec.name if spec is not None else None
+    # A scale read off the values (no --scale, no known format) may miss a level: say so.
+    from aerec.data.scale import scale_doubts
+
+    doubts = scale_doubts(ratings.scale, ratings.frame["rating"].to_numpy()) if scale is None and not ratings.implicit else []
+    summary["scale_warnings"] = doubts
+    for doubt in doubts:
+        err_console.print(f"[yellow]warning:[/] {escape(doubt)}", soft_wrap=True)
     if as_json:
         typer.echo(json.dumps(summary, default=_jsonable))
         return
@@ -216,7 +229,8 @@ def _print_summary(summary: dict[str, Any], spec: DatasetSpec | None) -> None:
     facts.add_row("items", f"{summary['items']:,}")
     facts.add_row("ratings", f"{summary['ratings']:,}")
     facts.add_row("density", f"{summary['density']:.4%}")
-    facts.add_row("scale", str(RatingScale.from_dict(summary["scale"])))
+    doubt = " [yellow](check it: see the warning)[/]" if summary.get("scale_warnings") else ""
+    facts.add_row("scale", escape(str(RatingScale.from_dict(summary["scale"]))) + doubt)
     if summary.get("mean_rating") is not None:
         facts.add_row("mean rating", f"{summary['mean_rating']:.3f}")
     facts.add_row("timestamps", "yes" if summary.get("timestamps") else "no")

@@ -81,6 +81,7 @@ def train_implicit(config: Config, parts, *, out: Path, threshold: float | None,
 
     model = ImplicitRecommender(config=config)
     model.resolved()  # unknown or bad settings fail before any work
+    model.check_settings_apply()  # --epochs for EASE is refused, not silently dropped
     matrix, t = implicit_matrix(parts.train, threshold)
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else default_checkpoint_dir(out)
     identity = _run_identity(model, matrix.fingerprint())

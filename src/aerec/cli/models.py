@@ -21,7 +21,10 @@ import contextlib
 import dataclasses
 import json
 import math
+import os
 import shutil
+import sys
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass
@@ -39,10 +42,13 @@ from aerec.cli import app, err_console, out_console
 from aerec.config import Config, apply_overrides, load_config
 from aerec.data.ratings import Ratings
 from aerec.data.scale import RatingScale
-from aerec.errors import ConfigError, DataError
+from aerec.errors import AerecError, ConfigError, DataError
 from aerec.models.families import default_kind
 
-__all__ = ["check_out_dir", "default_checkpoint_dir", "default_model", "parse_new_user_ratings"]
+__all__ = [
+    "check_out_dir", "check_writable", "default_checkpoint_dir", "default_model", "parse_new_user_ratings",
+    "stdin_as_file",
+]
 
 # Files the reader understands when a new user's ratings are given as a file.
 _NEW_USER_SEPARATORS = ("\t", ",", ";", "|", "::")
@@ -142,6 +148,59 @@ def check_out_dir(out: Path) -> None:
             f"--out {out} is a folder that holds something other than an aerec model, and saving replaces "
             "the whole folder; choose a new or empty folder"
         )
+    check_writable(out, "--out")
+
+
+def check_writable(path: Path, flag: str) -> None:
+    """Refuse, before any work, an output path that cannot be written: one under a file, in a
+    read-only place (/proc), or in a folder without write permission. Saving writes a temporary
+    sibling and renames it (and a checkpoint folder is written into), so the nearest existing
+    folder of each place is tried for real rather than guessed from permission bits."""
+    path = Path(path).expanduser()
+    if str(path) == "-":
+        raise ConfigError(f"{flag} - (stdout) cannot hold a folder; give a folder name, e.g. {flag} model")
+    for place in ([path, path.parent] if path.is_dir() else [path.parent]):
+        existing = place
+        while not existing.exists() and existing.parent != existing:
+            existing = existing.parent
+        if not existing.is_dir():
+            raise ConfigError(
+                f"{flag} {path}: {existing} is a file, so nothing can be created under it; choose a path in a folder"
+            )
+        try:
+            os.rmdir(tempfile.mkdtemp(prefix=".aerec-write-test-", dir=existing))
+        except OSError as exc:
+            raise ConfigError(
+                f"{flag} {path}: cannot write in {existing} ({exc.strerror or exc}); choose a folder you can write to"
+            ) from None
+
+
+_stdin_read_from: Any = None  # stdin can be read once: two options of one command cannot both be '-'
+
+
+@contextlib.contextmanager
+def stdin_as_file(path: Any, flag: str) -> Iterator[Any]:
+    """``path``, or for ``-`` a temporary copy of stdin, so every reader (which sniffs the head,
+    then parses, then may re-scan to name a bad line) can read it more than once. Messages about
+    the copy name ``<stdin>`` instead of its temporary path."""
+    global _stdin_read_from
+    if path is None or str(path) != "-":
+        yield path
+        return
+    if _stdin_read_from is sys.stdin:  # the same stream (tests run several commands, each its own)
+        raise ConfigError(f"{flag} -: stdin is already read for another option; give a file here")
+    _stdin_read_from = sys.stdin
+    with tempfile.TemporaryDirectory(prefix="aerec-stdin-") as tmp:
+        copy = Path(tmp) / "stdin"
+        with open(copy, "wb") as fh:
+            shutil.copyfileobj(sys.stdin.buffer, fh)
+        try:
+            yield type(path)(copy) if isinstance(path, Path) else str(copy)
+        except AerecError as exc:
+            exc.args = tuple(a.replace(str(copy), "<stdin>") if isinstance(a, str) else a for a in exc.args)
+            if getattr(exc, "path", None) == str(copy):
+                exc.path = "<stdin>"
+            raise
 
 
 def parse_new_user_ratings(text: str) -> dict[Any, float]:
@@ -286,6 +345,30 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return escape(str(value))
 
 
+FALLBACK_WARNING = 0.05  # above this share of test ratings answered by the bias model, say so
+
+
+def add_fallback_report(model, test: Ratings, metrics: dict[str, Any]) -> dict[str, Any]:
+    """``metrics`` with ``fallback_fraction`` (the share of test ratings the bias model answered
+    because their user or item is unknown to the model) and how many test users and items are
+    unknown; warns when that share is above 5 %, since the figures then say more about the
+    fallback than about the model."""
+    n, k = metrics.get("n") or 0, metrics.get("n_fallback") or 0
+    users = model.users_.index(test.frame["user"].unique(), unknown="missing")
+    items = model.items_.index(test.frame["item"].unique(), unknown="missing")
+    report = {"fallback_fraction": k / n if n else 0.0, "n_unknown_users": int((users < 0).sum()),
+              "n_unknown_items": int((items < 0).sum())}
+    if n and k / n > FALLBACK_WARNING:
+        warnings.warn(
+            f"{k:,} of {n:,} test ratings ({k / n:.1%}) fell back to the bias model because the model never saw "
+            f"their user or item ({report['n_unknown_users']:,} of {len(users):,} test users and "
+            f"{report['n_unknown_items']:,} of {len(items):,} test items are unknown); the figures say more about "
+            "the fallback than about the model: evaluate on users and items of the training data "
+            "(e.g. a split of the same file)", stacklevel=1,
+        )
+    return {**metrics, **report}
+
+
 # ----------------------------------------------------------------------------- train
 @dataclass
 class _TrainData:
@@ -400,7 +483,7 @@ def train_command(
         None, "--split", metavar="SPEC", help="Hold out a test set: u1..u5, random:0.1, peruser:0.2, ... "
         "(seeded with --seed unless the spec says seed=)."
     ),
-    train_file: Path | None = typer.Option(None, "--train", metavar="FILE", help="Training ratings file."),
+    train_file: Path | None = typer.Option(None, "--train", metavar="FILE", help="Training ratings file (- for stdin)."),
     test_file: Path | None = typer.Option(
         None, "--test", metavar="FILE", help="Test ratings file (read with the training file's options)."
     ),
@@ -464,6 +547,10 @@ def train_command(
 
     _check_train_flags(data, train_file, test_file, split)
     check_out_dir(out)
+    if checkpoint_dir is not None:
+        if Path(checkpoint_dir).is_file():
+            raise ConfigError(f"--checkpoint-dir {checkpoint_dir} is a file; give a folder for the checkpoints")
+        check_writable(checkpoint_dir, "--checkpoint-dir")
     if online and batch_size not in (None, 1):
         raise ConfigError(
             f"--online means one row per update (batch size 1); it contradicts --batch-size {batch_size}"
@@ -477,6 +564,10 @@ def train_command(
     config = Config.from_dict(settings, source=str(config_file) if config_file else "settings")
     run = config.resolve_run()
     resolve_device(run.device)  # a device this machine lacks fails before anything is read or written
+    if config.model.get("kind") in ("ease", "popularity"):  # settings they would ignore, before reading
+        from aerec.implicit.recommender import ImplicitRecommender
+
+        ImplicitRecommender(config=config).check_settings_apply()
     options = _with_synthetic(reader_options(fmt, columns, sep, scale, duplicates), data, n_ratings, taste)
     # Under torchrun: join the other processes (docs/distributed.md); alone, nothing happens.
     distributed.init_from_env(run.device)
@@ -484,8 +575,14 @@ def train_command(
     with _warnings_to_console():
         from aerec.cli.implicit import is_implicit_run, read_train_data, train_implicit
 
-        with distributed.main_first():  # rank 0 downloads a dataset once; the others then read it
-            parts = read_train_data(data, train_file, test_file, split, options, run.seed, implicit)
+        with distributed.main_first(), contextlib.ExitStack() as inputs:  # rank 0 downloads a dataset once
+            # '-' reads stdin; a copy lives until the data is read (messages name <stdin>).
+            data_in = inputs.enter_context(stdin_as_file(data, "--data"))
+            train_in = inputs.enter_context(stdin_as_file(train_file, "--train"))
+            test_in = inputs.enter_context(stdin_as_file(test_file, "--test"))
+            parts = read_train_data(data_in, train_in, test_in, split, options, run.seed, implicit)
+            if "-" in (data, str(train_file)):
+                parts = dataclasses.replace(parts, source="<stdin>")
         if is_implicit_run(config, parts.train, implicit, threshold):
             train_implicit(config, parts, out=out, threshold=threshold, checkpoint_dir=checkpoint_dir, resume=resume,
                            progress=progress, as_json=as_json)
@@ -493,6 +590,11 @@ def train_command(
         for part, what in ((parts.test, "the test data"), (parts.validation, "the validation data")):
             if part is not None:
                 require_ratings(part, what)  # before training, not after it
+        if scale is None:  # a scale read off the values may miss a level: say so before training
+            from aerec.data.scale import scale_doubts
+
+            for doubt in scale_doubts(parts.train.scale, parts.train.frame["rating"].to_numpy()):
+                warnings.warn(doubt, stacklevel=1)
         if "kind" not in config.model:
             config.model["kind"] = default_model(parts.train)
         recommender = Recommender(config=config)
@@ -534,6 +636,7 @@ def train_command(
         "split": parts.split,
         "test": parts.test_source,
         "n_train": len(parts.train),
+        "scale": matrix.scale.to_dict(),
         "best_epoch": result.best_epoch,
         "best_val_rmse": result.best_val,
         "epochs_run": len(result.history),
@@ -557,6 +660,7 @@ def train_command(
     table.add_row("model", escape(config.kind + preset_note))
     table.add_row("data", escape(parts.source) + (f" split {escape(parts.split)}" if parts.split else ""))
     table.add_row("train ratings", f"{len(parts.train):,} ({matrix.n_users:,} users x {matrix.n_items:,} items)")
+    table.add_row("rating scale", escape(str(matrix.scale)) + (" (declared)" if scale is not None else ""))
     refit = f"; refit {metrics['refit_epochs']} on all ratings" if metrics["refit_epochs"] else ""
     table.add_row("epochs", f"{metrics['epochs_run']} run, best {_fmt(metrics['best_epoch'])} ({metrics['stopped']}){refit}")
     table.add_row("validation RMSE", _fmt(metrics["best_val_rmse"]))
@@ -627,10 +731,10 @@ def evaluate_command(
         with _warnings_to_console():
             evaluate_implicit(model, model_dir, test_file, data, split, options, as_json)
         return
-    with _warnings_to_console():
+    with _warnings_to_console(), stdin_as_file(test_file, "--test") as test_in:
         if test_file is not None:
-            test = load_dataset(Path(test_file), **{"scale": model.scale_, **options})
-            source = str(test_file)
+            test = load_dataset(Path(test_in), **{"scale": model.scale_, **options})
+            source = "<stdin>" if str(test_file) == "-" else str(test_file)
         else:
             _, _, run = model.resolved()
             parts = parse_split(split, seed=run.seed)(load_dataset(data, **options))
@@ -642,13 +746,14 @@ def evaluate_command(
                 )
         if len(test) == 0:
             raise DataError("the test set is empty", path=source, fix="choose a split with a test part")
-        metrics = _finite(evaluate_ratings(model, test, k=k, relevant=relevant))
+        metrics = _finite(add_fallback_report(model, test, evaluate_ratings(model, test, k=k, relevant=relevant)))
     if as_json:
         typer.echo(json.dumps(metrics))
         return
     table = _facts_table(f"aerec evaluate {escape(str(model_dir))}")
     table.add_row("test", escape(source))
-    table.add_row("ratings", f"{metrics['n']:,} ({metrics['n_fallback']:,} by fallback)")
+    table.add_row("ratings", f"{metrics['n']:,} ({metrics['n_fallback']:,} by fallback, "
+                  f"{_fmt(metrics['fallback_fraction'] * 100, 1)} %)")
     table.add_row("RMSE", _fmt(metrics["rmse"]))
     table.add_row("MAE", _fmt(metrics["mae"]))
     table.add_row("RMSE per user", _fmt(metrics["rmse_per_user"]))
@@ -664,10 +769,12 @@ def evaluate_command(
 def predict_command(
     model_dir: Path = typer.Argument(..., metavar="DIR", help="A model directory written by aerec train."),
     pairs: Path = typer.Option(
-        ..., "--pairs", metavar="FILE", help="(user, item) rows, csv/tsv, header or not; a ratings file works too "
-        "(its ratings are ignored)."
+        ..., "--pairs", metavar="FILE", help="(user, item) rows, csv/tsv, header or not, - for stdin; a ratings "
+        "file works too (its ratings are ignored)."
     ),
-    out_file: Path | None = typer.Option(None, "--out", metavar="FILE", help="Write the CSV here (default: stdout)."),
+    out_file: Path | None = typer.Option(
+        None, "--out", metavar="FILE", help="Write the CSV here (default, or -: stdout)."
+    ),
     columns: str | None = ColumnsOption,
     sep: str | None = SepOption,
 ) -> None:
@@ -679,15 +786,22 @@ def predict_command(
     from aerec.data.registry import load_dataset
     from aerec.persistence import atomic_write_text
 
+    if out_file is not None and str(out_file) == "-":
+        out_file = None  # '-' is stdout
+    if out_file is not None:  # before any work
+        out_file = Path(out_file)
+        if out_file.is_dir():
+            raise ConfigError(f"--out {out_file} is a folder; give a file name, e.g. {out_file / 'predictions.csv'}")
+        check_writable(out_file, "--out")
     model = _load_model(model_dir)
     if getattr(model, "implicit", False):
         from aerec.implicit.recommender import NOT_A_RATING_MODEL
 
         raise ConfigError(NOT_A_RATING_MODEL.format(kind=model.kind))
-    with _warnings_to_console():
+    with _warnings_to_console(), stdin_as_file(pairs, "--pairs") as pairs_in:
         # Read as events: a pairs file has no rating, and a ratings file's ratings are dropped.
         # A pair asked twice is answered twice (one output line per input line).
-        rows = load_dataset(Path(pairs), implicit=True, **reader_options(None, columns, sep, None, "keep")).frame
+        rows = load_dataset(Path(pairs_in), implicit=True, **reader_options(None, columns, sep, None, "keep")).frame
         preds = model.predict_pairs(rows["user"].to_numpy(), rows["item"].to_numpy())
     frame = rows[["user", "item"]].reset_index(drop=True)
     frame["prediction"] = preds.values.astype(np.float64)
@@ -696,9 +810,6 @@ def predict_command(
     if out_file is None:
         typer.echo(text, nl=False)
         return
-    out_file = Path(out_file)
-    if out_file.is_dir():
-        raise ConfigError(f"--out {out_file} is a folder; give a file name, e.g. {out_file / 'predictions.csv'}")
     out_file.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_file, text)
     err_console.print(
@@ -736,7 +847,8 @@ def recommend_command(
         raise ConfigError("--include-rated goes with --user; a new user's own ratings are never recommended back")
     if n < 1:
         raise ConfigError(f"-n must be a positive whole number; got {n}")
-    new_ratings = parse_new_user_ratings(ratings) if ratings is not None else None
+    with stdin_as_file(ratings, "--ratings") as ratings_in:  # '-': a file of item,rating lines on stdin
+        new_ratings = parse_new_user_ratings(ratings_in) if ratings_in is not None else None
     if items is not None:
         from aerec.cli.implicit import parse_new_user_items
 

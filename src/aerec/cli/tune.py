@@ -77,6 +77,7 @@ def _base_config(config: Path | None, sets: list[str], model: str | None, device
 
 @app.command("tune")
 def tune_command(
+    ctx: typer.Context,
     data: str | None = typer.Option(None, "--data", metavar="NAME|PATH", help="A dataset name (aerec datasets list) or a ratings file."),
     split: str | None = typer.Option(None, "--split", metavar="SPEC", help="Hold out test ratings from --data (u1, random:0.1, ...)."),
     train: Path | None = typer.Option(None, "--train", metavar="FILE", help="Training ratings file (instead of --data)."),
@@ -103,7 +104,7 @@ def tune_command(
     The test ratings (--split, or --test) never take part in the search: they are scored once,
     at the end, by the best settings refitted on all the training ratings.
     """
-    from aerec.cli.models import check_out_dir
+    from aerec.cli.models import check_out_dir, stdin_as_file
     from aerec.implicit.families import IMPLICIT_FAMILIES
     from aerec.models.families import get_family
     from aerec.tuning import tune
@@ -118,6 +119,10 @@ def tune_command(
         check_out_dir(out)  # before the search, not after it
     seed = base.resolve_run().seed if seed is None else seed
     options = reader_options(fmt, columns, sep, scale, duplicates)
+    # '-' reads stdin into a temporary copy that lives as long as the command (the test file is
+    # parsed only after the search).
+    data, train, test = (ctx.with_resource(stdin_as_file(v, flag))
+                         for v, flag in ((data, "--data"), (train, "--train"), (test, "--test")))
     ratings, test_ratings, described = _inputs(data, split, train, test, seed, options)
     if not as_json:
         err_console.print(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import io
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -50,6 +51,10 @@ _COMPRESSED = {
     b"\x1f\x8b": "gzip", b"PK\x03\x04": "zip", b"BZh": "bzip2",
     b"\xfd7zXZ\x00": "xz", b"\x28\xb5\x2f\xfd": "zstd", b"7z\xbc\xaf\x27\x1c": "7z",
 }
+# Compressed files pyarrow decompresses while reading, by suffix or by their first bytes (a
+# file piped in on stdin has no suffix). The others are refused with the tool to unpack them.
+_READABLE_COMPRESSION = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd", ".zstd": "zstd"}
+_MAGIC_CODEC = {"gzip": "gzip", "bzip2": "bz2", "zstd": "zstd"}
 _BOMS = (  # longest first: the UTF-32 LE mark starts with the UTF-16 LE one
     (codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
     (codecs.BOM_UTF8, "utf-8-sig"),
@@ -97,12 +102,50 @@ class Head:
     complete: bool
 
 
-def read_head(path: Path, encoding: str | None) -> Head:
-    """Read and decode the start of ``path``; refuse empty, compressed and binary files."""
+def compression(path: Path) -> str | None:
+    """The codec ("gzip", "bz2", "zstd") that :func:`open_binary` reads ``path`` with, or None
+    for a plain file: from the suffix, else from the first bytes."""
+    codec = _READABLE_COMPRESSION.get(Path(path).suffix.lower())
+    if codec is not None:
+        return codec
     try:
         with open(path, "rb") as f:
+            start = f.read(8)
+    except OSError:
+        return None
+    kind = next((k for magic, k in _COMPRESSED.items() if start.startswith(magic)), None)
+    return _MAGIC_CODEC.get(kind)
+
+
+def open_binary(path: Path):
+    """``path`` opened for reading bytes, decompressed on the fly when it is gzip, bzip2 or
+    zstd (pyarrow's codecs: no extra package), so that every reader and re-scan sees the text
+    and line numbers are those of the text."""
+    codec = compression(path)
+    if codec is None:
+        return open(path, "rb")
+    import pyarrow as pa
+
+    return pa.input_stream(str(path), compression=codec)
+
+
+def plain_name(path: Path) -> str:
+    """The file name without a compression suffix ("u.data.gz" -> "u.data")."""
+    name = Path(path).name
+    suffix = Path(name).suffix.lower()
+    return name[: -len(suffix)] if suffix in _READABLE_COMPRESSION else name
+
+
+def read_head(path: Path, encoding: str | None) -> Head:
+    """Read and decode the start of ``path``; refuse empty, binary and (other than gzip,
+    bzip2, zstd) compressed files."""
+    try:
+        with open_binary(path) as f:
             raw = f.read(HEAD_BYTES + 1)
-    except OSError as e:
+    except OSError as e:  # pyarrow reports a corrupt or truncated compressed file as one too
+        if compression(path) is not None:
+            raise DataError(f"cannot decompress the file ({e})", path=str(path),
+                            fix="check that the file is complete, or decompress it yourself") from None
         raise DataError(f"cannot read the file ({e.strerror or e})", path=str(path),
                         fix="check the path and its permissions") from None
     complete = len(raw) <= HEAD_BYTES
@@ -268,7 +311,7 @@ def count_lines(path: Path) -> int:
     A last line without an ending counts too. Streams the file (about 1 s per GB).
     """
     count, ends_with_cr, last = 0, False, b""
-    with open(path, "rb") as f:
+    with open_binary(path) as f:
         while chunk := f.read(1 << 24):
             count += chunk.count(b"\n") + chunk.count(b"\r") - chunk.count(b"\r\n")
             if ends_with_cr and chunk.startswith(b"\n"):
@@ -296,7 +339,7 @@ def find_bad_line(
     errors = "surrogateescape" if is_ascii_based(encoding) else "replace"
     number = 0
     try:
-        with open(path, encoding=encoding, errors=errors, newline=None) as f:
+        with io.TextIOWrapper(open_binary(path), encoding=encoding, errors=errors, newline=None) as f:
             for number, line in enumerate(f, 1):
                 if number < first_line:
                     continue

@@ -9,6 +9,7 @@ complaint (a duplicate, a rating off the scale) can name the line.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -18,7 +19,7 @@ import pandas as pd
 from aerec.data.scale import RatingScale
 from aerec.errors import DataError
 
-__all__ = ["Ratings", "DuplicatePolicy", "as_ratings", "validate_frame"]
+__all__ = ["Ratings", "DuplicatePolicy", "as_ratings", "named_columns", "validate_frame"]
 
 DuplicatePolicy = Literal["error", "last", "mean", "keep"]
 """What to do when a (user, item) pair appears more than once: raise a DataError naming both
@@ -60,8 +61,16 @@ class Ratings:
         duplicates: DuplicatePolicy = "error",
         item_info: pd.DataFrame | None = None,
         implicit: bool = False,
+        columns: Mapping[str, str] | Sequence[str | None] | str | None = None,
     ) -> Ratings:
-        """Validate ``frame`` (see :func:`validate_frame`) and wrap it."""
+        """Validate ``frame`` (see :func:`validate_frame`) and wrap it.
+
+        Columns are found by name: ``user``, ``item``, ``rating``, ``timestamp``, or common
+        names for them (MovieLens' ``userId``, ``movieId``; ``user_id``, ``item_id``, ...).
+        ``columns`` names the others: a mapping such as ``{"uid": "user", "sku": "item"}``, or
+        the roles in the frame's column order (``"user,item,rating,_"``, ``_`` skips one).
+        """
+        frame = named_columns(frame, columns)
         clean, scale = validate_frame(frame, source=source, scale=scale, duplicates=duplicates)
         return cls(clean, scale, source or "<memory>", item_info, implicit)
 
@@ -128,6 +137,48 @@ class Ratings:
         return out
 
 
+ROLES = ("user", "item", "rating", "timestamp")
+
+
+def named_columns(
+    frame: pd.DataFrame, columns: Mapping[str, str] | Sequence[str | None] | str | None = None
+) -> pd.DataFrame:
+    """``frame`` with its columns renamed to the roles user, item, rating, timestamp.
+
+    ``columns`` is a mapping {column: role}, or one role per column in order (``_``/None skips
+    one). Then a role that no column is named after is taken from the first column with
+    a common name for it (``userId``, ``movieId``, ``user_id``, ``item_id``, ``score``, ...:
+    the aliases the file readers use for a header). Other columns are left as they are.
+    """
+    from aerec.data._sniff import canonical_column
+
+    if columns is None:
+        rename: dict[Any, str] = {}
+        for name in frame.columns:
+            role = canonical_column(name)
+            if role is not None and role not in frame.columns and role not in rename.values():
+                rename[name] = role
+        return frame.rename(columns=rename) if rename else frame
+    if isinstance(columns, Mapping):
+        rename = {k: str(v).strip().lower() for k, v in columns.items()}
+        unknown = [k for k in rename if k not in frame.columns]
+        if unknown:
+            raise DataError("columns names a column the frame does not have", value=unknown[0],
+                            fix=f"the frame's columns are {', '.join(map(str, frame.columns))}")
+    else:
+        roles = columns.split(",") if isinstance(columns, str) else list(columns)
+        if len(roles) != len(frame.columns):
+            raise DataError(f"columns names {len(roles)} columns but the frame has {len(frame.columns)}",
+                            value=columns, fix="give one role per column, _ for the ones to skip")
+        rename = {name: str(r).strip().lower() for name, r in zip(frame.columns, roles, strict=True)
+                  if r is not None and str(r).strip() not in ("", "_", "-")}
+    bad = [r for r in rename.values() if r not in ROLES]
+    if bad:
+        raise DataError("unknown role in columns", value=bad[0], fix="use user, item, rating, timestamp or _")
+    kept = [c for c in frame.columns if c in rename or c not in ROLES]  # a renamed column replaces a same-named one
+    return named_columns(frame[kept].rename(columns=rename))  # common names still name the rest
+
+
 def _line(frame: pd.DataFrame, position: int, source: str | None) -> int | None:
     """The 1-based line of row ``position``: the index value for file data, else None."""
     if source is None:
@@ -162,7 +213,8 @@ def validate_frame(
         raise DataError(
             f"missing column(s) {', '.join(missing)}; found {', '.join(map(str, frame.columns)) or 'none'}",
             path=source,
-            fix="name the columns with --columns user,item,rating[,timestamp] or add a header line",
+            fix="name the columns: --columns user,item,rating[,timestamp] for a file, "
+            "Ratings.from_frame(frame, columns={'uid': 'user', ...}) for a DataFrame",
         )
     if len(frame) == 0:
         raise DataError("no ratings found", path=source, fix="check that the file is the right one and not empty")
@@ -284,7 +336,8 @@ def _py(x: Any) -> Any:
 
 def as_ratings(data: Any, what: str = "the training data", *, events: bool = False) -> Any:
     """``data`` as the library takes it: :class:`Ratings` (or a ``RatingMatrix``) unchanged, a
-    pandas DataFrame with columns user, item, rating[, timestamp] validated by
+    pandas DataFrame with columns user, item, rating[, timestamp] (or common names for them,
+    such as MovieLens' userId, movieId) validated by
     :meth:`Ratings.from_frame`; with ``events``, a frame with no rating column is event data.
     Anything else is a DataError that says what to pass."""
     from aerec.data.matrix import RatingMatrix
@@ -292,6 +345,7 @@ def as_ratings(data: Any, what: str = "the training data", *, events: bool = Fal
     if isinstance(data, (Ratings, RatingMatrix)):
         return data
     if isinstance(data, pd.DataFrame):
+        data = named_columns(data)  # userId, movieId, user_id, ... as user, item
         if events and "rating" not in data.columns and {"user", "item"} <= set(data.columns):
             from aerec.data.readers import IMPLICIT_SCALE
 

@@ -38,6 +38,10 @@ later complaint names the right line. Parsing is done by pyarrow's multi-threade
 (the fast path; whitespace-separated files use pandas' C parser); when it fails, the file is
 re-scanned line by line to report the first bad line as a :class:`DataError` with the file,
 line, value and a fix. No pandas, NumPy, pyarrow or Unicode exception escapes.
+
+Compressed files. gzip, bzip2 and zstd files (``ratings.csv.gz``, ``u.data.bz2``, ``.zst``, or
+such bytes without the suffix, e.g. on stdin) are decompressed while they are read, by
+pyarrow; line numbers are those of the decompressed text.
 """
 
 from __future__ import annotations
@@ -102,8 +106,9 @@ def detect_format(path: str | Path) -> str:
     ``ml-latest``; a 4-field tab-separated ``u.data``/``uN.base``/``uN.test`` (or any such file
     in an ``ml-100k`` folder) -> ``ml-100k``; Parquet by suffix or magic bytes; any other text
     -> ``csv``. A folder is read through its ratings file (``u.data``, ``ratings.dat``,
-    ``ratings.csv``). Raises :class:`DataError` when the path is missing, empty, compressed or
-    not text.
+    ``ratings.csv``). gzip, bzip2 and zstd files (``.gz``, ``.bz2``, ``.zst``) are read
+    decompressed. Raises :class:`DataError` when the path is missing, empty, compressed some
+    other way, or not text.
     """
     p = _resolve(path)
     if _is_parquet(p):
@@ -241,7 +246,7 @@ def _detect(p: Path, head: Head) -> str:
         "userid", "movieid", "rating", "timestamp"
     ]:
         return "ml-latest"
-    ml100k_name = _ML100K_NAME.match(p.name) or p.parent.name.lower() == "ml-100k"
+    ml100k_name = _ML100K_NAME.match(_sniff.plain_name(p)) or p.parent.name.lower() == "ml-100k"
     if ml100k_name and len(first.split("\t")) == 4:
         return "ml-100k"
     return "csv"
@@ -251,7 +256,7 @@ def _looks_netflix(p: Path, texts: list[str]) -> bool:
     """A 'MovieID:' line first; or a Netflix file name and a 'MovieID:' line among the first."""
     if _NETFLIX_MOVIE.match(texts[0]):
         return all(_NETFLIX_MOVIE.match(t) or _NETFLIX_ROW.match(t) for t in texts[1:2])
-    return bool(_NETFLIX_NAME.match(p.name)) and any(_NETFLIX_MOVIE.match(t) for t in texts)
+    return bool(_NETFLIX_NAME.match(_sniff.plain_name(p))) and any(_NETFLIX_MOVIE.match(t) for t in texts)
 
 
 # ============================================================================================
@@ -491,7 +496,8 @@ def _parse_with_arrow(p: Path, layout: _Layout, head: Head) -> pd.DataFrame:
     typed = pacsv.ConvertOptions(column_types={**{c: pa.float64() for c in rating}, **{c: pa.string() for c in ids}},
                                  strings_can_be_null=True, check_utf8=True)
     try:
-        table = pacsv.read_csv(p, read_options=read, parse_options=parse, convert_options=typed)
+        with _sniff.open_binary(p) as f:
+            table = pacsv.read_csv(f, read_options=read, parse_options=parse, convert_options=typed)
     except (pa.ArrowException, UnicodeError) as first_error:
         if "conversion error" not in str(first_error):
             raise _bad_line(p, layout, head, _short(first_error)) from None
@@ -500,8 +506,8 @@ def _parse_with_arrow(p: Path, layout: _Layout, head: Head) -> pd.DataFrame:
         as_text = pacsv.ConvertOptions(column_types={c: pa.string() for c in names},
                                        strings_can_be_null=True, check_utf8=True)
         try:
-            table = pacsv.read_csv(p, read_options=read, parse_options=parse,
-                                   convert_options=as_text)
+            with _sniff.open_binary(p) as f:
+                table = pacsv.read_csv(f, read_options=read, parse_options=parse, convert_options=as_text)
         except (pa.ArrowException, UnicodeError):
             raise _bad_line(p, layout, head, _short(first_error)) from None
         return _with_typed_ids(_numbers_where_possible(table, keep=ids), ids).to_pandas(date_as_object=False)
@@ -555,10 +561,11 @@ def _parse_with_pandas(p: Path, layout: _Layout, head: Head) -> pd.DataFrame:
     names = [f"c{j}" for j in range(layout.n_fields)]
     try:
         # No quoting: whitespace-separated rating files do not quote, so '"' is a character.
-        frame = pd.read_csv(p, sep=r"\s+", header=None, names=names, skiprows=layout.header_line,
-                            skip_blank_lines=False, encoding=head.encoding, engine="c",
-                            quoting=csv.QUOTE_NONE, dtype={names[i]: str for i, r in enumerate(layout.roles)
-                                                           if r in ("user", "item")})
+        with _sniff.open_binary(p) as f:
+            frame = pd.read_csv(f, sep=r"\s+", header=None, names=names, skiprows=layout.header_line,
+                                skip_blank_lines=False, encoding=head.encoding, engine="c",
+                                quoting=csv.QUOTE_NONE, dtype={names[i]: str for i, r in enumerate(layout.roles)
+                                                               if r in ("user", "item")})
     except (pd.errors.ParserError, UnicodeError, ValueError) as e:
         raise _bad_line(p, layout, head, _short(e)) from None
     for i, role in enumerate(layout.roles):
@@ -658,7 +665,8 @@ def _text_lines(p: Path, head: Head) -> pa.Array:
 
     A decode error is reported at its line by a re-scan.
     """
-    data = p.read_bytes()
+    with _sniff.open_binary(p) as f:
+        data = f.read()
     try:
         if head.arrow_encoding == "utf8":
             data = data.removeprefix(b"\xef\xbb\xbf")
@@ -797,11 +805,19 @@ def _decide_implicit(fields: _Fields, implicit: bool | None, p: Path) -> bool:
 
 
 def _require_whole_ids(frame: pd.DataFrame, p: Path, fmt: str) -> pd.DataFrame:
-    """MovieLens and Netflix ids are whole numbers: name the first line where one is not."""
+    """MovieLens and Netflix ids are whole numbers: name the first line where one is not.
+
+    Ids the reader kept as text because they are spelt as digits that int64 cannot hold or that
+    a conversion would change ("007", 23 digits) stay text: ids are labels, kept as written."""
     for col in ("user", "item"):
         ids = frame[col]
         if ids.dtype.kind in "iu":
             continue
+        if pd.api.types.is_string_dtype(ids) or ids.dtype == object:
+            text = ids.astype(str).str.strip()
+            if text.str.fullmatch(r"[0-9]+").all():
+                frame = frame.assign(**{col: text.to_numpy(dtype=object)})
+                continue
         numbers = pd.to_numeric(ids, errors="coerce")
         values = numbers.to_numpy(dtype=np.float64, na_value=np.nan)
         # Empty ids are left for the validation ("missing user id"); text and fractions are not.

@@ -113,3 +113,39 @@ class RatingScale:
             return f"{x:g}"
 
         return f"{fmt(self.low)}..{fmt(self.high)}" + (f" step {fmt(self.step)}" if self.step else " continuous")
+
+
+# Where rating scales usually start and end; an inferred scale elsewhere may be missing a level.
+_USUAL_LOWS = (0.0, 0.5, 1.0)
+_USUAL_HIGHS = (1.0, 5.0, 10.0, 100.0)
+RARE_HALF_STARS = 0.01  # below this share, half stars look like typos in a whole-star file
+
+
+def scale_doubts(scale: RatingScale, values: np.ndarray) -> list[str]:
+    """Reasons to doubt a scale that was inferred from the ratings (min..max, and the step):
+    an unusual top or bottom (a 1..5 file where nobody gave a 5 reads as 1..4, and predictions
+    would then never reach 5), or half stars so rare they look like typos. Each reason says
+    how to declare the real scale (``--scale``, ``scale=``)."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0 or scale.is_binary:
+        return []
+    doubts = []
+    if scale.high not in _USUAL_HIGHS:
+        doubts.append(
+            f"the highest rating is {scale.high:g}, so the inferred scale is {scale}; if the real scale goes higher "
+            f"(e.g. 1..5 with no {scale.high + 1:g} given), predictions will never reach it: declare it with "
+            "--scale LOW:HIGH (scale=RatingScale(...))"
+        )
+    if scale.low not in _USUAL_LOWS:
+        doubts.append(
+            f"the lowest rating is {scale.low:g}, so the inferred scale is {scale}; if the real scale starts lower, "
+            "declare it with --scale LOW:HIGH (scale=RatingScale(...))"
+        )
+    if scale.step == 0.5:
+        half = float(np.mean(np.abs(values - np.round(values)) > 1e-6))
+        if half < RARE_HALF_STARS:
+            doubts.append(
+                f"only {half:.2%} of the ratings are half stars, yet they make the scale {scale}; if they are "
+                "typos, fix them, or declare whole stars with --scale LOW:HIGH:1"
+            )
+    return doubts

@@ -69,6 +69,11 @@ NOT_A_RATING_MODEL = (
 )
 
 
+# Families without a training loop, and the command-line flags of the settings they ignore.
+CLOSED_FORM = ("ease", "popularity")
+_TRAIN_FLAGS = {"epochs": "--epochs", "lr": "--lr", "batch_size": "--batch-size or --online"}
+
+
 class ImplicitRecommender:
     """A top-N recommender for implicit feedback (``multvae``, ``multdae``, ``cdae``, ``ease``,
     ``popularity``).
@@ -90,8 +95,24 @@ class ImplicitRecommender:
     def __init__(self, kind: str = DEFAULT_IMPLICIT, *, config: Config | None = None, **model_params: Any) -> None:
         self.config = config = Config.for_model(kind, config, model_params)
         self.resolved()  # fail here, not at fit, on an unknown kind or setting (a typo such as hiddden=)
+        if model_params:  # ImplicitRecommender("ease", epochs=10): refused here (a loaded config is not checked)
+            self.check_settings_apply()
 
     # ------------------------------------------------------------------ settings
+    def check_settings_apply(self) -> None:
+        """Refuse training settings this family would ignore: EASE is solved in closed form and
+        popularity counts, so epochs, a learning rate or batches mean nothing to them (only
+        ``train.validation``, the share of users that choose EASE's lambda, applies)."""
+        if self.kind not in CLOSED_FORM:
+            return
+        ignored = sorted(set(self.config.train) - {"validation"})
+        if ignored:
+            flags = ", ".join(f"train.{k}" + (f" ({_TRAIN_FLAGS[k]})" if k in _TRAIN_FLAGS else "") for k in ignored)
+            raise ConfigError(
+                f"{self.kind} has no training loop (it is solved in closed form), so {flags} would be ignored; "
+                "drop it, or choose a neural model such as multvae, which trains for epochs"
+            )
+
     def resolved(self) -> tuple[Any, Any, Any]:
         """(model params, TrainConfig, RunConfig) after the family's defaults and presets."""
         return get_implicit_family(self.config.kind).resolve(self.config)
@@ -135,6 +156,7 @@ class ImplicitRecommender:
                 >= 3.5 on half stars; see :func:`~aerec.implicit.views.default_threshold`).
             val_metric: what model selection maximises, e.g. ``"ndcg@100"`` or ``"recall@20"``.
         """
+        self.check_settings_apply()
         params, train_cfg, run = self.resolved()
         parse_metric(val_metric)
         train = as_ratings(train, events=True)
@@ -450,7 +472,8 @@ class ImplicitRecommender:
         }
         writers = {}
         if self.history_:
-            writers["curves.png"] = lambda path: _plot(self.history_frame(), path, self.kind, self.val_metric_)
+            best = getattr(getattr(self, "train_result_", None), "best_epoch", None)  # as the summary says
+            writers["curves.png"] = lambda path: _plot(self.history_frame(), path, self.kind, self.val_metric_, best)
         return write_model_dir(directory, tensors, meta, extras, writers)
 
     @classmethod
@@ -560,8 +583,10 @@ def _read_history(path: Path, metric: str, kind: str) -> list[EpochRecord]:
             for r in frame.itertuples(index=False)]
 
 
-def _plot(history: pd.DataFrame, path: Path, kind: str, metric: str) -> Path:
-    """Training loss and the validation metric per epoch (two axes) into ``path`` (PNG)."""
+def _figure(history: pd.DataFrame, kind: str, metric: str, best_epoch: int | None = None) -> Any:
+    """Training loss and the validation metric per epoch (two axes; EASE: the metric per
+    lambda tried), labelled, with one legend for both axes and the kept epoch marked: the one
+    the summary reports (``best_epoch``), else the best validation figure."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -571,21 +596,38 @@ def _plot(history: pd.DataFrame, path: Path, kind: str, metric: str) -> Path:
     name = f"val_{metric}"
     xlabel = "lambda (l2)" if kind == "ease" else "epoch"
     xs = history["l2"] if kind == "ease" else history["epoch"]
+    other = ax
     if kind != "ease":
         ax.plot(xs, history["loss"], color="C0", label="train loss")
         ax.set_ylabel("train loss")
     if history[name].notna().any():
         other = ax.twinx() if kind != "ease" else ax
         other.plot(xs, history[name], color="C1", label=f"validation {metric}")
-        other.set_ylabel(metric)
-        best = history[name].idxmax()
-        other.scatter([xs[best]], [history.loc[best, name]], color="C1", zorder=3)
+        other.set_ylabel(f"validation {metric}")
+        rows = history.index[history["epoch"] == best_epoch] if best_epoch is not None and kind != "ease" else []
+        best = rows[0] if len(rows) else history[name].idxmax()
+        where = f"lambda {xs[best]:g}" if kind == "ease" else f"epoch {int(xs[best])}"
+        other.scatter([xs[best]], [history.loc[best, name]], color="C1", zorder=3,
+                      label=f"best {history.loc[best, name]:.4f} ({where})")
     if kind == "ease":
         ax.set_xscale("log")
     ax.set_xlabel(xlabel)
     ax.set_title(f"aerec {kind}")
     ax.grid(alpha=0.3)
+    handles, labels = ax.get_legend_handles_labels()
+    if other is not ax:  # the twin axis's lines belong in the same legend
+        more = other.get_legend_handles_labels()
+        handles, labels = handles + more[0], labels + more[1]
+    ax.legend(handles, labels, loc="best")
     fig.tight_layout()
+    return fig
+
+
+def _plot(history: pd.DataFrame, path: Path, kind: str, metric: str, best_epoch: int | None = None) -> Path:
+    """:func:`_figure` into ``path`` (PNG)."""
+    import matplotlib.pyplot as plt
+
+    fig = _figure(history, kind, metric, best_epoch)
     fig.savefig(path, format="png")
     plt.close(fig)
     return Path(path)

@@ -274,7 +274,8 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
 
     @app.post("/v1/predict", response_model=Predictions, tags=["recommendations"], responses=BODY_ERRORS)
     def predict(body: PredictRequest) -> dict[str, Any]:
-        """Predicted ratings for (user_id, item_id) pairs of known users and items."""
+        """Predicted ratings for (user_id, item_id) pairs; a pair with a user or item the model does not
+        know gets the bias model's rating and ``fallback: true`` (the rest of the batch is unaffected)."""
         if len(body.pairs) > settings.max_pairs:
             raise HTTPException(422, f"too many pairs: {len(body.pairs)}; this server takes at most "
                                      f"{settings.max_pairs} (raise it with --max-pairs or AEREC_SERVE_MAX_PAIRS)")

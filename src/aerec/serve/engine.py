@@ -36,7 +36,8 @@ class UnknownIdError(LookupError):
     def __init__(self, kind: str, ids: Sequence[str], known: int) -> None:
         self.kind, self.ids, self.known = kind, list(ids), known
         shown = ", ".join(repr(i) for i in self.ids[:5]) + (f" and {len(self.ids) - 5} more" if len(self.ids) > 5 else "")
-        hint = " (search them with GET /v1/items)" if kind == "item" else ""
+        hint = (" (search them with GET /v1/items)" if kind == "item" else
+                "; for a new user, send their ratings instead: POST /v1/recommendations {\"ratings\": {\"item_id\": rating}}")
         super().__init__(f"unknown {kind} id{'s' if len(self.ids) > 1 else ''} {shown}: the model knows {known} {kind}s{hint}")
 
 
@@ -151,15 +152,18 @@ class ServingModel:
         return [self._scored(k, s, p) for k, s, p in zip(index.tolist(), frame["score"].tolist(), predictions)]
 
     def predict(self, pairs: Sequence[tuple[str, str]]) -> tuple[np.ndarray, np.ndarray]:
-        """Predicted ratings ``(n,)`` and fallback flags ``(n,)`` for (user_id, item_id) pairs."""
+        """Predicted ratings ``(n,)`` and fallback flags ``(n,)`` for (user_id, item_id) pairs; a
+        pair with an unknown user or item gets the bias model's rating and ``fallback`` True."""
         if not self._clip:
             from aerec.implicit.recommender import NOT_A_RATING_MODEL
 
             raise ConfigError(NOT_A_RATING_MODEL.format(kind=self.kind))  # the API answers 422
         if not pairs:
             return np.empty(0, dtype=np.float32), np.empty(0, dtype=bool)
-        users = self.user_index(p[0] for p in pairs)
-        items = self.item_index(p[1] for p in pairs)
+        # An unknown id is answered by the bias model and flagged (-1: no bias of its own), as the
+        # command line does: one new user must not fail the whole batch.
+        users = np.fromiter((self._user_index.get(p[0], -1) for p in pairs), dtype=np.int64, count=len(pairs))
+        items = np.fromiter((self._item_index.get(p[1], -1) for p in pairs), dtype=np.int64, count=len(pairs))
         with self.lock:
             pred = self.model.predict_indices(users, items)
         return pred.values, pred.fallback
