@@ -199,7 +199,12 @@ class Trainer:
         seed: run seed (shuffling and dropout per epoch).
         device: where the network and batches live.
         progress: show a Rich progress bar on stderr.
-        checkpoint_dir: write a checkpoint there every ``config.checkpoint_every`` epochs.
+        checkpoint_dir: write checkpoints there, every ``config.checkpoint_every`` epochs and
+            after the last one, as long as they take at most the share ``b =
+            config.checkpoint_budget`` of the time: a checkpoint that took c seconds is followed
+            by at least c (1 - b) / b seconds of training before the next. The first epoch's is
+            always written; a crash then costs at most the epochs since the last one, and a
+            resume from any checkpoint ends with the same numbers.
         callbacks: called as ``callback(record)`` after every epoch (on every process).
         val_label: what the validation figure is, for messages and the progress bar.
         precision: ``auto`` (bf16 autocast on a GPU), ``fp32`` or ``bf16``; L-BFGS is always fp32
@@ -295,6 +300,7 @@ class Trainer:
             done = state.stopped == "early_stopping" and 0 < cfg.patience <= state.bad_epochs
             state.stopped = "early_stopping" if done else "epochs"
             last = state.epoch if done else cfg.epochs
+            next_checkpoint = 0.0  # perf_counter time after which the next checkpoint is due
             for epoch in range(state.epoch + 1, last + 1):
                 t0 = time.perf_counter()
                 torch.manual_seed(_epoch_seed(self.seed, epoch) + group.rank)  # dropout differs per process
@@ -338,10 +344,21 @@ class Trainer:
                     callback(record)
                 state.epoch = epoch
                 state.seconds = time.perf_counter() - started
-                if self.checkpoint_dir is not None and (epoch % max(cfg.checkpoint_every, 1) == 0 or stop or epoch == cfg.epochs):
-                    if group.is_main:
-                        self._save_checkpoint(net, optimizer, scheduler, state)
-                    group.barrier()  # no process runs ahead of the last checkpoint
+                if self.checkpoint_dir is not None:
+                    # Due every checkpoint_every epochs and after the last one, once the budget allows
+                    # (with the default budget of 1, always: every checkpoint_every epochs and the last).
+                    due = epoch % max(cfg.checkpoint_every, 1) == 0 or stop or epoch == cfg.epochs
+                    due = due and time.perf_counter() >= next_checkpoint
+                    if group.broadcast_float(float(due)):  # rank 0's clock decides for every process
+                        if group.is_main:
+                            cost = time.perf_counter()
+                            self._save_checkpoint(net, optimizer, scheduler, state)
+                            cost = time.perf_counter() - cost
+                            # Train c (1 - b) / b seconds before the next: checkpoints then take at
+                            # most the share b (train.checkpoint_budget) of the time.
+                            budget = cfg.checkpoint_budget
+                            next_checkpoint = time.perf_counter() + cost * (1.0 - budget) / budget
+                        group.barrier()  # no process runs ahead of the last checkpoint
                 if stop:
                     break
         # Let go of the batch objective (in a group: a DistributedDataParallel module that holds

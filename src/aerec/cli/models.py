@@ -48,7 +48,7 @@ __all__ = ["check_out_dir", "default_checkpoint_dir", "default_model", "parse_ne
 # Files the reader understands when a new user's ratings are given as a file.
 _NEW_USER_SEPARATORS = ("\t", ",", ";", "|", "::")
 # Settings that may differ between a checkpointed run and the run that resumes it.
-_RESUMABLE_CHANGES = {"epochs", "patience", "checkpoint_every", "device", "threads"}
+_RESUMABLE_CHANGES = {"epochs", "patience", "checkpoint_every", "checkpoint_budget", "device", "threads"}
 
 # ----------------------------------------------------------------------------- shared options
 FormatOption = typer.Option(
