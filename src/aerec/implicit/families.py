@@ -282,7 +282,8 @@ class EASESolver:
     the items x items ``B``, and :meth:`weights` forms it once for the chosen ``l2``.
     """
 
-    def __init__(self, csr, dtype: torch.dtype = EASE_DTYPE) -> None:
+    def __init__(self, csr, dtype: torch.dtype | None = None) -> None:
+        dtype = dtype or EASE_DTYPE  # looked up at call time: benchmarks/cli_speed.py compares float64
         x = sp.csr_array(csr, dtype=np.float64)  # co-counts are exact; eigh runs in ``dtype``
         n_users, n_items = x.shape
         self.dual = n_users < n_items
@@ -340,9 +341,10 @@ def ease_weights(gram: torch.Tensor, l2: float) -> torch.Tensor:
     return b.float()
 
 
-def ease_final_weights(csr, l2: float, dtype: torch.dtype = EASE_DTYPE) -> torch.Tensor:
+def ease_final_weights(csr, l2: float, dtype: torch.dtype | None = None) -> torch.Tensor:
     """``B`` for one ``l2`` on all of ``csr``: one Cholesky of the items x items Gram, or with
     fewer users than items, :class:`EASESolver`'s users x users eigendecomposition."""
+    dtype = dtype or EASE_DTYPE
     if csr.shape[0] < csr.shape[1]:
         return EASESolver(csr, dtype).weights(l2)
     return ease_weights(gram_matrix(csr).to(dtype), l2)
