@@ -41,3 +41,18 @@ def test_the_lazy_names_still_resolve():
     from aerec.data import RatingMatrix, registry  # a name and a submodule
 
     assert RatingMatrix.__name__ == "RatingMatrix" and registry.__name__ == "aerec.data.registry"
+
+
+def test_an_lbfgs_fit_does_not_import_dynamo():
+    # torch imports torch._dynamo (2 s) at an optimiser's first bookkeeping call unless the
+    # trainer skips it (aerec.training._without_dynamo_import); the default model uses L-BFGS.
+    code = (
+        "import sys, tempfile\nfrom aerec import Recommender\nfrom aerec.config import Config\n"
+        "from aerec.data.synthetic import synthetic_ratings\n"
+        "cfg = Config.from_dict({'model': {'kind': 'autorec', 'hidden': [8]}, 'train': {'epochs': 2}}, source='test')\n"
+        "with tempfile.TemporaryDirectory() as d:\n"
+        "    Recommender(config=cfg).fit(synthetic_ratings(2000, n_users=50, n_items=40, seed=0), checkpoint_dir=d)\n"
+        "print(['torch._dynamo'] if 'torch._dynamo' in sys.modules else [])"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(done.stdout.strip().splitlines()[-1].replace("'", '"')) == []
