@@ -125,6 +125,26 @@ t0 = time.perf_counter()
 for _ in range(5):
     a @ b
 out["gemm_gflops"] = 5 * 2 * n**3 / (time.perf_counter() - t0) / 1e9
+# The rate of the products the epoch is made of: a CSR of the training ratings' pattern (items x
+# users, as I-AutoRec reads it) times a dense users x hidden matrix, and its transpose product,
+# which is what the encoder's gather-sum and the decoder's backward do.
+from aerec.data.matrix import RatingMatrix
+csr = RatingMatrix.from_ratings(train).csr.T.tocsr()
+g = torch.sparse_csr_tensor(torch.from_numpy(csr.indptr).long(), torch.from_numpy(csr.indices).long(),
+                            torch.randn(csr.nnz), size=csr.shape)
+dense = torch.randn(csr.shape[1], hidden)
+dense_t = torch.randn(csr.shape[0], hidden)
+torch.sparse.mm(g, dense)
+t0 = time.perf_counter()
+for _ in range(10):
+    torch.sparse.mm(g, dense)
+out["spmm_gflops"] = 10 * 2 * csr.nnz * hidden / (time.perf_counter() - t0) / 1e9
+torch.sparse.mm(g.t(), dense_t)
+t0 = time.perf_counter()
+for _ in range(10):
+    torch.sparse.mm(g.t(), dense_t)
+out["spmm_t_gflops"] = 10 * 2 * csr.nnz * hidden / (time.perf_counter() - t0) / 1e9
+out["shape"] = list(csr.shape)
 v, w = torch.randn(out["params"]), torch.randn(out["params"])
 t0 = time.perf_counter()
 for _ in range(50):
@@ -233,6 +253,9 @@ def render(res: dict) -> str:
     evals_per_epoch = none["evals"] / max(none["epochs"], 1)
     flops = evals_per_epoch * 5 * 2 * fit["nnz_fit"] * fit["hidden"]
     bound = flops / (fit["gemm_gflops"] * 1e9)
+    # The same evaluations on the dense matrix (what the dense batch path computes): 5 products
+    # of rows x columns x hidden multiply-adds each.
+    dense_flops = evals_per_epoch * 5 * 2 * fit["shape"][0] * fit["shape"][1] * fit["hidden"]
     # What L-BFGS itself moves per iteration: two loops over 20 stored pairs, each reading a pair
     # vector twice (dot, then axpy) and q: about 2 x 20 x (2 + 3) vectors of 4-byte floats.
     lbfgs_bytes = 2 * 20 * 5 * 4 * fit["params"]
@@ -267,7 +290,12 @@ def render(res: dict) -> str:
         f"{evals_per_epoch:.1f} objective evaluations x {5 * 2 * fit['nnz_fit'] * fit['hidden'] / 1e9:.2f} GFLOP = "
         f"{flops / 1e9:.2f} GFLOP; at the GEMM rate of {fit['gemm_gflops']:.0f} GFLOP/s: {bound * 1e3:.0f} ms, "
         f"so {epoch_s / bound:.0f} x the bound. L-BFGS's own vector work, {its} x {lbfgs_bytes / 1e6:.0f} MB at "
-        f"{fit['axpy_gbs']:.0f} GB/s, is about {lbfgs_s * 1e3:.0f} ms of it |",
+        f"{fit['axpy_gbs']:.0f} GB/s, is about {lbfgs_s * 1e3:.0f} ms of it. The products are sparse: "
+        f"CSR x dense runs at {fit['spmm_gflops']:.1f} GFLOP/s here ({fit['spmm_t_gflops']:.1f} GFLOP/s transposed), "
+        f"where the epoch's {flops / 1e9:.2f} GFLOP take {flops / (max(fit['spmm_gflops'], fit['spmm_t_gflops']) * 1e9) * 1e3:.0f} "
+        f"to {flops / (min(fit['spmm_gflops'], fit['spmm_t_gflops']) * 1e9) * 1e3:.0f} ms; the dense products of "
+        f"the whole {fit['shape'][0]:,} x {fit['shape'][1]:,} matrix would be {dense_flops / 1e9:.0f} GFLOP, "
+        f"{dense_flops / (fit['gemm_gflops'] * 1e9) * 1e3:.0f} ms at the GEMM rate |",
         f"| `aerec train --implicit --model ease`, {items:,} items x {users:,} users | whole process | "
         f"{med(res['ease']['aerec train --model ease']):.1f} s | <= 30 s | one users x users eigendecomposition for "
         f"the 8 lambdas, float32 |",
