@@ -49,7 +49,8 @@ INTRO = """What a user waits for: each command timed from process start to exit 
 `benchmarks/cli_speed.py` (subprocess + `time.perf_counter`, medians of interleaved runs), next
 to a plain Surprise script (`benchmarks/surprise_svdpp.py`: read u1.base, fit SVD++ with its
 defaults). Rows marked "fit only" are timed inside one process. The machine has 2 cores shared
-with other jobs; the load averages are recorded with the figures."""
+with other jobs; the load averages are recorded with the figures. About 6 minutes:
+`AEREC_DATA_HOME=../shared/data MPLBACKEND=Agg python benchmarks/cli_speed.py`."""
 
 
 def _aerec() -> list[str]:
