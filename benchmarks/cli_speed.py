@@ -13,7 +13,9 @@ interleaved (A, B, A, B, ...) so that a busy spell of the machine hits both. Tim
    writing checkpoints under the default budget (``train.checkpoint_budget = 0.05``) and
    with a checkpoint after every epoch (``checkpoint_budget = 1``, the behaviour before);
 4. an epoch of the default model against the machine's dense matmul rate (torch GEMM GFLOP/s
-   measured in the same process, at the fit's thread count), with the FLOPs the epoch must do;
+   measured in the same process, at the fit's thread count), with the FLOPs the epoch must do,
+   the rate of the sparse products it is made of (CSR x dense, both ways) and the memory rate
+   that bounds L-BFGS's own vector work;
 5. ``aerec train --implicit --model ease`` on a synthetic file of over 10,000 items (whole
    process), and EASE's test NDCG@100 on ML-100K u1 in float32 against float64 (fit only);
 6. ``aerec demo --no-progress``.
