@@ -18,7 +18,7 @@ from aerec.data.scale import RatingScale
 from aerec.data.splits import per_user_split, user_split
 from aerec.errors import ConfigError, DataError, TrainingError
 from aerec.implicit import ImplicitRecommender, default_threshold, implicit_matrix, implicit_view
-from aerec.implicit.families import ease_weights
+from aerec.implicit.families import EASESolver, check_ease_size, ease_final_weights, ease_memory_bytes, ease_weights
 from aerec.implicit.networks import MultVAE, kl_beta
 from aerec.implicit.testing import planted_implicit
 from aerec.testing import single_thread
@@ -400,3 +400,27 @@ def test_recommend_batch_is_recommend_user_by_user_in_any_chunking(kind):
                 np.testing.assert_allclose(got["score"].to_numpy(), expected["score"].to_numpy(), rtol=1e-6)
                 assert set(got["item"]) == set(expected["item"])  # ties may order differently
     assert set(model.recommend_batch(n=2)["user"]) == set(model.users_.to_list())
+
+
+@pytest.mark.parametrize("n_users", [40, 6])  # more users than items (items x items), fewer (users x users)
+def test_one_ease_eigendecomposition_serves_every_lambda(n_users):
+    rng = np.random.default_rng(1)
+    x = (rng.random((n_users, 12)) < 0.35).astype(np.float64)
+    x[0] = 0.0  # a user with nothing
+    solver = EASESolver(sp.csr_array(x), dtype=torch.float64)
+    for l2 in (0.5, 5.0, 50.0):
+        p = np.linalg.inv(x.T @ x + l2 * np.eye(12))
+        expected = np.eye(12) - p / np.diag(p)[None, :]
+        np.testing.assert_allclose(solver.weights(l2).double().numpy(), expected, atol=1e-5)
+        np.testing.assert_allclose(solver.scores(torch.from_numpy(x), l2).double().numpy(), x @ expected, atol=1e-4)
+        np.testing.assert_allclose(ease_final_weights(sp.csr_array(x), l2, torch.float64).double().numpy(), expected,
+                                   atol=1e-5)
+
+
+def test_ease_refuses_what_cannot_fit_in_memory_with_the_numbers(monkeypatch):
+    import aerec.data.synthetic as synthetic
+
+    monkeypatch.setattr(synthetic, "_available_memory", lambda: 2**30)
+    assert check_ease_size(1_000, 5_000) == ease_memory_bytes(5_000, 1_000) == 16_000_000
+    with pytest.raises(ConfigError, match=r"30,000 items needs about 13.4 GiB .* but 1.0 GiB is available"):
+        check_ease_size(30_000, 100_000)

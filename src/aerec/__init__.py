@@ -1,7 +1,8 @@
 """aerec: autoencoder recommenders on user x item rating matrices.
 
-The names in ``__all__`` are the public API (pinned by tests/test_public_api.py). Heavy parts
-(torch, the models) are imported on first use, so ``import aerec`` stays quick.
+The names in ``__all__`` are the public API (pinned by tests/test_public_api.py). Every one but
+``__version__`` is imported on first use (PEP 562 ``__getattr__``), so ``import aerec`` loads
+neither torch nor pandas and ``aerec --help`` starts in a fraction of a second.
 """
 
 import os as _os
@@ -11,33 +12,28 @@ import os as _os
 # when the machine is idle. Must be set before torch loads its OpenMP runtime.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from aerec.data import (  # noqa: E402
-    RatingMatrix,
-    Ratings,
-    RatingScale,
-    Split,
-    Vocabulary,
-    canonical_split,
-    load_dataset,
-    random_split,
-    read_ratings,
-    user_split,
-    validation_split,
-)
-from aerec.errors import (  # noqa: E402
-    AerecError,
-    ConfigError,
-    DataError,
-    DatasetError,
-    ModelFileError,
-    NotFittedError,
-    TrainingError,
-)
-
 __version__ = "0.1.0"
 
 # name -> module that defines it, imported when the name is first used.
 _LAZY = {
+    "AerecError": "aerec.errors",
+    "ConfigError": "aerec.errors",
+    "DataError": "aerec.errors",
+    "DatasetError": "aerec.errors",
+    "ModelFileError": "aerec.errors",
+    "NotFittedError": "aerec.errors",
+    "TrainingError": "aerec.errors",
+    "RatingMatrix": "aerec.data.matrix",
+    "RatingScale": "aerec.data.scale",
+    "Ratings": "aerec.data.ratings",
+    "Split": "aerec.data.splits",
+    "Vocabulary": "aerec.data.vocab",
+    "canonical_split": "aerec.data.splits",
+    "load_dataset": "aerec.data.registry",
+    "random_split": "aerec.data.splits",
+    "read_ratings": "aerec.data.readers",
+    "user_split": "aerec.data.splits",
+    "validation_split": "aerec.data.splits",
     "BiasModel": "aerec.baseline",
     "Config": "aerec.config",
     "ImplicitRecommender": "aerec.implicit.recommender",

@@ -73,7 +73,10 @@ class TrainConfig:
     # so every update applies the running sum of all earlier gradients. Only for reproducing it.
     accumulate_gradients: bool = False
     loss_normalization: Literal["observed", "all"] = "observed"
-    checkpoint_every: int = 1  # epochs between checkpoints when a checkpoint dir is given
+    checkpoint_every: int = 1  # epochs between checkpoints when a checkpoint dir is given ...
+    # ... as long as checkpoints take at most this share of the training time (1: no limit).
+    # The models' default is CHECKPOINT_BUDGET (aerec.models.families); a bare Trainer's is 1.
+    checkpoint_budget: float = 1.0
     # How rows reach the network: "auto" picks the faster of dense batches and the sparse path
     # (inputs and outputs at observed cells only); aerec.training.choose_batch_format.
     batch_format: Literal["auto", "dense", "sparse"] = "auto"
@@ -120,6 +123,11 @@ class TrainConfig:
         for name in ("step_size", "lbfgs_iterations", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"train.{name} must be >= 1; got {getattr(self, name)}")
+        if not 0 < self.checkpoint_budget <= 1:
+            raise ConfigError(
+                f"train.checkpoint_budget (the most share of training time checkpoints may take) must be in "
+                f"(0, 1], e.g. 0.05; got {self.checkpoint_budget}"
+            )
         if self.dense_refeeding < 0:
             raise ConfigError(f"train.dense_refeeding must be >= 0; got {self.dense_refeeding}")
 

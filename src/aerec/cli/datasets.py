@@ -11,7 +11,7 @@ import dataclasses
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich import box
@@ -19,9 +19,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from aerec.cli import app, err_console, out_console
-from aerec.data import registry
-from aerec.data.registry import DatasetSpec
-from aerec.data.scale import RatingScale
+
+if TYPE_CHECKING:
+    from aerec.data.registry import DatasetSpec
+    from aerec.data.scale import RatingScale
+
+# The registry (pandas, numpy) is imported inside the commands: ``--help`` stays quick.
 
 __all__ = ["datasets_app"]
 
@@ -46,6 +49,8 @@ def list_command(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
 ) -> None:
     """List every known dataset: kind, archive size, ratings, scale, and whether it is here."""
+    from aerec.data import registry
+
     home = registry.data_home(data_home)
     specs = registry.list_datasets()
     if as_json:
@@ -106,6 +111,9 @@ def info_command(
     ),
 ) -> None:
     """Users, items, ratings, density, scale and a rating histogram of a dataset or file."""
+    from aerec.data import registry
+    from aerec.data.scale import RatingScale
+
     options: dict[str, Any] = {
         "format": fmt,
         "columns": _columns(columns),
@@ -149,6 +157,7 @@ def download_command(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Download, verify and unpack a dataset into the data home; print its folder on stdout."""
+    from aerec.data import registry
     from aerec.data.download import download
 
     spec = registry.get_spec(name, download=True)
@@ -191,6 +200,8 @@ def _size(n: int | None) -> str:
 
 
 def _spec_json(spec: DatasetSpec, home: Path) -> dict[str, Any]:
+    from aerec.data import registry
+
     return {
         "name": spec.name,
         "kind": spec.kind,
@@ -219,6 +230,8 @@ def _jsonable(x: Any) -> Any:
 
 
 def _print_summary(summary: dict[str, Any], spec: DatasetSpec | None) -> None:
+    from aerec.data.scale import RatingScale
+
     facts = Table.grid(padding=(0, 2))
     facts.add_column(style="bold")
     facts.add_column()

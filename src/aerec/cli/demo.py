@@ -8,16 +8,17 @@ fills in the blanks of DESIGN §1's 11 x 6 like/dislike matrix in a few seconds.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
 import typer
 from rich import box
 from rich.markup import escape
 from rich.table import Table
 
 from aerec.cli import app, err_console, out_console
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["demo_command"]
 
@@ -126,6 +127,8 @@ def _print_toy(report) -> None:
 
 
 def _matrix_table(observed: pd.DataFrame, predicted: pd.DataFrame | None, title: str) -> Table:
+    import numpy as np
+
     table = Table(title=escape(title), box=box.SIMPLE_HEAD)
     table.add_column("")
     for item in observed.columns:

@@ -17,6 +17,7 @@ The functions here are called by :mod:`aerec.cli.models`; they only turn flags i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import time
@@ -71,6 +72,28 @@ def is_implicit_run(config: Config, train: Ratings, implicit_flag: bool, thresho
     return implicit
 
 
+@contextlib.contextmanager
+def _ease_bar(enabled: bool):
+    """A Rich bar over EASE's steps (memory estimate, eigendecomposition, each lambda, the
+    weights), as the callable ``ImplicitRecommender.fit(progress=...)`` reports them to; None
+    when disabled."""
+    if not enabled:
+        yield None
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("EASE {task.description}"), BarColumn(), TextColumn("{task.completed:.0f}/{task.total:.0f}"),
+                  TimeElapsedColumn(), console=err_console) as bar:
+        task = bar.add_task("", total=1)
+
+        def step(what: str, done: int, total: int) -> None:
+            if done == 0:  # the memory estimate, said before the long steps start
+                err_console.print(f"EASE: {escape(what)}")
+            bar.update(task, description=escape(what), completed=done, total=total)
+
+        yield step
+
+
 def train_implicit(config: Config, parts, *, out: Path, threshold: float | None, checkpoint_dir: Path | None,
                    resume: bool, progress: bool, as_json: bool) -> None:
     """Fit, evaluate (when the split has a test part), save and report an implicit model."""
@@ -99,7 +122,9 @@ def train_implicit(config: Config, parts, *, out: Path, threshold: float | None,
             f"{matrix.n_items:,} items) from {escape(parts.source)}", soft_wrap=True,
         )
     started = time.perf_counter()
-    model.fit(parts.train, parts.validation, threshold=threshold, progress=progress, checkpoint_dir=ckpt, resume=resume)
+    with _ease_bar(progress and config.kind == "ease" and distributed.is_main()) as bar:
+        model.fit(parts.train, parts.validation, threshold=threshold, progress=bar or progress, checkpoint_dir=ckpt,
+                  resume=resume)
     fit_seconds = time.perf_counter() - started
     if not distributed.is_main():
         return  # every process holds the same model; rank 0 evaluates, saves and reports

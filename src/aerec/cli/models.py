@@ -29,21 +29,22 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
-import numpy as np
 import typer
-from rich import box
 from rich.markup import escape
-from rich.table import Table
 
-from aerec import distributed
 from aerec.cli import app, err_console, out_console
 from aerec.config import Config, apply_overrides, load_config
-from aerec.data.ratings import Ratings
-from aerec.data.scale import RatingScale
 from aerec.errors import AerecError, ConfigError, DataError
-from aerec.models.families import default_kind
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from aerec.data.ratings import Ratings
+
+# numpy, torch, pandas and the library's heavy modules are imported inside the commands that
+# use them: ``aerec --help`` and ``aerec COMMAND --help`` then start in a fraction of a second.
 
 __all__ = [
     "check_out_dir", "check_writable", "default_checkpoint_dir", "default_model", "parse_new_user_ratings",
@@ -53,7 +54,7 @@ __all__ = [
 # Files the reader understands when a new user's ratings are given as a file.
 _NEW_USER_SEPARATORS = ("\t", ",", ";", "|", "::")
 # Settings that may differ between a checkpointed run and the run that resumes it.
-_RESUMABLE_CHANGES = {"epochs", "patience", "checkpoint_every", "device", "threads"}
+_RESUMABLE_CHANGES = {"epochs", "patience", "checkpoint_every", "checkpoint_budget", "device", "threads"}
 
 # ----------------------------------------------------------------------------- shared options
 FormatOption = typer.Option(
@@ -88,7 +89,7 @@ def reader_options(fmt, columns, sep, scale, duplicates) -> dict[str, Any]:
         "format": fmt,
         "columns": columns,
         "sep": sep,
-        "scale": RatingScale.parse(scale) if scale is not None else None,
+        "scale": _parse_scale(scale) if scale is not None else None,
         "duplicates": duplicates,
     }
     return {k: v for k, v in options.items() if v is not None}
@@ -111,11 +112,19 @@ def _with_synthetic(
 
 
 # ----------------------------------------------------------------------------- library-ish helpers
+def _parse_scale(text: str):
+    from aerec.data.scale import RatingScale
+
+    return RatingScale.parse(text)
+
+
 def default_model(ratings: Ratings) -> str:
     """The model ``aerec train`` uses when ``--model`` is not given (DESIGN §2).
 
     Explicit ratings get the library's default family (``Config().kind``, AutoRec).
     """
+    from aerec.models.families import default_kind
+
     kind = default_kind(implicit=ratings.implicit)
     if kind is None:
         # Hook: implicit-feedback data (events, no ratings) gets its own default once the
@@ -309,6 +318,8 @@ def _warnings_to_console() -> Iterator[None]:
 
 def _finite(obj: Any) -> Any:
     """JSON-ready copy: NumPy scalars to Python, NaN/inf to None."""
+    import numpy as np
+
     if isinstance(obj, dict):
         return {k: _finite(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
@@ -329,6 +340,9 @@ def _load_model(directory: Path):
 
 
 def _facts_table(title: str) -> Table:
+    from rich import box
+    from rich.table import Table
+
     table = Table(title=title, box=box.SIMPLE_HEAD, show_header=False, show_edge=False, pad_edge=False)
     table.add_column(style="bold")
     table.add_column()
@@ -336,6 +350,8 @@ def _facts_table(title: str) -> Table:
 
 
 def _fmt(value: Any, digits: int = 4) -> str:
+    import numpy as np
+
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "-"
     if isinstance(value, float):
@@ -540,6 +556,7 @@ def train_command(
     Settings, later wins: model defaults < --preset < --config < shortcut flags (--epochs,
     --batch-size, --online, --lr, --seed, --device, --threads, --model) < --set key=value.
     """
+    from aerec import distributed
     from aerec.data.matrix import RatingMatrix
     from aerec.evaluation import evaluate_ratings, require_ratings
     from aerec.recommender import Recommender
@@ -783,6 +800,8 @@ def predict_command(
     The fallback column is 1 where the user or the item was unseen in training and the bias
     model predicted instead. Predictions are clipped to the model's rating scale.
     """
+    import numpy as np
+
     from aerec.data.registry import load_dataset
     from aerec.persistence import atomic_write_text
 
@@ -885,6 +904,9 @@ def recommend_command(
         return
     what = "items" if items is not None else "ratings"
     who = f"user {user}" if user is not None else f"a new user with {used} {what[:-1] if used == 1 else what}"
+    from rich import box
+    from rich.table import Table
+
     table = Table(title=f"top {n} for {escape(who)}", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     titles = any(rec["title"] for rec in recs)
     table.add_column("rank", justify="right")

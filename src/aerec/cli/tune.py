@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import typer
 from rich import box
@@ -28,7 +28,9 @@ from aerec.cli.models import (
     reader_options,
 )
 from aerec.config import Config, load_config
-from aerec.data.ratings import Ratings
+
+if TYPE_CHECKING:
+    from aerec.data.ratings import Ratings  # pandas: imported by the command itself, not by --help
 from aerec.errors import ConfigError
 
 __all__ = ["tune_command"]

@@ -1,26 +1,35 @@
 """The rating data layer: readers, validation, vocabularies, the sparse matrix, splits, datasets."""
 
-from aerec.data.matrix import Orientation, RatingMatrix
-from aerec.data.ratings import DuplicatePolicy, Ratings
-from aerec.data.readers import FORMATS, detect_format, read_items, read_ratings
-from aerec.data.registry import data_home, dataset_dir, list_datasets, load_dataset
-from aerec.data.scale import RatingScale
-from aerec.data.splits import (
-    Split,
-    canonical_folds,
-    canonical_split,
-    fold_in_split,
-    kfold,
-    last_k_split,
-    parse_split,
-    per_user_split,
-    random_split,
-    temporal_split,
-    user_split,
-    validation_split,
-)
-from aerec.data.synthetic import synthetic_matrix, synthetic_ratings, toy_ratings
-from aerec.data.vocab import UnknownPolicy, Vocabulary
+# name -> module that defines it, imported on first use (PEP 562): ``import aerec.data`` (and
+# ``import aerec``, which re-exports some of these) then costs no pandas, SciPy or torch, which
+# keeps ``aerec --help`` quick.
+_LAZY = {
+    "Orientation": "matrix", "RatingMatrix": "matrix",
+    "DuplicatePolicy": "ratings", "Ratings": "ratings",
+    "FORMATS": "readers", "detect_format": "readers", "read_items": "readers", "read_ratings": "readers",
+    "data_home": "registry", "dataset_dir": "registry", "list_datasets": "registry", "load_dataset": "registry",
+    "RatingScale": "scale",
+    "Split": "splits", "canonical_folds": "splits", "canonical_split": "splits", "fold_in_split": "splits",
+    "kfold": "splits", "last_k_split": "splits", "parse_split": "splits", "per_user_split": "splits",
+    "random_split": "splits", "temporal_split": "splits", "user_split": "splits", "validation_split": "splits",
+    "synthetic_matrix": "synthetic", "synthetic_ratings": "synthetic", "toy_ratings": "synthetic",
+    "UnknownPolicy": "vocab", "Vocabulary": "vocab",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f"aerec.data.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'aerec.data' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "FORMATS",

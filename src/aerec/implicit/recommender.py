@@ -15,6 +15,8 @@ recommended. Every scoring pass works on chunks of users (``chunk x n_items``).
 from __future__ import annotations
 
 import dataclasses
+import functools
+import logging
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -39,10 +41,10 @@ from aerec.errors import ConfigError, DataError, ModelFileError, NotFittedError
 from aerec.implicit.families import (
     DEFAULT_IMPLICIT,
     NEURAL,
+    EASESolver,
     check_ease_size,
-    ease_weights,
+    ease_final_weights,
     get_implicit_family,
-    gram_matrix,
 )
 from aerec.implicit.protocol import RankingTask, carve_validation, ranking_task, task_from_parts
 from aerec.implicit.views import implicit_matrix, positives
@@ -63,6 +65,7 @@ __all__ = ["NOT_A_RATING_MODEL", "VAL_METRIC", "ImplicitRecommender"]
 VAL_METRIC = "ndcg@100"
 """What model selection maximises on validation users (Mult-VAE's choice)."""
 ROW_CHUNK = 1024  # users scored at once: chunk x n_items floats
+_log = logging.getLogger(__name__)
 NOT_A_RATING_MODEL = (
     "{kind} is an implicit-feedback (top-N) model: it ranks items and predicts no ratings; "
     "ask it for recommendations instead (aerec recommend, POST /v1/recommendations)"
@@ -139,7 +142,7 @@ class ImplicitRecommender:
         *,
         threshold: float | None = None,
         val_metric: str = VAL_METRIC,
-        progress: bool = False,
+        progress: bool | Callable[[str, int, int], None] = False,
         checkpoint_dir: str | Path | None = None,
         resume: bool = False,
         callbacks: Iterable[Callable[[EpochRecord], None]] = (),
@@ -155,6 +158,8 @@ class ImplicitRecommender:
             threshold: the lowest rating that counts as a positive (default: >= 4 on 1..5,
                 >= 3.5 on half stars; see :func:`~aerec.implicit.views.default_threshold`).
             val_metric: what model selection maximises, e.g. ``"ndcg@100"`` or ``"recall@20"``.
+            progress: a progress bar on stderr while a network trains; for EASE, a callable
+                ``progress(what, done, total)`` hears each step (its memory estimate first).
         """
         self.check_settings_apply()
         params, train_cfg, run = self.resolved()
@@ -179,10 +184,10 @@ class ImplicitRecommender:
         started = time.perf_counter()
         seed_everything(run.seed)
         if self.kind in NEURAL:
-            self._fit_net(params, train_cfg, run, fit_csr, task, fit_rankable, progress, checkpoint_dir, resume,
+            self._fit_net(params, train_cfg, run, fit_csr, task, fit_rankable, bool(progress), checkpoint_dir, resume,
                           callbacks)
         elif self.kind == "ease":
-            self._fit_ease(params, matrix.csr, fit_csr, task, fit_rankable)
+            self._fit_ease(params, matrix.csr, fit_csr, task, fit_rankable, progress)
         self.train_result_.seconds = time.perf_counter() - started
         self.history_ = self.train_result_.history
         self._set_data(matrix.csr)
@@ -222,27 +227,41 @@ class ImplicitRecommender:
                                          higher_is_better=True, resume=resume)
         self.net_ = net.eval()
 
-    def _fit_ease(self, params, full_csr, fit_csr, task, rankable) -> None:
-        check_ease_size(full_csr.shape[1])
-        gram = gram_matrix(fit_csr)
+    def _fit_ease(self, params, full_csr, fit_csr, task, rankable, progress) -> None:
+        """Lambda on validation from one :class:`EASESolver`, then ``B`` on every training positive.
+
+        ``progress``, when callable, hears ``(what, done, total)`` after each step (the CLI
+        draws a bar from it); the memory estimate comes first, as step 0.
+        """
+        need = check_ease_size(full_csr.shape[1], full_csr.shape[0])
+        step = progress if callable(progress) else (lambda what, done, total: None)
+        search = task is not None and "l2" not in self.config.model and bool(params.l2_grid)
+        total = (1 + len(params.l2_grid) if search else 0) + 1
+        _log.info("EASE on %d items: about %.1f GiB of memory", full_csr.shape[1], need / 2**30)
+        size = f"{need / 2**30:.1f} GiB" if need >= 2**30 else f"{need / 2**20:.0f} MiB"
+        step(f"{full_csr.shape[1]:,} items, about {size} of memory", 0, total)
         l2 = params.l2
-        if task is not None and "l2" not in self.config.model and params.l2_grid:
-            # Lambda on validation: the best of the grid (ties to the smaller lambda).
+        if search:
+            # Lambda on validation: the best of the grid (ties to the smaller lambda), each scored
+            # from the one eigendecomposition without forming B.
+            solver = EASESolver(fit_csr)
+            step("eigendecomposition", 1, total)
             found = []
             for value in params.l2_grid:
-                self.ease_ = ease_weights(gram, value).to(self.device_)
-                found.append(self._evaluate_task(task, [self.val_metric_], rankable=rankable)[self.val_metric_])
+                scorer = functools.partial(solver.scores, l2=float(value))
+                found.append(self._evaluate_task(task, [self.val_metric_], net=scorer, rankable=rankable)[self.val_metric_])
                 self.train_result_.history.append(
                     EpochRecord(len(found), float(value), float("nan"), found[-1], 0.0, 0.0)
                 )
+                step(f"lambda {value:g}", 1 + len(found), total)
+            del solver
             best = int(np.argmax(found))
             l2 = float(params.l2_grid[best])
             self.train_result_.best_epoch, self.train_result_.best_val = best + 1, found[best]
         self.params_ = dataclasses.replace(params, l2=l2)
-        # Refit on every training positive (the validation cells included): it costs one solve.
-        if full_csr is not fit_csr:
-            gram = gram_matrix(full_csr)
-        self.ease_ = ease_weights(gram, l2).to(self.device_)
+        # Refit on every training positive (the validation cells included): one more factorisation.
+        self.ease_ = ease_final_weights(full_csr, l2).to(self.device_)
+        step("weights", total, total)
 
     def _set_data(self, csr: sp.csr_array) -> None:
         """Remember the training positives (the input of known users) and what can be ranked."""
@@ -267,8 +286,8 @@ class ImplicitRecommender:
         x, _ = dense_rows(inputs, np.arange(inputs.shape[0]), device=self.device_)  # (n, n_items)
         if self.kind == "popularity":
             scores = self.popularity_[None, :].expand(x.shape[0], -1).clone()
-        elif self.kind == "ease":
-            scores = x @ self.ease_  # (n, n_items)
+        elif self.kind == "ease":  # ``net``: EASESolver.scores while lambda is chosen
+            scores = x @ self.ease_ if net is None else net(x)  # (n, n_items)
         else:
             rows = None
             if user_rows is not None:
