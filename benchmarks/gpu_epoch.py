@@ -128,7 +128,7 @@ def _batch_format(model, params, train_cfg, matrix, device) -> str:
     import torch
 
     from aerec import distributed
-    from aerec.models.families import get_family
+    from aerec.registry import get_family
     from aerec.training import choose_batch_format
 
     rows = matrix.rows(params.orientation)

@@ -211,7 +211,7 @@ def throughput(folder: Path, families: list[str], epochs: int, peak1: float | No
     from aerec.config import Config
     from aerec.data.splits import canonical_split
     from aerec.implicit.recommender import ImplicitRecommender
-    from aerec.models.families import get_family
+    from aerec.registry import get_family
     from aerec.recommender import Recommender
     from aerec.training import choose_batch_format  # noqa: F401  (documents where "auto" is decided)
 

@@ -16,7 +16,7 @@ from aerec.config import (
     parse_value,
 )
 from aerec.errors import ConfigError
-from aerec.models.families import get_family
+from aerec.registry import get_family
 from aerec.recommender import Recommender
 
 EXAMPLE = """\

@@ -9,10 +9,10 @@ import sys
 import aerec
 
 PUBLIC = [
-    "AerecError", "BiasModel", "Config", "ConfigError", "DataError", "DatasetError",
+    "AerecError", "BiasModel", "Config", "ConfigError", "DataError", "DatasetError", "Estimator",
     "ImplicitRecommender", "ModelFileError", "NotFittedError", "RatingMatrix", "RatingScale",
     "Ratings", "Recommender", "RunConfig", "Split", "TrainConfig", "TrainingError", "Vocabulary",
-    "__version__", "canonical_split", "evaluate_ranking", "evaluate_ratings", "load_config",
+    "__version__", "canonical_split", "evaluate_ranking", "evaluate_ratings", "load", "load_config",
     "load_dataset", "load_model", "random_split", "read_ratings", "tune", "user_split",
     "validation_split",
 ]
@@ -55,3 +55,20 @@ def test_import_is_light():
     code = "import sys, aerec; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_both_estimators_share_one_base_and_loader():
+    import typing
+
+    assert issubclass(aerec.Recommender, aerec.Estimator) and issubclass(aerec.ImplicitRecommender, aerec.Estimator)
+    assert aerec.load_model is aerec.load
+    assert typing.get_type_hints(aerec.load)["return"] is aerec.Estimator
+    for name in ("fit", "predict", "evaluate", "recommend", "recommend_batch", "recommend_new", "new_user_scores",
+                 "rank_items", "save", "load"):
+        assert callable(getattr(aerec.Estimator, name)), name
+    # The calls every estimator answers alike take the same arguments.
+    for name in ("recommend", "recommend_batch", "recommend_new", "rank_items", "save"):
+        explicit = list(inspect.signature(getattr(aerec.Recommender, name)).parameters)
+        implicit = list(inspect.signature(getattr(aerec.ImplicitRecommender, name)).parameters)
+        assert explicit == implicit, name
+    assert aerec.Recommender.predicts_ratings and not aerec.ImplicitRecommender.predicts_ratings

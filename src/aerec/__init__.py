@@ -36,6 +36,7 @@ _LAZY = {
     "validation_split": "aerec.data.splits",
     "BiasModel": "aerec.baseline",
     "Config": "aerec.config",
+    "Estimator": "aerec.loading",  # there, every estimator is imported, so Estimator.load finds them all
     "ImplicitRecommender": "aerec.implicit.recommender",
     "Recommender": "aerec.recommender",
     "RunConfig": "aerec.config",
@@ -43,6 +44,7 @@ _LAZY = {
     "evaluate_ranking": "aerec.ranking",
     "evaluate_ratings": "aerec.evaluation",
     "load_config": "aerec.config",
+    "load": "aerec.loading",
     "load_model": "aerec.loading",
     "tune": "aerec.tuning",
 }
@@ -69,6 +71,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "DatasetError",
+    "Estimator",
     "ImplicitRecommender",
     "ModelFileError",
     "NotFittedError",
@@ -86,6 +89,7 @@ __all__ = [
     "evaluate_ranking",
     "evaluate_ratings",
     "load_config",
+    "load",
     "load_dataset",
     "load_model",
     "random_split",

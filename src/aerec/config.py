@@ -245,11 +245,10 @@ class Config:
 def _model_fields(kind: str) -> set[str]:
     """The hyper-parameter names of family ``kind`` (empty for an unknown kind: the family
     lookup then says what is wrong)."""
-    from aerec.implicit.families import get_implicit_family, is_implicit_kind
-    from aerec.models.families import get_family
+    from aerec.registry import get_family  # the families build on this module: looked up at call time
 
     try:
-        family = get_implicit_family(kind) if is_implicit_kind(kind) else get_family(kind)
+        family = get_family(kind)
         params = family.resolve(Config(model={"kind": kind}))[0]
     except (ConfigError, KeyError, ValueError):
         return set()

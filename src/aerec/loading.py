@@ -1,14 +1,21 @@
-"""One loader for every saved model: :func:`load_model` reads ``model.json``'s kind and hands the
-directory to the estimator that wrote it (:class:`~aerec.Recommender` for rating models,
-:class:`~aerec.implicit.ImplicitRecommender` for implicit top-N models)."""
+"""One loader for every saved model: :func:`load` reads ``model.json``'s kind and hands the
+directory to the estimator of that family's feedback (:class:`~aerec.Recommender` for rating
+models, :class:`~aerec.implicit.ImplicitRecommender` for implicit top-N models).
+
+This module sits above both estimators: importing it makes every estimator known to
+:meth:`aerec.base.Estimator.load`, which is why ``aerec.Estimator`` is served from here.
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
-__all__ = ["load_model", "model_kind"]
+from aerec.base import Estimator
+from aerec.implicit.recommender import ImplicitRecommender
+from aerec.recommender import Recommender
+
+__all__ = ["Estimator", "ImplicitRecommender", "Recommender", "load", "load_model", "model_kind"]
 
 
 def model_kind(directory: str | Path) -> str:
@@ -21,19 +28,16 @@ def model_kind(directory: str | Path) -> str:
     return str(meta.get("kind", "")) if isinstance(meta, dict) else ""
 
 
-def load_model(directory: str | Path) -> Any:
+def load(directory: str | Path) -> Estimator:
     """Load a model directory written by ``save`` (safetensors + JSON only, never pickle).
 
     Returns a :class:`~aerec.recommender.Recommender` or an
-    :class:`~aerec.implicit.ImplicitRecommender`, whichever wrote it. A missing, truncated or
-    tampered directory is a :class:`~aerec.errors.ModelFileError`.
+    :class:`~aerec.implicit.ImplicitRecommender`, whichever wrote it; both are
+    :class:`~aerec.base.Estimator`\\ s. A missing, truncated or tampered directory is a
+    :class:`~aerec.errors.ModelFileError`.
     """
-    from aerec.implicit.families import is_implicit_kind
+    return Estimator.load(directory)
 
-    if is_implicit_kind(model_kind(directory)):
-        from aerec.implicit.recommender import ImplicitRecommender
 
-        return ImplicitRecommender.load(directory)
-    from aerec.recommender import Recommender
-
-    return Recommender.load(directory)
+load_model = load
+"""The name :func:`load` had first; kept so existing code keeps working."""

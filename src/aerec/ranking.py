@@ -132,6 +132,16 @@ def top_k(scores: torch.Tensor, exclude: sp.csr_array | None, k: int) -> np.ndar
     return top_rows(scores.detach().float(), exclude, k)[0]
 
 
+def top_indices(scores: np.ndarray, n: int) -> np.ndarray:
+    """The indices of the ``n`` highest finite ``scores`` ``(n_items,)``, best first (fewer when
+    fewer are finite: -inf marks what may not be listed). Ties keep the item order."""
+    n = min(n, int(np.isfinite(scores).sum()))
+    if n <= 0:
+        return np.empty(0, dtype=np.int64)
+    top = np.argpartition(-scores, n - 1)[:n]
+    return top[np.argsort(-scores[top], kind="stable")]
+
+
 def top_rows(scores: torch.Tensor, exclude: sp.csr_array | None, k: int) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` best items of each row of ``scores`` ``(chunk, n_items)`` and their scores, in the
     scores' dtype: ``(chunk, k)`` int64 indices (-1 past the rankable items, those left at -inf

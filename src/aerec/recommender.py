@@ -24,22 +24,18 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
-import aerec
+from aerec.base import Estimator, check_n
 from aerec.baseline import BiasModel
 from aerec.config import Config
 from aerec.data.batches import dense_rows, sparse_batch
 from aerec.data.matrix import RatingMatrix
 from aerec.data.new_user import known_items, rating_values
 from aerec.data.ratings import Ratings, as_ratings
-from aerec.data.scale import RatingScale
-from aerec.data.vocab import Vocabulary
-from aerec.device import loading_device
-from aerec.evaluation import require_ratings
+from aerec.evaluation import evaluate_ratings, require_ratings
 from aerec.foldin import FoldIn, FoldInChoice, Link, calibrate
-from aerec.errors import ConfigError, DataError, ModelFileError, NotFittedError
-from aerec.models.families import get_family
-from aerec.persistence import check_shapes, read_history_csv, read_model_dir, write_model_dir
-from aerec.ranking import recommendation_rows, top_rows
+from aerec.errors import DataError
+from aerec.persistence import check_shapes, read_history_csv
+from aerec.ranking import recommendation_rows, top_indices, top_rows
 from aerec.relevance import Relevance
 from aerec.training import (
     EpochRecord,
@@ -50,7 +46,7 @@ from aerec.training import (
     seed_everything,
 )
 
-__all__ = ["Recommender", "Predictions"]
+__all__ = ["Recommender", "Predictions", "check_n"]
 
 # Rows whose hidden states are computed at once (bounds memory to chunk x n_inputs).
 ROW_CHUNK = 2048
@@ -68,8 +64,9 @@ class Predictions:
         return int(self.fallback.sum())
 
 
-class Recommender:
-    """An autoencoder recommender for explicit ratings.
+class Recommender(Estimator):
+    """An autoencoder recommender for explicit ratings (the :class:`~aerec.base.Estimator`
+    contract, ``feedback = "explicit"``): it predicts ratings and ranks items by their relevance.
 
     >>> model = Recommender("autorec")                 # doctest: +SKIP
     >>> model.fit(train_ratings)                        # doctest: +SKIP
@@ -83,22 +80,13 @@ class Recommender:
         **model_params: hyper-parameters of the family, e.g. ``hidden=[300]``, ``preset="course"``.
     """
 
+    feedback = "explicit"
+    predicts_ratings = True
+    _fitted_attribute = "net_"
+    _batch_columns = ("user", "rank", "item", "score", "prediction")
+
     def __init__(self, kind: str = "autorec", *, config: Config | None = None, **model_params: Any) -> None:
-        self.config = config = Config.for_model(kind, config, model_params)
-        self.resolved()  # fail here, not at fit, on an unknown kind or setting (a typo such as hiddden=)
-
-    # ------------------------------------------------------------------ resolved settings
-    def resolved(self) -> tuple[Any, Any, Any]:
-        """(model params, TrainConfig, RunConfig) after family defaults and presets."""
-        return get_family(self.config.kind).resolve(self.config)
-
-    @property
-    def is_fitted(self) -> bool:
-        return hasattr(self, "net_")
-
-    def _require_fitted(self) -> None:
-        if not self.is_fitted:
-            raise NotFittedError("this Recommender is not fitted yet: call fit(...) or Recommender.load(DIR) first")
+        super().__init__(kind, config=config, **model_params)
 
     # ------------------------------------------------------------------ fit
     def fit(
@@ -196,7 +184,7 @@ class Recommender:
         baseline; returns ``(net, rows, bias)``, ``rows`` the CSR rows it trains on."""
         seed_everything(run.seed)
         rows = matrix.rows(params.orientation)
-        net = get_family(self.config.kind).build(params, rows.shape[1])
+        net = self.family.build(params, rows.shape[1])
         bias = BiasModel().fit(matrix.csr)
         if getattr(net, "use_baseline", False):
             col_bias, row_reg = (
@@ -336,9 +324,16 @@ class Recommender:
         return Predictions(np.clip(values, self.scale_.low, self.scale_.high).astype(np.float32), ~known)
 
     # ------------------------------------------------------------------ recommend
-    def _scores_known(self, user_index: int) -> np.ndarray:
-        """Predicted ratings of every item for a known user, ``(n_items,)`` (not clipped)."""
+    def known_user_scores(self, user_index: int) -> np.ndarray:
+        """Predicted ratings of every item for a known user, ``(n_items,)`` (not clipped); a user
+        with no training ratings gets the bias model's."""
+        if self.user_counts_[user_index] == 0:
+            return self.bias_.predict(np.full(len(self.items_), user_index), np.arange(len(self.items_)))
         return self.read_.known_user(self, user_index)
+
+    def rated_items(self, user_index: int) -> np.ndarray:
+        """The items the user at ``user_index`` rated in training (indices)."""
+        return self.train_csr_.indices[self.train_csr_.indptr[user_index] : self.train_csr_.indptr[user_index + 1]]
 
     def rank_items(self, predictions: np.ndarray, exclude: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The ``n`` most relevant items given one user's predicted ratings ``(n_items,)``.
@@ -352,20 +347,8 @@ class Recommender:
         check_n(n)
         scores = self.relevance_.log_scores(predictions, self.read_.log_share)  # (n_items,); -inf: nobody rated
         scores[exclude] = -np.inf
-        n = min(n, int(np.isfinite(scores).sum()))
-        top = np.argpartition(-scores, n - 1)[:n] if n > 0 else np.empty(0, dtype=np.int64)
-        top = top[np.argsort(-scores[top], kind="stable")]
+        top = top_indices(scores, n)
         return top, np.exp(scores[top]), np.clip(predictions[top], self.scale_.low, self.scale_.high)
-
-    def _top(self, predictions: np.ndarray, exclude: np.ndarray, n: int) -> pd.DataFrame:
-        top, relevance, prediction = self.rank_items(np.asarray(predictions, dtype=np.float64), exclude, n)
-        frame = pd.DataFrame({"item": self.items_.label(top), "score": relevance, "prediction": prediction})
-        if self.item_info_ is not None and len(frame):
-            info = self.item_info_.reindex(frame["item"].to_numpy())
-            for col in ("title", "genres"):
-                if col in info.columns:
-                    frame[col] = info[col].to_numpy()
-        return frame
 
     def recommend(self, user: Any, n: int = 10, *, exclude_rated: bool = True) -> pd.DataFrame:
         """Top-``n`` items for a known user: columns item, score (the relevance the list is
@@ -374,18 +357,7 @@ class Recommender:
         Items the user rated in training are left out unless ``exclude_rated=False``; so are
         items nobody rated. An unknown user is a :class:`DataError` (use :meth:`recommend_new`).
         """
-        self._require_fitted()
-        check_n(n)
-        u = int(self.users_.index([user])[0])
-        rated = self.train_csr_.indices[self.train_csr_.indptr[u] : self.train_csr_.indptr[u + 1]]
-        exclude = np.zeros(len(self.items_), dtype=bool)
-        if exclude_rated:
-            exclude[rated] = True
-        if self.user_counts_[u] == 0:
-            scores = self.bias_.predict(np.full(len(self.items_), u), np.arange(len(self.items_)))
-        else:
-            scores = self._scores_known(u)
-        return self._top(scores, exclude, n)
+        return super().recommend(user, n, exclude_rated=exclude_rated)
 
     def recommend_batch(
         self, users: Any = None, n: int = 10, *, exclude_rated: bool = True, chunk: int = 1024
@@ -396,21 +368,16 @@ class Recommender:
         prediction; the same lists as :meth:`recommend`. Only a ``(chunk, n_items)`` block of
         scores exists at any moment, never users x items.
         """
-        self._require_fitted()
-        check_n(n)
-        u_all = np.arange(len(self.users_)) if users is None else self.users_.index(np.atleast_1d(np.asarray(users, dtype=object)))
-        parts = []
-        for s in range(0, len(u_all), chunk):
-            u = u_all[s : s + chunk]
-            pred = self.predicted_block(u)  # (len(u), n_items)
-            scores = torch.from_numpy(self.relevance_.log_scores(pred, self.read_.log_share))  # as ranking_block
-            index, values = top_rows(scores, self.train_csr_[u] if exclude_rated else None, n)  # (len(u), n)
-            rows = recommendation_rows(self.users_.label(u), self.items_.labels, index, np.exp(values))
-            picked = np.take_along_axis(pred, np.maximum(index, 0), axis=1)[index >= 0]  # row-major, as the rows
-            rows["prediction"] = np.clip(picked, self.scale_.low, self.scale_.high)
-            parts.append(rows)
-        empty = pd.DataFrame(columns=["user", "rank", "item", "score", "prediction"])
-        return pd.concat(parts, ignore_index=True) if parts else empty
+        return super().recommend_batch(users, n, exclude_rated=exclude_rated, chunk=chunk)
+
+    def _recommend_chunk(self, u: np.ndarray, n: int, exclude_rated: bool) -> pd.DataFrame:
+        pred = self.predicted_block(u)  # (len(u), n_items)
+        scores = torch.from_numpy(self.relevance_.log_scores(pred, self.read_.log_share))  # as ranking_block
+        index, values = top_rows(scores, self.train_csr_[u] if exclude_rated else None, n)  # (len(u), n)
+        rows = recommendation_rows(self.users_.label(u), self.items_.labels, index, np.exp(values))
+        picked = np.take_along_axis(pred, np.maximum(index, 0), axis=1)[index >= 0]  # row-major, as the rows
+        rows["prediction"] = np.clip(picked, self.scale_.low, self.scale_.high)
+        return rows
 
     def predicted_block(self, users: np.ndarray) -> np.ndarray:
         """Predicted ratings ``(len(users), n_items)`` (float64, not clipped) of known users by
@@ -457,21 +424,20 @@ class Recommender:
 
     def _new_user_vector(self, ratings: Mapping[Any, float], unknown: str = "error") -> tuple[np.ndarray, np.ndarray]:
         if unknown not in ("error", "warn"):
-            raise ConfigError(f"unknown must be 'error' or 'warn'; got {unknown!r}")
+            self._check_known_items([], unknown)  # names the bad value before the ratings are read
         labels, values = rating_values(ratings, self.scale_, fix="use ratings on the model's scale")
-        if unknown == "error":
-            missing = [label for label, k in zip(labels, self.items_.index(labels, unknown="missing")) if k < 0] if labels else []
-            if missing:
-                raise DataError(f"{len(missing)} item(s) the model does not know", value=missing[:5],
-                                fix="rate items of the training data (unknown=\"warn\" drops the others with a warning)")
+        self._check_known_items(labels, unknown)
         return known_items(labels, values, self.items_, stacklevel=4)
 
-    # ------------------------------------------------------------------ save / load
-    def save(self, directory: str | Path, *, metrics: dict[str, Any] | None = None) -> Path:
-        """Write the model directory (DESIGN §3) atomically."""
+    # ------------------------------------------------------------------ evaluate
+    def evaluate(self, test: Ratings, *, k: int | None = 10, relevant: float | None = None) -> dict[str, Any]:
+        """Rating errors on ``test`` (rmse, mae, n, n_fallback, rmse_per_user) and the ranking
+        figures of its top-``k`` lists; see :func:`~aerec.evaluation.evaluate_ratings`."""
         self._require_fitted()
-        _, train_cfg, run = self.resolved()
-        params = self.params_
+        return evaluate_ratings(self, test, k=k, relevant=relevant)
+
+    # ------------------------------------------------------------------ save / load
+    def _tensors(self) -> dict[str, torch.Tensor]:
         tensors = {f"net.{k}": v for k, v in self.net_.state_dict().items()}
         csr = self.train_csr_
         tensors.update({
@@ -480,104 +446,62 @@ class Recommender:
             "data.values": torch.from_numpy(csr.data.astype(np.float32)),
         })
         tensors.update({f"bias.{k}": torch.from_numpy(v) for k, v in self.bias_.arrays().items()})
-        meta = {
-            "aerec_version": aerec.__version__,
-            "kind": self.config.kind,
-            "model": dataclasses.asdict(params),
-            "preset": self.config.model.get("preset"),
-            "train": dataclasses.asdict(train_cfg),
-            "run": dataclasses.asdict(run),
+        return tensors
+
+    def _meta(self) -> dict[str, Any]:
+        return {
             "orientation": self.orientation_,
             "loss": self.loss_,
             "n_inputs": int(self.rows_.shape[1]),
-            "scale": self.scale_.to_dict(),
-            "users": self.users_.to_list(),
-            "items": self.items_.to_list(),
-            "fingerprint": self.fingerprint_,
-            "best_epoch": self.train_result_.best_epoch if hasattr(self, "train_result_") else None,
-            "item_info": _item_info_to_json(self.item_info_, self.items_),
             "fold_in": self.fold_in_choice_.to_dict(),
             "relevance": self.relevance_.to_dict(),
         }
-        extras = {"history.csv": self.history_frame().to_csv(index=False), "config.toml": self._resolved_toml()}
-        extras["metrics.json"] = _json(metrics or {})
-        writers = {}
-        if self.history_:
-            from aerec.plots import plot_history
 
-            # The epoch the summary reports as best (early stopping's choice), not a recomputed one.
-            best = getattr(getattr(self, "train_result_", None), "best_epoch", None)
-            writers["curves.png"] = lambda path: plot_history(self.history_frame(), path, title=f"aerec {self.config.kind}",
-                                                              best_epoch=best)
-        return write_model_dir(directory, tensors, meta, extras, writers)
+    def _plot_curves(self, path: Path, best_epoch: int | None) -> Any:
+        from aerec.plots import plot_history
 
-    def _resolved_toml(self) -> str:
-        _, train_cfg, run = self.resolved()
-        params = self.params_
-        model = {"kind": self.config.kind, **dataclasses.asdict(params)}
-        return Config(model=model, train=dataclasses.asdict(train_cfg), run=dataclasses.asdict(run)).to_toml()
+        # The epoch the summary reports as best (early stopping's choice), not a recomputed one.
+        return plot_history(self.history_frame(), path, title=f"aerec {self.config.kind}", best_epoch=best_epoch)
 
     @classmethod
     def load(cls, directory: str | Path) -> Recommender:
-        """Load a model directory written by :meth:`save` (safetensors + JSON only)."""
-        tensors, meta = read_model_dir(directory)
-        from aerec.implicit.families import is_implicit_kind
+        """Load a model directory written by :meth:`save` (safetensors + JSON only); a directory
+        that holds an implicit top-N model is a :class:`~aerec.errors.ModelFileError` saying
+        how to load it."""
+        return super().load(directory)  # type: ignore[return-value]
 
-        if is_implicit_kind(str(meta.get("kind", ""))):  # a sound model of the other estimator
-            raise ModelFileError(
-                f"{directory} holds an implicit top-N model ({meta['kind']}), not a rating model: load it with "
-                f"aerec.load_model({str(directory)!r}) or ImplicitRecommender.load(...), which rank items but "
-                "predict no ratings"
-            )
-        try:
-            model_params = dict(meta["model"])
-            config = Config(model={"kind": meta["kind"], **model_params}, train=meta["train"], run=meta["run"])
-            self = cls(config=config)
-            params, _, run = self.resolved()
-            self.params_ = params
-            self.users_ = Vocabulary.from_list(meta["users"], name="user")
-            self.items_ = Vocabulary.from_list(meta["items"], name="item")
-            self.scale_ = RatingScale.from_dict(meta["scale"])
-            self.orientation_ = _one_of(meta["orientation"], ("user", "item"), "orientation")
-            self.loss_ = _one_of(meta["loss"], ("mse", "bce"), "loss")
-            self.fingerprint_ = meta["fingerprint"]
-            self.item_info_ = _item_info_from_json(meta.get("item_info"))
-            # A model trained on a GPU loads onto the CPU where there is none (aerec.device).
-            self.device_ = loading_device(run.device)
-            family, n_inputs = get_family(meta["kind"]), int(meta["n_inputs"])
-            state = {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}
-            # Shapes first, on the meta device (no memory): a tampered n_inputs or hidden size
-            # must not make the real build allocate terabytes (docs/reliability.md).
-            with torch.device("meta"):
-                check_shapes(family.build(params, n_inputs).state_dict(), state, Path(directory))
-            net = family.build(params, n_inputs)
-            net.load_state_dict(state)
-            self.net_ = net.to(self.device_).eval()
-            csr = sp.csr_array(
-                (tensors["data.values"].numpy(), tensors["data.indices"].numpy(), tensors["data.indptr"].numpy()),
-                shape=(len(self.users_), len(self.items_)),
-            )
-            csr.check_format(full_check=True)  # ValueError for indices out of range, not a crash later
-            csr.has_sorted_indices = True
-            matrix = RatingMatrix(csr, self.users_, self.items_, self.scale_, item_info=self.item_info_)
-            bias = BiasModel.from_arrays({k[5:]: v.numpy() for k, v in tensors.items() if k.startswith("bias.")})
-            if (len(bias.user_bias_), len(bias.item_bias_)) != (len(self.users_), len(self.items_)):
-                raise ValueError("the bias model's sizes do not match the user and item vocabularies")
-            # Models saved before the fold-in was calibrated keep its default; before the
-            # ranking was calibrated, the calibration is fitted to their training ratings.
-            self.fold_in_choice_ = FoldInChoice.from_dict(meta.get("fold_in"))
-            self._set_data(matrix, bias=bias)
-            if meta.get("relevance") is not None:
-                self.relevance_ = Relevance.from_dict(meta["relevance"])
-            else:
-                self.relevance_ = self._calibrate(self.net_, self.rows_, matrix, None, bias, run.seed)[1]
-            history = Path(directory) / "history.csv"
-            self.history_ = _read_history(history)
-        except ModelFileError:
-            raise
-        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError, OverflowError) as exc:
-            raise ModelFileError(f"{directory}: model.json and model.safetensors do not fit together ({exc}); retrain the model") from None
-        return self
+    def _load_state(self, tensors: dict[str, Any], meta: dict[str, Any], directory: Path, params: Any,
+                    run: Any) -> None:
+        self.orientation_ = _one_of(meta["orientation"], ("user", "item"), "orientation")
+        self.loss_ = _one_of(meta["loss"], ("mse", "bce"), "loss")
+        family, n_inputs = self.family, int(meta["n_inputs"])
+        state = {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}
+        # Shapes first, on the meta device (no memory): a tampered n_inputs or hidden size
+        # must not make the real build allocate terabytes (docs/reliability.md).
+        with torch.device("meta"):
+            check_shapes(family.build(params, n_inputs).state_dict(), state, directory)
+        net = family.build(params, n_inputs)
+        net.load_state_dict(state)
+        self.net_ = net.to(self.device_).eval()
+        csr = sp.csr_array(
+            (tensors["data.values"].numpy(), tensors["data.indices"].numpy(), tensors["data.indptr"].numpy()),
+            shape=(len(self.users_), len(self.items_)),
+        )
+        csr.check_format(full_check=True)  # ValueError for indices out of range, not a crash later
+        csr.has_sorted_indices = True
+        matrix = RatingMatrix(csr, self.users_, self.items_, self.scale_, item_info=self.item_info_)
+        bias = BiasModel.from_arrays({k[5:]: v.numpy() for k, v in tensors.items() if k.startswith("bias.")})
+        if (len(bias.user_bias_), len(bias.item_bias_)) != (len(self.users_), len(self.items_)):
+            raise ValueError("the bias model's sizes do not match the user and item vocabularies")
+        # Models saved before the fold-in was calibrated keep its default; before the
+        # ranking was calibrated, the calibration is fitted to their training ratings.
+        self.fold_in_choice_ = FoldInChoice.from_dict(meta.get("fold_in"))
+        self._set_data(matrix, bias=bias)
+        if meta.get("relevance") is not None:
+            self.relevance_ = Relevance.from_dict(meta["relevance"])
+        else:
+            self.relevance_ = self._calibrate(self.net_, self.rows_, matrix, None, bias, run.seed)[1]
+        self.history_ = _read_history(directory / "history.csv")
 
     def history_frame(self) -> pd.DataFrame:
         """Per-epoch history (epoch, loss, train_rmse, val_rmse, lr, seconds)."""
@@ -663,44 +587,11 @@ def _cells(csr: sp.csr_array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return users, csr.indices.astype(np.int64), csr.data.astype(np.float32)
 
 
-def check_n(n: int) -> None:
-    """The number of recommendations: a positive whole number (True is not one)."""
-    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
-        raise DataError("the number of recommendations must be a positive whole number", value=n)
-
-
-def _json(obj: Any) -> str:
-    import json
-
-    return json.dumps(obj, indent=1, default=float)
-
-
-def _item_info_to_json(info: pd.DataFrame | None, items: Vocabulary) -> dict[str, list] | None:
-    if info is None or len(info) == 0:
-        return None
-    sub = info.reindex(items.labels)
-    out: dict[str, list] = {}
-    for col in ("title", "genres"):
-        if col in sub.columns:
-            out[col] = [None if (isinstance(v, float) and math.isnan(v)) or v is None else str(v) for v in sub[col].tolist()]
-    out["item"] = items.to_list()
-    return out
-
-
 def _one_of(value: Any, allowed: tuple[str, ...], key: str) -> str:
     """A model.json value that must be one of ``allowed`` (ValueError, named, otherwise)."""
     if value not in allowed:
         raise ValueError(f"{key} {value!r} is none of {', '.join(allowed)}")
     return value
-
-
-def _item_info_from_json(data: dict[str, list] | None) -> pd.DataFrame | None:
-    if not data:
-        return None
-    index = pd.Index(data["item"])
-    if not index.is_unique:
-        raise ValueError(f"item_info names item {index[index.duplicated()][0]!r} twice")
-    return pd.DataFrame({k: v for k, v in data.items() if k != "item"}, index=index)
 
 
 def _read_history(path: Path) -> list[EpochRecord]:

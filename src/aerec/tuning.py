@@ -34,7 +34,7 @@ from aerec.data.matrix import RatingMatrix
 from aerec.data.ratings import Ratings
 from aerec.data.splits import validation_split
 from aerec.errors import AerecError, ConfigError, TrainingError
-from aerec.models.families import get_family
+from aerec.registry import get_family
 
 __all__ = ["SEARCH_SPACES", "SearchSpace", "TrialRecord", "TuneResult", "default_params", "resolved_config", "tune"]
 
@@ -384,7 +384,7 @@ def _plain(v: Any) -> Any:
 
 def resolved_config(config: Config) -> Config:
     """``config`` with the family's defaults and preset filled in: every setting spelled out."""
-    params, train, run = get_family(config.kind).resolve(config)
+    params, train, run = get_family(config.kind, "explicit").resolve(config)
     return Config(
         model={"kind": config.kind, **dataclasses.asdict(params)},
         train=dataclasses.asdict(train),
@@ -444,7 +444,7 @@ def tune(
     if kind is not None:
         base = Config(model={**base.model, "kind": kind}, train=dict(base.train), run=dict(base.run))
     kind = base.kind
-    get_family(kind)  # unknown kind: fail before any work
+    get_family(kind, "explicit")  # an unknown kind, or a top-N one: fail before any work
     _check_args(n_trials, timeout, validation)
     run = base.resolve_run()
     seed = run.seed if seed is None else seed

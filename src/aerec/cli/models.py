@@ -123,7 +123,7 @@ def default_model(ratings: Ratings) -> str:
 
     Explicit ratings get the library's default family (``Config().kind``, AutoRec).
     """
-    from aerec.models.families import default_kind
+    from aerec.registry import default_kind
 
     kind = default_kind(implicit=ratings.implicit)
     if kind is None:
@@ -742,7 +742,7 @@ def evaluate_command(
         raise ConfigError("--split goes with --data NAME; --test FILE is already the test set")
     options = _with_synthetic(reader_options(fmt, columns, sep, scale, duplicates), data, n_ratings, taste)
     model = _load_model(model_dir)
-    if getattr(model, "implicit", False):
+    if not model.predicts_ratings:  # a top-N model is judged by its ranking metrics
         from aerec.cli.implicit import evaluate_implicit
 
         with _warnings_to_console():
@@ -813,10 +813,7 @@ def predict_command(
             raise ConfigError(f"--out {out_file} is a folder; give a file name, e.g. {out_file / 'predictions.csv'}")
         check_writable(out_file, "--out")
     model = _load_model(model_dir)
-    if getattr(model, "implicit", False):
-        from aerec.implicit.recommender import NOT_A_RATING_MODEL
-
-        raise ConfigError(NOT_A_RATING_MODEL.format(kind=model.kind))
+    model.check_predicts_ratings()  # a top-N model refuses before the pairs are read
     with _warnings_to_console(), stdin_as_file(pairs, "--pairs") as pairs_in:
         # Read as events: a pairs file has no rating, and a ratings file's ratings are dropped.
         # A pair asked twice is answered twice (one output line per input line).
@@ -873,13 +870,13 @@ def recommend_command(
 
         new_ratings = parse_new_user_items(items)
     model = _load_model(model_dir)
-    if items is not None and not getattr(model, "implicit", False):
+    if items is not None and model.predicts_ratings:
         raise ConfigError(f"--items is for implicit models; {model_dir} predicts ratings: give --ratings \"item=rating,...\"")
     used = 0  # how many of a new user's items the model knows (it warns about the others)
     with _warnings_to_console():
         if new_ratings is not None:
             # Rating models refuse unknown items by default; here they are dropped with a warning.
-            top = model.recommend_new(new_ratings, n=n, **({} if getattr(model, "implicit", False) else {"unknown": "warn"}))
+            top = model.recommend_new(new_ratings, n=n, unknown="warn")
             given_items = list(dict.fromkeys(new_ratings))
             used = int((model.items_.index(given_items, unknown="missing") >= 0).sum()) if given_items else 0
         else:

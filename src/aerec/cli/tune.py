@@ -107,12 +107,11 @@ def tune_command(
     at the end, by the best settings refitted on all the training ratings.
     """
     from aerec.cli.models import check_out_dir, stdin_as_file
-    from aerec.implicit.families import IMPLICIT_FAMILIES
-    from aerec.models.families import get_family
+    from aerec.registry import get_family, is_implicit_kind
     from aerec.tuning import tune
 
     base = _base_config(config, sets, model, device)
-    if base.kind in IMPLICIT_FAMILIES:
+    if is_implicit_kind(base.kind):
         raise ConfigError(f"aerec tune searches rating models only; {base.kind!r} is a top-N model, which "
                           "chooses its epochs (EASE its lambda) on validation users as it trains: aerec train "
                           f"--implicit --model {base.kind}")

@@ -9,10 +9,36 @@
 Metrics live in :mod:`aerec.ranking`; docs/implicit.md walks through it all.
 """
 
-from aerec.implicit.families import DEFAULT_IMPLICIT, IMPLICIT_FAMILIES, is_implicit_kind
-from aerec.implicit.protocol import RankingTask, ranking_task, task_from_parts
-from aerec.implicit.recommender import ImplicitRecommender
-from aerec.implicit.views import default_threshold, implicit_matrix, implicit_view
+# name -> module that defines it, imported on first use (PEP 562), as in ``aerec``: importing
+# a submodule such as aerec.implicit.families must not pull in the estimator, which sits a
+# layer above the families (aerec.registry gathers them before any estimator exists).
+_LAZY = {
+    "DEFAULT_IMPLICIT": "aerec.implicit.families",
+    "IMPLICIT_FAMILIES": "aerec.implicit.families",
+    "is_implicit_kind": "aerec.implicit.families",
+    "RankingTask": "aerec.implicit.protocol",
+    "ranking_task": "aerec.implicit.protocol",
+    "task_from_parts": "aerec.implicit.protocol",
+    "ImplicitRecommender": "aerec.implicit.recommender",
+    "default_threshold": "aerec.implicit.views",
+    "implicit_matrix": "aerec.implicit.views",
+    "implicit_view": "aerec.implicit.views",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'aerec.implicit' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "DEFAULT_IMPLICIT",

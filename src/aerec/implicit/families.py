@@ -31,7 +31,8 @@ from torch import nn
 
 from aerec.errors import ConfigError
 from aerec.implicit.networks import CDAE, MultDAE, MultVAE, RecVAE
-from aerec.models.families import Family
+from aerec.models.families import FAMILIES as EXPLICIT_FAMILIES
+from aerec.models.family import Family
 
 __all__ = [
     "DEFAULT_IMPLICIT",
@@ -169,6 +170,7 @@ RECVAE_TRAIN = {**_MULT_TRAIN, "lr": 1e-3, "batch_size": 64}
 IMPLICIT_FAMILIES: dict[str, Family] = {
     "multvae": Family(
         kind="multvae",
+        feedback="implicit",
         summary="Mult-VAE: n-300-n (Gaussian code of 300), multinomial likelihood, annealed KL",
         source="Liang, Krishnan, Hoffman, Jebara. Variational Autoencoders for Collaborative Filtering. WWW 2018",
         params={"hidden": [300], "dropout": 0.3, "l2": 0.0, "anneal_cap": 0.2, "total_anneal_steps": 1000},
@@ -182,6 +184,7 @@ IMPLICIT_FAMILIES: dict[str, Family] = {
     ),
     "multdae": Family(
         kind="multdae",
+        feedback="implicit",
         summary="Mult-DAE: n-300-n (one tanh layer, the code), multinomial likelihood, input dropout",
         source="Liang, Krishnan, Hoffman, Jebara. Variational Autoencoders for Collaborative Filtering. WWW 2018",
         params={"hidden": [300], "dropout": 0.3, "l2": 0.001},
@@ -192,6 +195,7 @@ IMPLICIT_FAMILIES: dict[str, Family] = {
     ),
     "cdae": Family(
         kind="cdae",
+        feedback="implicit",
         summary="CDAE: one sigmoid layer plus a per-user node, corrupted input, logistic loss",
         source="Wu, DuBois, Zheng, Ester. Collaborative Denoising Auto-Encoders for Top-N Recommender Systems. "
         "WSDM 2016",
@@ -203,6 +207,7 @@ IMPLICIT_FAMILIES: dict[str, Family] = {
     ),
     "recvae": Family(
         kind="recvae",
+        feedback="implicit",
         summary="RecVAE: dense 5-layer encoder, linear decoder, composite prior, alternating updates",
         source="Shenbin, Alekseev, Tutubalina, Malykh, Nikolenko. RecVAE: a New Variational Autoencoder for Top-N "
         "Recommendations with Implicit Feedback. WSDM 2020",
@@ -214,6 +219,7 @@ IMPLICIT_FAMILIES: dict[str, Family] = {
     ),
     "ease": Family(
         kind="ease",
+        feedback="implicit",
         summary="EASE: closed-form linear item-item autoencoder with a zero diagonal",
         source="Steck. Embarrassingly Shallow Autoencoders for Sparse Data. WWW 2019",
         params={},
@@ -222,6 +228,7 @@ IMPLICIT_FAMILIES: dict[str, Family] = {
     ),
     "popularity": Family(
         kind="popularity",
+        feedback="implicit",
         summary="the most-liked items, the same for everyone (a reference)",
         source="the usual baseline of top-N evaluations",
         params={},
@@ -253,10 +260,9 @@ def is_implicit_kind(kind: str | None) -> bool:
 
 
 def get_implicit_family(kind: str) -> Family:
+    """The implicit family ``kind`` (:func:`aerec.registry.get_family` looks up either feedback)."""
     if kind not in IMPLICIT_FAMILIES:
-        from aerec.models.families import FAMILIES
-
-        if kind in FAMILIES:
+        if kind in EXPLICIT_FAMILIES:
             raise ConfigError(f"{kind!r} is a rating model, not a top-N one: use Recommender (on the command "
                               f"line: aerec train --model {kind}, without --implicit)")
         raise ConfigError(f"unknown implicit model {kind!r}; choose one of {', '.join(sorted(IMPLICIT_FAMILIES))}")

@@ -28,29 +28,18 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
-import aerec
+from aerec.base import NOT_A_RATING_MODEL, Estimator, check_n
 from aerec.config import Config
 from aerec.data.batches import dense_rows
 from aerec.data.matrix import RatingMatrix
 from aerec.data.new_user import known_items, rating_values
 from aerec.data.ratings import Ratings, as_ratings
-from aerec.data.scale import RatingScale
-from aerec.data.vocab import Vocabulary
-from aerec.device import loading_device
-from aerec.errors import ConfigError, DataError, ModelFileError, NotFittedError
-from aerec.implicit.families import (
-    DEFAULT_IMPLICIT,
-    NEURAL,
-    EASESolver,
-    check_ease_size,
-    ease_final_weights,
-    get_implicit_family,
-)
+from aerec.errors import ConfigError, DataError
+from aerec.implicit.families import DEFAULT_IMPLICIT, NEURAL, EASESolver, check_ease_size, ease_final_weights
 from aerec.implicit.protocol import RankingTask, carve_validation, ranking_task, task_from_parts
 from aerec.implicit.views import implicit_matrix, positives
-from aerec.persistence import check_shapes, read_history_csv, read_model_dir, write_model_dir
-from aerec.ranking import DEFAULT_METRICS, evaluate_ranking, parse_metric, recommendation_rows, top_rows
-from aerec.recommender import check_n
+from aerec.persistence import check_shapes, read_history_csv
+from aerec.ranking import DEFAULT_METRICS, evaluate_ranking, parse_metric, recommendation_rows, top_indices, top_rows
 from aerec.training import (
     EpochRecord,
     Trainer,
@@ -66,10 +55,6 @@ VAL_METRIC = "ndcg@100"
 """What model selection maximises on validation users (Mult-VAE's choice)."""
 ROW_CHUNK = 1024  # users scored at once: chunk x n_items floats
 _log = logging.getLogger(__name__)
-NOT_A_RATING_MODEL = (
-    "{kind} is an implicit-feedback (top-N) model: it ranks items and predicts no ratings; "
-    "ask it for recommendations instead (aerec recommend, POST /v1/recommendations)"
-)
 
 
 # Families without a training loop, and the command-line flags of the settings they ignore.
@@ -77,9 +62,10 @@ CLOSED_FORM = ("ease", "popularity")
 _TRAIN_FLAGS = {"epochs": "--epochs", "lr": "--lr", "batch_size": "--batch-size or --online"}
 
 
-class ImplicitRecommender:
+class ImplicitRecommender(Estimator):
     """A top-N recommender for implicit feedback (``multvae``, ``multdae``, ``cdae``, ``ease``,
-    ``popularity``).
+    ``popularity``): the :class:`~aerec.base.Estimator` contract with ``feedback = "implicit"``.
+    It ranks items and predicts no ratings (``predicts_ratings`` is False).
 
     >>> model = ImplicitRecommender("multvae")            # doctest: +SKIP
     >>> model.fit(train_ratings)                          # ratings >= 4 become positives
@@ -93,11 +79,12 @@ class ImplicitRecommender:
         **model_params: hyper-parameters of the family, e.g. ``hidden=[600, 200]``.
     """
 
-    implicit = True  # the server reads this: scores rank items, they are not ratings
+    feedback = "implicit"
+    predicts_ratings = False  # scores rank items; they are not ratings on a scale
+    _fitted_attribute = "seen_"
 
     def __init__(self, kind: str = DEFAULT_IMPLICIT, *, config: Config | None = None, **model_params: Any) -> None:
-        self.config = config = Config.for_model(kind, config, model_params)
-        self.resolved()  # fail here, not at fit, on an unknown kind or setting (a typo such as hiddden=)
+        super().__init__(kind, config=config, **model_params)
         if model_params:  # ImplicitRecommender("ease", epochs=10): refused here (a loaded config is not checked)
             self.check_settings_apply()
 
@@ -114,24 +101,6 @@ class ImplicitRecommender:
             raise ConfigError(
                 f"{self.kind} has no training loop (it is solved in closed form), so {flags} would be ignored; "
                 "drop it, or choose a neural model such as multvae, which trains for epochs"
-            )
-
-    def resolved(self) -> tuple[Any, Any, Any]:
-        """(model params, TrainConfig, RunConfig) after the family's defaults and presets."""
-        return get_implicit_family(self.config.kind).resolve(self.config)
-
-    @property
-    def kind(self) -> str:
-        return self.config.kind
-
-    @property
-    def is_fitted(self) -> bool:
-        return hasattr(self, "seen_")
-
-    def _require_fitted(self) -> None:
-        if not self.is_fitted:
-            raise NotFittedError(
-                "this ImplicitRecommender is not fitted yet: call fit(...) or aerec.load_model(DIR) first"
             )
 
     # ------------------------------------------------------------------ fit
@@ -213,7 +182,7 @@ class ImplicitRecommender:
         return matrix.csr, task if task.held_out.nnz else None
 
     def _fit_net(self, params, train_cfg, run, fit_csr, task, rankable, progress, checkpoint_dir, resume, callbacks):
-        net = get_implicit_family(self.kind).builder(params, fit_csr.shape[1], fit_csr.shape[0])
+        net = self.family.builder(params, fit_csr.shape[1], fit_csr.shape[0])
         validate = None
         if task is not None:
             def validate(candidate) -> float:
@@ -348,13 +317,7 @@ class ImplicitRecommender:
         The user's training positives are left out unless ``exclude_rated=False``. An unknown
         user is a :class:`DataError` (use :meth:`recommend_new`).
         """
-        self._require_fitted()
-        check_n(n)
-        u = int(self.users_.index([user])[0])
-        row = self.seen_[[u]]
-        scores = self._known_scores(row, np.array([u]))[0]
-        exclude = row.indices if exclude_rated else np.empty(0, dtype=np.int64)
-        return self._top(scores, exclude, n)
+        return super().recommend(user, n, exclude_rated=exclude_rated)
 
     def recommend_batch(
         self, users: Any = None, n: int = 10, *, exclude_rated: bool = True, chunk: int = ROW_CHUNK
@@ -365,18 +328,22 @@ class ImplicitRecommender:
         :meth:`recommend` user by user. Only a ``(chunk, n_items)`` block of scores exists at
         any moment, never users x items.
         """
-        self._require_fitted()
-        check_n(n)
-        u_all = np.arange(len(self.users_)) if users is None else self.users_.index(np.atleast_1d(np.asarray(users, dtype=object)))
-        parts = []
-        for s in range(0, len(u_all), chunk):
-            u = u_all[s : s + chunk]
-            rows = self.seen_[u]
-            scores = torch.from_numpy(self._known_scores(rows, u))  # (len(u), n_items)
-            scores[:, torch.from_numpy(~self.rankable_)] = -torch.inf
-            index, values = top_rows(scores, rows if exclude_rated else None, n)  # (len(u), n)
-            parts.append(recommendation_rows(self.users_.label(u), self.items_.labels, index, values))
-        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["user", "rank", "item", "score"])
+        return super().recommend_batch(users, n, exclude_rated=exclude_rated, chunk=chunk)
+
+    def _recommend_chunk(self, u: np.ndarray, n: int, exclude_rated: bool) -> pd.DataFrame:
+        rows = self.seen_[u]
+        scores = torch.from_numpy(self._known_scores(rows, u))  # (len(u), n_items)
+        scores[:, torch.from_numpy(~self.rankable_)] = -torch.inf
+        index, values = top_rows(scores, rows if exclude_rated else None, n)  # (len(u), n)
+        return recommendation_rows(self.users_.label(u), self.items_.labels, index, values)
+
+    def known_user_scores(self, user_index: int) -> np.ndarray:
+        """Scores ``(n_items,)`` of the training user at ``user_index`` (from their positives)."""
+        return self._known_scores(self.seen_[[user_index]], np.array([user_index]))[0]
+
+    def rated_items(self, user_index: int) -> np.ndarray:
+        """The training positives of the user at ``user_index`` (item indices)."""
+        return self.seen_.indices[self.seen_.indptr[user_index] : self.seen_.indptr[user_index + 1]]
 
     def _known_scores(self, rows: sp.csr_array, user_rows: np.ndarray) -> np.ndarray:
         """Scores ``(len(user_rows), n_items)`` float64 of known users from their training rows;
@@ -387,17 +354,19 @@ class ImplicitRecommender:
             scores[empty] = self.new_user_scores(np.empty(0, dtype=np.int64))
         return scores
 
-    def recommend_new(self, items: Mapping[Any, float] | Iterable[Any], n: int = 10) -> pd.DataFrame:
+    def recommend_new(self, ratings: Mapping[Any, float] | Iterable[Any], n: int = 10, *,
+                      unknown: str = "warn") -> pd.DataFrame:
         """Top-``n`` items for a brand-new user, without retraining.
 
-        ``items`` is the user's items (each a positive), or ``{item: rating}`` on the model's
+        ``ratings`` is the user's items (each a positive), or ``{item: rating}`` on the model's
         scale, where ratings at or above the model's threshold are positives; every given item
-        is left out of the answer. Unknown items are ignored with a warning; with no positive,
-        the answer is the most-liked items.
+        is left out of the answer. Unknown items are ignored with a warning (``unknown="warn"``,
+        the default) or refused (``"error"``, a :class:`DataError`); with no positive, the
+        answer is the most-liked items.
         """
         self._require_fitted()
         check_n(n)
-        idx, values = self._new_user_items(items)
+        idx, values = self._new_user_items(ratings, unknown)
         return self._top(self.new_user_scores(idx, values), idx, n)
 
     def new_user_scores(self, idx: np.ndarray, values: np.ndarray | None = None) -> np.ndarray:
@@ -417,47 +386,45 @@ class ImplicitRecommender:
         row.data[:] = 1.0
         return self.score_rows(row, np.array([-1])).squeeze(0).double().cpu().numpy()
 
-    def _new_user_items(self, items: Mapping[Any, float] | Iterable[Any]) -> tuple[np.ndarray, np.ndarray]:
+    def _new_user_items(self, items: Mapping[Any, float] | Iterable[Any],
+                        unknown: str = "warn") -> tuple[np.ndarray, np.ndarray]:
         if isinstance(items, (str, bytes)) or not isinstance(items, Iterable):
             raise DataError("a new user's items must be a list of item ids or a mapping {item: rating}",
                             value=items if isinstance(items, (str, bytes)) else type(items).__name__)
         if isinstance(items, Mapping):
             labels, values = rating_values(items, self.scale_, fix="use ratings on the model's scale, or give a list of items")
+            self._check_known_items(labels, unknown)
             return known_items(labels, values, self.items_, stacklevel=4)
         labels = list(items)
+        self._check_known_items(list(dict.fromkeys(labels)), unknown)
         values = np.full(len(labels), max(self.threshold_, self.scale_.high), dtype=np.float64)
         return known_items(labels, values, self.items_, repeats=True, stacklevel=4)  # a repeat: the same positive
 
-    def _top(self, scores: np.ndarray, exclude: np.ndarray, n: int) -> pd.DataFrame:
-        scores = np.array(scores, dtype=np.float64)
+    def rank_items(self, predictions: np.ndarray, exclude: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, None]:
+        """The ``n`` best items by one user's scores ``(n_items,)``, leaving out ``exclude`` (a
+        bool mask or indices) and the items nobody liked. Returns ``(indices, scores, None)``,
+        best first: a top-N model predicts no ratings."""
+        check_n(n)
+        scores = np.array(predictions, dtype=np.float64)  # a copy: callers share cached scores
         scores[~self.rankable_] = -np.inf  # nothing is known about items nobody liked
-        scores[np.asarray(exclude, dtype=np.int64)] = -np.inf
-        n = min(n, int(np.isfinite(scores).sum()))
-        top = np.argpartition(-scores, n - 1)[:n] if n > 0 else np.empty(0, dtype=np.int64)
-        top = top[np.argsort(-scores[top], kind="stable")]
-        frame = pd.DataFrame({"item": self.items_.label(top), "score": scores[top]})
-        if self.item_info_ is not None and len(frame):
-            info = self.item_info_.reindex(frame["item"].to_numpy())
-            for col in ("title", "genres"):
-                if col in info.columns:
-                    frame[col] = info[col].to_numpy()
-        return frame
+        scores[exclude] = -np.inf
+        top = top_indices(scores, n)
+        return top, scores[top], None
 
     # ------------------------------------------------------------------ no ratings here
     def predict(self, users: Any, items: Any) -> np.ndarray:
         """Not available: an implicit model predicts no ratings (a :class:`ConfigError`)."""
-        raise ConfigError(NOT_A_RATING_MODEL.format(kind=self.kind))
+        self.check_predicts_ratings()
+        raise AssertionError("unreachable: check_predicts_ratings raised")  # pragma: no cover
 
     predict_pairs = predict
 
     def predict_indices(self, u: Any, i: Any) -> Any:
-        raise ConfigError(NOT_A_RATING_MODEL.format(kind=self.kind))
+        """Not available: an implicit model predicts no ratings (a :class:`ConfigError`)."""
+        return self.predict(u, i)
 
     # ------------------------------------------------------------------ save / load
-    def save(self, directory: str | Path, *, metrics: dict[str, Any] | None = None) -> Path:
-        """Write the model directory (DESIGN §3) atomically: safetensors + JSON, never pickle."""
-        self._require_fitted()
-        _, train_cfg, run = self.resolved()
+    def _tensors(self) -> dict[str, torch.Tensor]:
         tensors: dict[str, torch.Tensor] = {
             "data.indptr": torch.from_numpy(self.seen_.indptr.astype(np.int64)),
             "data.indices": torch.from_numpy(self.seen_.indices.astype(np.int64)),
@@ -466,82 +433,47 @@ class ImplicitRecommender:
             tensors.update({f"net.{k}": v for k, v in self.net_.state_dict().items()})
         if hasattr(self, "ease_"):
             tensors["ease.B"] = self.ease_
-        meta = {
-            "aerec_version": aerec.__version__,
-            "kind": self.kind,
-            "task": "implicit",
-            "model": dataclasses.asdict(self.params_),
-            "preset": self.config.model.get("preset"),
-            "train": dataclasses.asdict(train_cfg),
-            "run": dataclasses.asdict(run),
-            "threshold": self.threshold_,
-            "val_metric": self.val_metric_,
-            "scale": self.scale_.to_dict(),
-            "users": self.users_.to_list(),
-            "items": self.items_.to_list(),
-            "fingerprint": self.fingerprint_,
-            "best_epoch": getattr(self, "train_result_", TrainResult()).best_epoch,
-            "item_info": _item_info_to_json(self.item_info_, self.items_),
-        }
-        extras = {
-            "history.csv": self.history_frame().to_csv(index=False),
-            "config.toml": Config(model={"kind": self.kind, **dataclasses.asdict(self.params_)},
-                                  train=dataclasses.asdict(train_cfg), run=dataclasses.asdict(run)).to_toml(),
-            "metrics.json": _json(metrics or {}),
-        }
-        writers = {}
-        if self.history_:
-            best = getattr(getattr(self, "train_result_", None), "best_epoch", None)  # as the summary says
-            writers["curves.png"] = lambda path: _plot(self.history_frame(), path, self.kind, self.val_metric_, best)
-        return write_model_dir(directory, tensors, meta, extras, writers)
+        return tensors
+
+    def _meta(self) -> dict[str, Any]:
+        return {"task": "implicit", "threshold": self.threshold_, "val_metric": self.val_metric_}
+
+    def _plot_curves(self, path: Path, best_epoch: int | None) -> Any:
+        return _plot(self.history_frame(), path, self.kind, self.val_metric_, best_epoch)
 
     @classmethod
     def load(cls, directory: str | Path) -> ImplicitRecommender:
-        """Load a directory written by :meth:`save`; problems are :class:`ModelFileError`."""
-        tensors, meta = read_model_dir(directory)
-        try:
-            config = Config(model={"kind": meta["kind"], **meta["model"]}, train=meta["train"], run=meta["run"])
-            self = cls(config=config)
-            params, _, run = self.resolved()
-            self.params_ = params
-            self.users_ = Vocabulary.from_list(meta["users"], name="user")
-            self.items_ = Vocabulary.from_list(meta["items"], name="item")
-            self.threshold_ = float(meta["threshold"])
-            self.val_metric_ = meta.get("val_metric", VAL_METRIC)
-            parse_metric(self.val_metric_)  # a ConfigError (a ValueError) when it is none
-            self.scale_ = RatingScale.from_dict(meta["scale"])
-            self.fingerprint_ = meta["fingerprint"]
-            self.item_info_ = _item_info_from_json(meta.get("item_info"))
-            # A model trained on a GPU still loads where there is none.
-            self.device_ = loading_device(run.device)
-            n_users, n_items = len(self.users_), len(self.items_)
-            if self.kind in NEURAL:
-                builder = get_implicit_family(self.kind).builder
-                state = {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}
-                # Shapes first, on the meta device (no memory): tampered sizes in model.json
-                # must not make the real build allocate terabytes (docs/reliability.md).
-                with torch.device("meta"):
-                    check_shapes(builder(params, n_items, n_users).state_dict(), state, Path(directory))
-                net = builder(params, n_items, n_users)
-                net.load_state_dict(state)
-                self.net_ = net.to(self.device_).eval()
-            elif self.kind == "ease":
-                self.ease_ = tensors["ease.B"].to(self.device_)
-                if tuple(self.ease_.shape) != (n_items, n_items):
-                    raise ValueError(f"ease.B is {tuple(self.ease_.shape)}, not {n_items} x {n_items}")
-            indices = tensors["data.indices"].numpy()
-            csr = sp.csr_array((np.ones(len(indices), dtype=np.float32), indices, tensors["data.indptr"].numpy()),
-                               shape=(n_users, n_items))
-            csr.check_format(full_check=True)  # ValueError for indices out of range, not a crash later
-            self._set_data(csr)
-            self.train_result_ = TrainResult(best_epoch=meta.get("best_epoch"))
-            self.history_ = _read_history(Path(directory) / "history.csv", self.val_metric_, self.kind)
-        except ModelFileError:
-            raise
-        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError, OverflowError) as exc:
-            raise ModelFileError(f"{directory}: model.json and model.safetensors do not fit together ({exc}); "
-                                 "retrain the model") from None
-        return self
+        """Load a directory written by :meth:`save`; problems are :class:`ModelFileError`, and
+        so is a directory that holds a rating model (the message says how to load it)."""
+        return super().load(directory)  # type: ignore[return-value]
+
+    def _load_state(self, tensors: dict[str, Any], meta: dict[str, Any], directory: Path, params: Any,
+                    run: Any) -> None:
+        self.threshold_ = float(meta["threshold"])
+        self.val_metric_ = meta.get("val_metric", VAL_METRIC)
+        parse_metric(self.val_metric_)  # a ConfigError (a ValueError) when it is none
+        n_users, n_items = len(self.users_), len(self.items_)
+        if self.kind in NEURAL:
+            builder = self.family.builder
+            state = {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}
+            # Shapes first, on the meta device (no memory): tampered sizes in model.json
+            # must not make the real build allocate terabytes (docs/reliability.md).
+            with torch.device("meta"):
+                check_shapes(builder(params, n_items, n_users).state_dict(), state, directory)
+            net = builder(params, n_items, n_users)
+            net.load_state_dict(state)
+            self.net_ = net.to(self.device_).eval()
+        elif self.kind == "ease":
+            self.ease_ = tensors["ease.B"].to(self.device_)
+            if tuple(self.ease_.shape) != (n_items, n_items):
+                raise ValueError(f"ease.B is {tuple(self.ease_.shape)}, not {n_items} x {n_items}")
+        indices = tensors["data.indices"].numpy()
+        csr = sp.csr_array((np.ones(len(indices), dtype=np.float32), indices, tensors["data.indptr"].numpy()),
+                           shape=(n_users, n_items))
+        csr.check_format(full_check=True)  # ValueError for indices out of range, not a crash later
+        self._set_data(csr)
+        self.train_result_ = TrainResult(best_epoch=meta.get("best_epoch"))
+        self.history_ = _read_history(directory / "history.csv", self.val_metric_, self.kind)
 
     def history_frame(self) -> pd.DataFrame:
         """Per-epoch history: epoch, loss, ``val_<metric>``, lr, seconds. EASE's is its lambda
@@ -565,24 +497,6 @@ def _as_users(data, what: str):
     if isinstance(data, tuple):
         return tuple(as_ratings(part, what, events=True) for part in data)
     return as_ratings(data, what, events=True)
-
-
-def _json(obj: Any) -> str:
-    import json
-
-    return json.dumps(obj, indent=1, default=float)
-
-
-def _item_info_to_json(info: pd.DataFrame | None, items: Vocabulary) -> dict[str, list] | None:
-    from aerec.recommender import _item_info_to_json as to_json
-
-    return to_json(info, items)
-
-
-def _item_info_from_json(data: dict[str, list] | None) -> pd.DataFrame | None:
-    from aerec.recommender import _item_info_from_json as from_json
-
-    return from_json(data)
 
 
 def _read_history(path: Path, metric: str, kind: str) -> list[EpochRecord]:

@@ -1,7 +1,7 @@
 """The explicit-rating model families: what each builds, its defaults, and where it comes from.
 
-Each family is a hyper-parameter dataclass plus a :class:`Family` record saying how to build
-its network, which rows it reads (users or items), its default training settings (chosen by a
+Each family is a hyper-parameter dataclass plus a :class:`~aerec.models.family.Family` record
+(feedback ``"explicit"``) saying how to build its network, which rows it reads (users or items), its default training settings (chosen by a
 validation-only search, see docs/benchmarks.md) and its presets.
 
 * ``sae``     - the course's stacked autoencoder: n-20-10-20-n, sigmoid (SuperDataScience
@@ -15,27 +15,23 @@ validation-only search, see docs/benchmarks.md) and its presets.
 * ``dae``     - denoising autoencoder: input dropout or Gaussian noise (Vincent et al. 2008;
                 Keras blog "Building Autoencoders in Keras").
 * ``sparse``  - sparse autoencoder: L1 activity penalty on the code (same Keras catalogue).
+
+Look families up through :mod:`aerec.registry`, which also knows the implicit ones.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any
 
-from torch import nn
+from aerec.errors import ConfigError
+from aerec.models.family import CHECKPOINT_BUDGET, Family
 
-from aerec.config import Config, RunConfig, TrainConfig, build_train_config, check_fields, coerce_value
-from aerec.errors import ConfigError, TrainingError
-from aerec.models.autoencoder import Autoencoder
+if TYPE_CHECKING:
+    from torch import nn
 
-__all__ = ["Family", "FAMILIES", "DEFAULT_EXPLICIT", "default_kind", "get_family", "split_hidden"]
-
-
-# Every model's checkpoints take at most 5 % of its training time (train.checkpoint_budget):
-# the default model's L-BFGS state makes a checkpoint of ML-100K 160 MB, 0.3-0.4 s to write,
-# checksum and fsync, about as long as an epoch (docs/training.md, "Checkpoints").
-CHECKPOINT_BUDGET = 0.05
+__all__ = ["CHECKPOINT_BUDGET", "DEFAULT_EXPLICIT", "FAMILIES", "AutoencoderParams", "Family", "split_hidden"]
 
 
 def split_hidden(hidden: list[int]) -> tuple[list[int], list[int]]:
@@ -87,6 +83,8 @@ class AutoencoderParams:
             raise ConfigError(f"model.loss must be auto, mse or bce; got {self.loss!r}")
 
     def build(self, n_inputs: int) -> nn.Module:
+        from aerec.models.autoencoder import Autoencoder  # torch: only when a network is built
+
         encoder, decoder = split_hidden(self.hidden)
         return Autoencoder(
             n_inputs,
@@ -103,73 +101,8 @@ class AutoencoderParams:
         )
 
 
-@dataclass(frozen=True)
-class Family:
-    """A model family: its name, parameter defaults, training defaults, presets and source."""
-
-    kind: str
-    summary: str
-    source: str
-    params: dict[str, Any]
-    train: dict[str, Any]
-    presets: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
-    params_cls: type = AutoencoderParams
-    builder: Callable[[Any, int], nn.Module] | None = None
-
-    def resolve_params(self, values: dict[str, Any]) -> Any:
-        """Family defaults, then the preset's, then ``values`` -> a checked params object."""
-        values = dict(values)
-        values.pop("kind", None)
-        preset = values.pop("preset", None)
-        merged = dict(self.params)
-        if preset is not None:
-            merged.update(self.preset(preset).get("model", {}))
-        check_fields(self.params_cls, values, f"model ({self.kind})")
-        # User values get the same type checks as [train] ones ("model.l2 must be a number").
-        defaults = self.params_cls()
-        merged.update({k: coerce_value(v, getattr(defaults, k), f"model.{k}") for k, v in values.items()})
-        try:
-            return self.params_cls(**merged)
-        except ConfigError:
-            raise
-        except (TypeError, ValueError, OverflowError) as exc:  # OverflowError: hidden = [inf]
-            raise ConfigError(f"model ({self.kind}): a setting has the wrong type or value ({exc}); got {values}") from None
-
-    def resolve(self, config: Config) -> tuple[Any, TrainConfig, RunConfig]:
-        """``config``'s (model params, TrainConfig, RunConfig) after this family's defaults and preset."""
-        params = self.resolve_params(config.model)
-        train = build_train_config(self.resolve_train(config.model.get("preset"), config.train))
-        return params, train, config.resolve_run()
-
-    def resolve_train(self, preset: str | None, values: dict[str, Any]) -> dict[str, Any]:
-        merged = {"checkpoint_budget": CHECKPOINT_BUDGET, **self.train}
-        if preset is not None:
-            merged.update(self.preset(preset).get("train", {}))
-        merged.update(values)
-        return merged
-
-    def preset(self, name: str) -> dict[str, dict[str, Any]]:
-        if not isinstance(name, str) or name not in self.presets:  # a TOML list or table is no name
-            known = ", ".join(sorted(self.presets)) or "none"
-            raise ConfigError(f"model {self.kind!r} has no preset {name!r}; its presets: {known}")
-        return self.presets[name]
-
-    def build(self, params: Any, n_inputs: int) -> nn.Module:
-        try:
-            return (self.builder or type(params).build)(params, n_inputs)
-        except (RuntimeError, MemoryError, OverflowError, TypeError) as exc:
-            # torch's answers to model.hidden = [10**12] (cannot allocate) or [2**63] (overflow).
-            text = str(exc)
-            if "allocate" not in text and "Overflow" not in text and not isinstance(exc, MemoryError):
-                raise
-            sizes = getattr(params, "hidden", "?")
-            raise TrainingError(
-                f"a {self.kind} network with {n_inputs} inputs and hidden layers {sizes} does not fit in memory "
-                f"({text.strip().splitlines()[0][:160] if text.strip() else type(exc).__name__}); use smaller model.hidden"
-            ) from None
-
-
 FAMILIES: dict[str, Family] = {}
+"""The rating-model families by kind (:mod:`aerec.registry` holds these and the top-N ones)."""
 
 
 def _register(family: Family) -> Family:
@@ -180,6 +113,8 @@ def _register(family: Family) -> Family:
 _register(
     Family(
         kind="sae",
+        feedback="explicit",
+        params_cls=AutoencoderParams,
         summary="the course's stacked autoencoder, n-20-10-20-n, sigmoid",
         source="SuperDataScience, Deep Learning A-Z: AutoEncoders (the MovieLens stacked AE tutorial)",
         params={"hidden": [20, 10, 20], "activation": "sigmoid", "orientation": "user"},
@@ -202,6 +137,8 @@ _register(
 _register(
     Family(
         kind="autorec",
+        feedback="explicit",
+        params_cls=AutoencoderParams,
         summary="I-AutoRec / U-AutoRec: 500 sigmoid units, identity decoder, L2",
         source="Sedhain, Menon, Sanner, Xie. AutoRec: Autoencoders Meet Collaborative Filtering. WWW 2015",
         params={"hidden": [500], "activation": "sigmoid", "orientation": "item", "l2": 100.0, "baseline": True},
@@ -220,6 +157,8 @@ _register(
 _register(
     Family(
         kind="deep",
+        feedback="explicit",
+        params_cls=AutoencoderParams,
         summary="deep autoencoder: SELU, dropout on the code, dense re-feeding",
         source="Kuchaiev & Ginsburg. Training Deep AutoEncoders for Collaborative Filtering. arXiv:1708.01715 (2017)",
         params={
@@ -233,6 +172,8 @@ _register(
 _register(
     Family(
         kind="dae",
+        feedback="explicit",
+        params_cls=AutoencoderParams,
         summary="denoising autoencoder: input dropout (or Gaussian noise) on observed ratings",
         source="Vincent et al. 2008, Extracting and composing robust features with denoising autoencoders; Keras autoencoder catalogue",
         params={"hidden": [500], "activation": "sigmoid", "orientation": "item", "l2": 30.0, "input_dropout": 0.2},
@@ -243,6 +184,8 @@ _register(
 _register(
     Family(
         kind="sparse",
+        feedback="explicit",
+        params_cls=AutoencoderParams,
         summary="sparse autoencoder: L1 activity penalty on the code",
         source="Ng, Sparse autoencoder (CS294A notes, 2011); Keras autoencoder catalogue (activity_regularizer)",
         params={"hidden": [500], "activation": "sigmoid", "orientation": "item", "l2": 100.0, "code_l1": 1e-3},
@@ -252,29 +195,6 @@ _register(
 
 
 DEFAULT_EXPLICIT = "autorec"
-
-
-def default_kind(*, implicit: bool) -> str | None:
-    """The family ``aerec train`` uses without ``--model`` (DESIGN §2): the strongest default
-    for the data's kind. ``None`` when there is no default for that kind (yet)."""
-    if implicit:
-        from aerec.implicit.families import DEFAULT_IMPLICIT  # the implicit families build on this module
-
-        return DEFAULT_IMPLICIT
-    return DEFAULT_EXPLICIT
-
-
-def get_family(kind: str) -> Family:
-    if kind not in FAMILIES:
-        from aerec.implicit.families import IMPLICIT_FAMILIES  # it imports this module: not at the top
-
-        if kind in IMPLICIT_FAMILIES:
-            raise ConfigError(f"{kind!r} is a top-N model for implicit feedback, not a rating model: use "
-                              "ImplicitRecommender (on the command line: aerec train --implicit --model "
-                              f"{kind})")
-        raise ConfigError(f"unknown model {kind!r}; rating models: {', '.join(sorted(FAMILIES))}; top-N models "
-                          f"(--implicit): {', '.join(sorted(IMPLICIT_FAMILIES))}")
-    return FAMILIES[kind]
 
 
 def params_dict(params: Any) -> dict[str, Any]:

@@ -20,12 +20,15 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from aerec.data.new_user import rating_values
-from aerec.errors import ConfigError, NotFittedError
+from aerec.errors import NotFittedError
+
+if TYPE_CHECKING:
+    from aerec.base import Estimator
 
 __all__ = ["ServingModel", "UnknownIdError", "Scored"]
 
@@ -54,13 +57,14 @@ class Scored:
 
 
 class ServingModel:
-    """A fitted or loaded Recommender, with the per-model arrays every request needs.
+    """A fitted or loaded estimator, with the per-model arrays every request needs.
 
     Args:
-        model: a fitted :class:`~aerec.Recommender` (``Recommender.load(DIR)``).
+        model: a fitted :class:`~aerec.Estimator` (``aerec.load(DIR)``): a rating model or an
+            implicit top-N model.
     """
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Estimator) -> None:
         if not getattr(model, "is_fitted", False):
             raise NotFittedError("the server needs a fitted model: load one with Recommender.load(DIR)")
         self.model = model
@@ -77,10 +81,6 @@ class ServingModel:
         self.item_counts = np.asarray(model.item_counts_, dtype=np.int64)  # (n_items,) training ratings per item
         # Most-rated first; ties by id order (a stable sort keeps the vocabulary's order).
         self.popular = np.argsort(-self.item_counts, kind="stable")
-        self._unrankable = self.item_counts == 0  # nothing is known about never-rated items
-        # Implicit top-N models score on their own units (no rating scale to clip to) and have no
-        # ratings to predict: POST /v1/predict answers 422 saying so.
-        self._clip = not getattr(model, "implicit", False)
         self._prepare_fold_in()
 
     # ------------------------------------------------------------------ start-up
@@ -154,10 +154,8 @@ class ServingModel:
     def predict(self, pairs: Sequence[tuple[str, str]]) -> tuple[np.ndarray, np.ndarray]:
         """Predicted ratings ``(n,)`` and fallback flags ``(n,)`` for (user_id, item_id) pairs; a
         pair with an unknown user or item gets the bias model's rating and ``fallback`` True."""
-        if not self._clip:
-            from aerec.implicit.recommender import NOT_A_RATING_MODEL
-
-            raise ConfigError(NOT_A_RATING_MODEL.format(kind=self.kind))  # the API answers 422
+        # A top-N model has no ratings to predict: a ConfigError, which the API answers with 422.
+        self.model.check_predicts_ratings()
         if not pairs:
             return np.empty(0, dtype=np.float32), np.empty(0, dtype=bool)
         # An unknown id is answered by the bias model and flagged (-1: no bias of its own), as the
@@ -170,18 +168,12 @@ class ServingModel:
 
     # ------------------------------------------------------------------ helpers
     def _top(self, scores: np.ndarray, exclude: np.ndarray, n: int) -> list[Scored]:
-        if self._clip:  # a rating model: the library's own ranking (relevance), predictions beside it
-            top, relevance, prediction = self.model.rank_items(np.array(scores, dtype=np.float64), exclude, n)
-            return [self._scored(k, s, p) for k, s, p in zip(top.tolist(), relevance.tolist(), prediction.tolist())]
-        scores = np.array(scores, dtype=np.float64)  # a copy: the cold scores are shared
-        scores[self._unrankable] = -np.inf
-        scores[exclude] = -np.inf
-        n = min(n, int(np.isfinite(scores).sum()))
-        if n <= 0:
-            return []
-        top = np.argpartition(-scores, n - 1)[:n]
-        top = top[np.argsort(-scores[top], kind="stable")]
-        return [self._scored(k, s) for k, s in zip(top.tolist(), scores[top].tolist())]
+        # The library's own ranking, as in ``aerec recommend``: a rating model's relevance with
+        # its predicted ratings beside it, a top-N model's scores with no prediction. It works
+        # on a copy, so the shared cold-start scores stay as they are.
+        top, score, prediction = self.model.rank_items(np.array(scores, dtype=np.float64), exclude, n)
+        predictions = prediction.tolist() if prediction is not None else [None] * len(top)
+        return [self._scored(k, s, p) for k, s, p in zip(top.tolist(), score.tolist(), predictions)]
 
     def _scored(self, k: int, score: float, prediction: float | None = None) -> Scored:
         return Scored(self.item_ids[k], float(score), self.titles[k], self.genres[k],
@@ -201,7 +193,7 @@ class ServingModel:
             "scale": {**self.scale.to_dict(), "binary": bool(self.scale.is_binary),
                       "levels": [float(v) for v in self.scale.levels]},
             "titles": self.has_titles,
-            "task": "rating" if self._clip else "implicit",
+            "task": "rating" if self.model.predicts_ratings else "implicit",
         }
 
 
