@@ -396,7 +396,7 @@ class ImplicitRecommender(Estimator):
             self._check_known_items(labels, unknown)
             return known_items(labels, values, self.items_, stacklevel=4)
         labels = list(items)
-        self._check_known_items(list(dict.fromkeys(labels)), unknown)
+        self._check_known_items(labels, unknown)
         values = np.full(len(labels), max(self.threshold_, self.scale_.high), dtype=np.float64)
         return known_items(labels, values, self.items_, repeats=True, stacklevel=4)  # a repeat: the same positive
 

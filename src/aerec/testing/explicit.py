@@ -1,9 +1,11 @@
-"""Shared contract tests for recommenders, and planted data whose right answer is known.
+"""Contract tests for rating models, and planted ratings whose right answer is known.
 
-Every model family's test class inherits :class:`RecommenderContract` and says how to build a
-small, fast model; the mixin then checks the promises every :class:`~aerec.recommender.Recommender`
-makes (fitting, predictions on the scale, top-N that leaves out what it should, exact save/load,
-seeded reproducibility, new-user fold-in, the unknown-id fallback, errors before fitting) and
+Every rating family's test class inherits :class:`RecommenderContract` and says how to build a
+small, fast model; the mixin runs the checks every estimator passes
+(:class:`~aerec.testing.contract.EstimatorContract`) and those every
+:class:`~aerec.recommender.Recommender` adds (predictions on the scale, relevance scores,
+seeded reproducibility, new-user fold-in, the unknown-id fallback, exact predictions after
+save/load) and
 that the model actually *learns*: on :func:`planted_ratings`, where two groups of users have
 opposite tastes for two groups of items, it must beat the bias baseline by a wide margin and
 recommend each group its own items. Like ``implicit``'s shared test mixin and ``lenskit.testing``:
@@ -19,31 +21,23 @@ Needs pytest (``pip install aerec[test]``).
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import numpy as np
-
-try:
-    import pytest
-except ImportError as exc:  # pragma: no cover - only without the test extra
-    raise ImportError("aerec.testing needs pytest: pip install 'aerec[test]'") from exc
-import torch
+import pytest
 
 from aerec.baseline import BiasModel
-from aerec.config import Config
 from aerec.data.matrix import RatingMatrix
 from aerec.data.ratings import Ratings
 from aerec.data.scale import RatingScale
 from aerec.data.vocab import Vocabulary
-from aerec.errors import DataError, NotFittedError
+from aerec.errors import DataError
 from aerec.evaluation import evaluate_ratings, rmse
 from aerec.recommender import Recommender
+from aerec.testing.contract import EstimatorContract, single_thread, with_seed
 
-__all__ = ["PlantedData", "RecommenderContract", "planted_ratings", "single_thread", "with_seed"]
+__all__ = ["PlantedData", "RecommenderContract", "planted_ratings"]
 
 
 # ----------------------------------------------------------------------------- planted data
@@ -121,25 +115,6 @@ def planted_ratings(
 
 
 # ----------------------------------------------------------------------------- helpers
-@contextlib.contextmanager
-def single_thread() -> Iterator[None]:
-    """Run torch on one thread, then restore. Tiny networks are many times faster this way on a
-    busy machine (thread hand-offs cost more than the arithmetic)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def with_seed(model: Recommender, seed: int) -> Recommender:
-    """An unfitted copy of ``model``'s settings with ``run.seed = seed``."""
-    c = model.config
-    config = Config(model=dict(c.model), train=dict(c.train), run={**c.run, "seed": seed})
-    return type(model)(config=config)
-
-
 def _all_cells(data: PlantedData) -> tuple[np.ndarray, np.ndarray]:
     users = [*data.a_users, *data.b_users]
     items = [*data.x_items, *data.y_items]
@@ -148,8 +123,8 @@ def _all_cells(data: PlantedData) -> tuple[np.ndarray, np.ndarray]:
 
 
 # ----------------------------------------------------------------------------- the contract
-class RecommenderContract:
-    """Contract tests every recommender passes. Subclass it in a ``Test...`` class and define
+class RecommenderContract(EstimatorContract):
+    """Contract tests every rating model passes. Subclass it in a ``Test...`` class and define
     :meth:`make_model`; each test class fits its model three times on a few hundred ratings.
 
     Class attributes a model may tune:
@@ -157,13 +132,11 @@ class RecommenderContract:
             the bias baseline's (on the default data the baseline's is about 1.8 and the best
             possible about 0.46, a ratio of 0.25; like/dislike data needs about 0.6).
         new_user_ratings: how many of a new user's items the fold-in test gives per item group.
-        device: where models run unless ``make_model`` names a ``run.device`` (CPU by default:
-            the seeded-run test wants bitwise equality, which GPU kernels do not promise).
+        device: where models run (see :class:`~aerec.testing.contract.EstimatorContract`).
     """
 
     accuracy_ratio: float = 0.5
     new_user_ratings: int = 4
-    device: str = "cpu"
 
     def make_model(self) -> Recommender:
         """An unfitted recommender with small, fast settings (few epochs, small layers)."""
@@ -173,27 +146,25 @@ class RecommenderContract:
         """The data the contract runs on (override to change its size)."""
         return planted_ratings()
 
-    # ------------------------------------------------------------------ fixtures
-    # Class-scoped, so each class fits its model once; pytest wants such fixtures as class
-    # methods, hence the fresh instance to reach the hooks.
-    @pytest.fixture(scope="class")
-    @classmethod
-    def data(cls) -> PlantedData:
-        return cls().planted()
+    def training_data(self, data: PlantedData) -> RatingMatrix:
+        return data.train_matrix()  # with the ghost item nobody rated
 
-    @pytest.fixture(scope="class")
-    @classmethod
-    def fitted(cls, data: PlantedData) -> Recommender:
-        model = cls().make_model()
-        model.config.run.setdefault("device", cls.device)
-        # One thread, pinned: with run.threads = 0 the count follows the load average, and a
-        # different count sums in another order (the same-seed test compares bit for bit).
-        model.config.run.setdefault("threads", 1)
-        assert not model.is_fitted
-        with single_thread():
-            out = model.fit(data.train_matrix())
-        assert out is model, "fit must return the model itself"
-        return model
+    def new_user(self, data: PlantedData) -> dict[str, float]:
+        scale = data.train.scale
+        return {"x0": scale.high, "x1": scale.high, "y0": scale.low, "y1": scale.low}
+
+    def given(self, data: PlantedData, user: str) -> set[str]:
+        return data.rated(user)
+
+    def check_loaded(self, fitted: Recommender, loaded: Recommender, data: PlantedData) -> None:
+        users, items = _all_cells(data)
+        users = np.append(users, "nobody")
+        items = np.append(items, "x0")
+        np.testing.assert_allclose(loaded.predict(users, items), fitted.predict(users, items), rtol=0, atol=1e-6)
+        assert loaded.history_frame()["epoch"].tolist() == fitted.history_frame()["epoch"].tolist()
+
+    def unfitted_calls(self, model: Recommender, data: PlantedData) -> list[Callable[[], object]]:
+        return [lambda: model.predict(["a0"], ["x0"])]
 
     # ------------------------------------------------------------------ fit and predict
     def test_fit_records_history(self, fitted: Recommender) -> None:
@@ -230,32 +201,16 @@ class RecommenderContract:
         assert evaluate_ratings(fitted, test)["n_fallback"] == 1
 
     # ------------------------------------------------------------------ recommend
-    def test_recommendations_exclude_rated_and_unrated_items_and_are_sorted(
+    def test_list_scores_are_relevances_and_predictions_lie_on_the_scale(
         self, fitted: Recommender, data: PlantedData
     ) -> None:
         n_items = len(data.x_items) + len(data.y_items)
         for user in (data.a_users[0], data.b_users[-1]):
             recs = fitted.recommend(user, n=n_items + 5)
-            rated = data.rated(user)
-            assert set(recs["item"]).isdisjoint(rated)
-            assert data.ghost not in set(recs["item"])  # nobody rated it: nothing is known
-            assert len(recs) == n_items - len(rated)  # every other item, once
-            assert recs["item"].is_unique
             scores = recs["score"].to_numpy()
-            assert (np.diff(scores) <= 0).all(), "recommendations must be sorted by score"
             assert (scores > 0).all() and (scores <= 1).all(), "the score is a relevance in (0, 1]"
             predictions = recs["prediction"].to_numpy()
             assert (predictions >= fitted.scale_.low).all() and (predictions <= fitted.scale_.high).all()
-            top3 = fitted.recommend(user, n=3)
-            assert top3["item"].tolist() == recs["item"].tolist()[:3]
-            everything = fitted.recommend(user, n=n_items + 5, exclude_rated=False)
-            assert set(everything["item"]) == {*data.x_items, *data.y_items}
-
-    def test_recommend_rejects_bad_input(self, fitted: Recommender) -> None:
-        with pytest.raises(DataError):
-            fitted.recommend("a0", n=0)
-        with pytest.raises(DataError):
-            fitted.recommend("nobody", n=3)  # unknown users go through recommend_new
 
     def test_recommendations_for_each_group_come_from_its_items(self, fitted: Recommender, data: PlantedData) -> None:
         for user in [*data.a_users[:5], *data.b_users[:5]]:
@@ -288,25 +243,6 @@ class RecommenderContract:
         with pytest.raises(DataError):
             fitted.recommend_new({"x0": 99.0}, n=3)  # off the scale
 
-    # ------------------------------------------------------------------ persistence
-    def test_save_load_gives_identical_answers(self, fitted: Recommender, data: PlantedData, tmp_path: Path) -> None:
-        path = fitted.save(tmp_path / "model")
-        loaded = Recommender.load(path)
-        users, items = _all_cells(data)
-        users = np.append(users, "nobody")
-        items = np.append(items, "x0")
-        np.testing.assert_allclose(loaded.predict(users, items), fitted.predict(users, items), rtol=0, atol=1e-6)
-        for user in ("a0", "b3"):
-            a, b = fitted.recommend(user, n=6), loaded.recommend(user, n=6)
-            assert a["item"].tolist() == b["item"].tolist()
-            np.testing.assert_allclose(a["score"], b["score"], rtol=0, atol=1e-6)
-        scale = data.train.scale
-        new = {"x0": scale.high, "x1": scale.high, "y0": scale.low, "y1": scale.low}
-        a, b = fitted.recommend_new(new, n=6), loaded.recommend_new(new, n=6)
-        assert a["item"].tolist() == b["item"].tolist()
-        np.testing.assert_allclose(a["score"], b["score"], rtol=0, atol=1e-6)
-        assert loaded.history_frame()["epoch"].tolist() == fitted.history_frame()["epoch"].tolist()
-
     # ------------------------------------------------------------------ reproducibility
     def test_same_seed_same_model_other_seed_other_model(self, fitted: Recommender, data: PlantedData) -> None:
         users, items = _all_cells(data)
@@ -318,20 +254,6 @@ class RecommenderContract:
         np.testing.assert_array_equal(again.predict(users, items), reference)
         assert [r.loss for r in again.history_] == [r.loss for r in fitted.history_]
         assert np.abs(other.predict(users, items) - reference).max() > 1e-4, "a different seed gave the same model"
-
-    # ------------------------------------------------------------------ before fit
-    def test_unfitted_use_raises_not_fitted(self, tmp_path: Path) -> None:
-        model = self.make_model()
-        calls: list[Any] = [
-            lambda: model.predict(["a0"], ["x0"]),
-            lambda: model.recommend("a0"),
-            lambda: model.recommend_new({"x0": 5.0}),
-            lambda: model.save(tmp_path / "never"),
-        ]
-        for call in calls:
-            with pytest.raises(NotFittedError):
-                call()
-        assert not (tmp_path / "never").exists()
 
     # ------------------------------------------------------------------ it learns
     def test_learns_the_planted_structure(self, fitted: Recommender, data: PlantedData) -> None:
@@ -349,10 +271,3 @@ class RecommenderContract:
         assert model_rmse < self.accuracy_ratio * base_rmse, (
             f"RMSE on hidden cells {model_rmse:.3f} is not far below the bias baseline's {base_rmse:.3f}"
         )
-
-
-# The implicit-feedback contract lives with its models; it is re-exported here so that one
-# import serves every recommender's tests.
-from aerec.implicit.testing import ImplicitContract, PlantedImplicit, planted_implicit  # noqa: E402
-
-__all__ += ["ImplicitContract", "PlantedImplicit", "planted_implicit"]
