@@ -35,7 +35,7 @@ from aerec.data.scale import RatingScale
 from aerec.data.vocab import Vocabulary
 from aerec.errors import ConfigError, DataError, ModelFileError, NotFittedError
 from aerec.models.family import Family
-from aerec.registry import get_family, feedback_of
+from aerec.registry import feedback_of, get_family, hyper_parameters
 
 __all__ = ["Estimator", "NOT_A_RATING_MODEL", "check_n"]
 
@@ -88,7 +88,8 @@ class Estimator(ABC):
             Estimator._by_feedback[feedback] = cls
 
     def __init__(self, kind: str, *, config: Config | None = None, **model_params: Any) -> None:
-        self.config = Config.for_model(kind, config, model_params)
+        family_kind = config.kind if config is not None and "kind" in config.model else kind
+        self.config = Config.for_model(kind, config, model_params, model_keys=hyper_parameters(family_kind))
         self.resolved()  # fail here, not at fit, on an unknown kind or setting (a typo such as hiddden=)
 
     # ------------------------------------------------------------------ settings

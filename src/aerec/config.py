@@ -21,7 +21,7 @@ import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Collection, Literal, Mapping
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -208,7 +208,8 @@ class Config:
         return _build(RunConfig, self.run, "[run]")
 
     @classmethod
-    def for_model(cls, kind: str, config: Config | None, model_params: Mapping[str, Any]) -> Config:
+    def for_model(cls, kind: str, config: Config | None, model_params: Mapping[str, Any],
+                  model_keys: Collection[str] = frozenset()) -> Config:
         """What ``Recommender(kind, config=config, **settings)`` means: ``kind`` and the keyword
         settings alone, or ``config`` with the keywords over it.
 
@@ -216,11 +217,11 @@ class Config:
         the family's hyper-parameters and ``preset`` to the model table, ``epochs``, ``lr``,
         ``batch_size``, ... to ``train``, ``seed``, ``device``, ``threads`` to ``run``, and
         ``online=True`` means ``batch_size=1`` (a name in both, such as RecVAE's ``gamma``, is
-        the model's)."""
+        the model's). ``model_keys`` are the family's hyper-parameter names (the estimator looks
+        them up in :func:`aerec.registry.hyper_parameters`; this layer knows no families)."""
         settings = dict(model_params)
         if settings.pop("online", False):
             settings.setdefault("batch_size", 1)
-        model_keys = _model_fields(config.kind if config is not None and "kind" in config.model else kind)
         tables: dict[str, dict[str, Any]] = {"model": {}, "train": {}, "run": {}}
         for key, value in settings.items():
             if key in model_keys or key in ("kind", "preset"):
@@ -240,19 +241,6 @@ class Config:
 
     def to_toml(self) -> str:
         return tomli_w.dumps(self.to_dict())
-
-
-def _model_fields(kind: str) -> set[str]:
-    """The hyper-parameter names of family ``kind`` (empty for an unknown kind: the family
-    lookup then says what is wrong)."""
-    from aerec.registry import get_family  # the families build on this module: looked up at call time
-
-    try:
-        family = get_family(kind)
-        params = family.resolve(Config(model={"kind": kind}))[0]
-    except (ConfigError, KeyError, ValueError):
-        return set()
-    return {f.name for f in dataclasses.fields(params)}
 
 
 def check_fields(cls: type, values: Mapping[str, Any], where: str) -> None:

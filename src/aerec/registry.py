@@ -15,12 +15,16 @@ the estimators, the command line, ``tune`` and the docs look families up here on
 
 from __future__ import annotations
 
+import dataclasses
+
+from aerec.config import Config
 from aerec.errors import ConfigError
 from aerec.implicit.families import IMPLICIT_FAMILIES, default_implicit_kind
 from aerec.models.families import DEFAULT_EXPLICIT, FAMILIES as EXPLICIT_FAMILIES
 from aerec.models.family import FEEDBACK, Family
 
-__all__ = ["FEEDBACK", "REGISTRY", "default_kind", "families", "feedback_of", "get_family", "is_implicit_kind"]
+__all__ = ["FEEDBACK", "REGISTRY", "default_kind", "families", "feedback_of", "get_family", "hyper_parameters",
+           "is_implicit_kind"]
 
 
 def _gather(*tables: dict[str, Family]) -> dict[str, Family]:
@@ -85,3 +89,14 @@ def default_kind(*, implicit: bool, n_items: int | None = None) -> str:
     kind (AutoRec for ratings; for implicit data EASE, or Mult-VAE past 20,000 items, where
     EASE's items x items matrices grow too large for a default)."""
     return default_implicit_kind(n_items) if implicit else DEFAULT_EXPLICIT
+
+
+def hyper_parameters(kind: str) -> set[str]:
+    """The hyper-parameter names of family ``kind`` (empty for an unknown kind: the family
+    lookup then says what is wrong). ``Recommender(kind, hidden=..., epochs=...)`` sends these
+    keywords to the model table and the others to ``train`` or ``run``."""
+    try:
+        params = get_family(kind).resolve(Config(model={"kind": kind}))[0]
+    except (ConfigError, KeyError, ValueError):
+        return set()
+    return {f.name for f in dataclasses.fields(params)}
