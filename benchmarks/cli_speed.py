@@ -159,12 +159,12 @@ print(json.dumps(out))
 EASE_PROBE = r'''
 import json, sys, time
 import torch
-import aerec.implicit.families as families
+import aerec.implicit.ease as ease
 from aerec import ImplicitRecommender, read_ratings
 train, test = read_ratings(sys.argv[1]), read_ratings(sys.argv[2])
 out = {}
 for name, dtype in (("float32", torch.float32), ("float64", torch.float64)):
-    families.EASE_DTYPE = dtype
+    ease.EASE_DTYPE = dtype
     t0 = time.perf_counter()
     model = ImplicitRecommender("ease").fit(train)
     fit = time.perf_counter() - t0

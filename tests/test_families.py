@@ -68,3 +68,11 @@ def test_the_registry_loads_no_estimator():
             "print([m for m in ('aerec.base', 'aerec.recommender', 'aerec.implicit.recommender') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_listing_the_families_loads_no_heavy_library():
+    # The command line's help and the docs read the registry; it must not cost torch's import.
+    code = ("import sys, aerec.registry\n"
+            "print([m for m in ('torch', 'numpy', 'scipy', 'pandas') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

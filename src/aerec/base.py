@@ -239,17 +239,23 @@ class Estimator(ABC):
                     frame[col] = info[col].to_numpy()
         return frame
 
+    @staticmethod
+    def _check_unknown_policy(unknown: str) -> None:
+        """``recommend_new``'s ``unknown`` is ``"error"`` or ``"warn"`` (a :class:`ConfigError` otherwise)."""
+        if unknown not in ("error", "warn"):
+            raise ConfigError(f"unknown must be 'error' or 'warn'; got {unknown!r}")
+
     def _check_known_items(self, labels: list[Any], unknown: str) -> None:
         """With ``unknown="error"``, a :class:`DataError` naming a new user's items the model does
         not know (a typo must not pass silently); with ``"warn"`` they are dropped later, named
         in a warning."""
-        if unknown not in ("error", "warn"):
-            raise ConfigError(f"unknown must be 'error' or 'warn'; got {unknown!r}")
+        self._check_unknown_policy(unknown)
         if unknown == "error" and labels:
             missing = [label for label, k in zip(labels, self.items_.index(labels, unknown="missing")) if k < 0]
             if missing:
                 raise DataError(f"{len(missing)} item(s) the model does not know", value=missing[:5],
-                                fix="rate items of the training data (unknown=\"warn\" drops the others with a warning)")
+                                fix="rate items of the training data "
+                                    "(unknown=\"warn\" drops the others with a warning)")
 
     # ------------------------------------------------------------------ save / load
     def save(self, directory: str | Path, *, metrics: dict[str, Any] | None = None) -> Path:
@@ -333,7 +339,8 @@ class Estimator(ABC):
         # An unknown kind goes to the rating estimator, whose family lookup names the problem.
         target = cls._by_feedback.get(saved_feedback or "explicit")
         if target is None:  # its module not imported yet: aerec.load imports every estimator
-            raise ModelFileError(f"{directory}: no estimator for {saved_feedback} models is imported; use aerec.load(DIR)")
+            raise ModelFileError(f"{directory}: no estimator for {saved_feedback} models is imported; "
+                                 "use aerec.load(DIR)")
         return target
 
 

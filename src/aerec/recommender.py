@@ -423,8 +423,7 @@ class Recommender(Estimator):
         return self.read_.fold_in.scores(idx, values)
 
     def _new_user_vector(self, ratings: Mapping[Any, float], unknown: str = "error") -> tuple[np.ndarray, np.ndarray]:
-        if unknown not in ("error", "warn"):
-            self._check_known_items([], unknown)  # names the bad value before the ratings are read
+        self._check_unknown_policy(unknown)  # a bad policy is named before the ratings are read
         labels, values = rating_values(ratings, self.scale_, fix="use ratings on the model's scale")
         self._check_known_items(labels, unknown)
         return known_items(labels, values, self.items_, stacklevel=4)

@@ -23,8 +23,8 @@ from aerec.implicit.families import IMPLICIT_FAMILIES, default_implicit_kind
 from aerec.models.families import DEFAULT_EXPLICIT, FAMILIES as EXPLICIT_FAMILIES
 from aerec.models.family import FEEDBACK, Family
 
-__all__ = ["FEEDBACK", "REGISTRY", "default_kind", "families", "feedback_of", "get_family", "hyper_parameters",
-           "is_implicit_kind"]
+__all__ = ["FEEDBACK", "REGISTRY", "default_kind", "families", "feedback_of", "family_names", "get_family",
+           "hyper_parameters", "is_implicit_kind"]
 
 
 def _gather(*tables: dict[str, Family]) -> dict[str, Family]:
@@ -82,6 +82,14 @@ def get_family(kind: str, feedback: str | None = None) -> Family:
         raise ConfigError(f"{kind!r} is a rating model, not a top-N one: use Recommender (on the command "
                           f"line: aerec train --model {kind}, without --implicit)")
     return family
+
+
+def family_names(feedback: str) -> str:
+    """The kinds of ``feedback``'s families for help texts, the default first:
+    ``"autorec, sae, deep, dae, sparse"``."""
+    default = default_kind(implicit=feedback == "implicit")
+    kinds = [f.kind for f in families(feedback)]
+    return ", ".join(sorted(kinds, key=lambda kind: kind != default))  # a stable sort keeps the rest in order
 
 
 def default_kind(*, implicit: bool, n_items: int | None = None) -> str:

@@ -37,6 +37,7 @@ from rich.markup import escape
 from aerec.cli import app, err_console, out_console
 from aerec.config import Config, apply_overrides, load_config
 from aerec.errors import AerecError, ConfigError, DataError
+from aerec.registry import family_names
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -505,7 +506,7 @@ def train_command(
     ),
     model: str | None = typer.Option(
         None, "--model", metavar="NAME",
-        help="Model family: autorec, sae, deep, dae, sparse; implicit: multvae, multdae, cdae, recvae, ease, popularity "
+        help=f"Model family: {family_names('explicit')}; implicit: {family_names('implicit')} "
         "(default: best for the data).",
     ),
     implicit: bool = typer.Option(

@@ -32,6 +32,7 @@ from aerec.config import Config, load_config
 if TYPE_CHECKING:
     from aerec.data.ratings import Ratings  # pandas: imported by the command itself, not by --help
 from aerec.errors import ConfigError
+from aerec.registry import family_names
 
 __all__ = ["tune_command"]
 
@@ -84,7 +85,8 @@ def tune_command(
     split: str | None = typer.Option(None, "--split", metavar="SPEC", help="Hold out test ratings from --data (u1, random:0.1, ...)."),
     train: Path | None = typer.Option(None, "--train", metavar="FILE", help="Training ratings file (instead of --data)."),
     test: Path | None = typer.Option(None, "--test", metavar="FILE", help="Test ratings, scored once after the search."),
-    model: str | None = typer.Option(None, "--model", metavar="NAME", help="Model family to tune (default: autorec, or the config's)."),
+    model: str | None = typer.Option(None, "--model", metavar="NAME", help=f"Rating model family to tune: {family_names('explicit')} "
+                                       "(default: autorec, or the config's)."),
     config: Path | None = typer.Option(None, "--config", metavar="FILE.toml", help="Base settings; keys set there are not searched."),
     sets: list[str] = typer.Option([], "--set", metavar="KEY=VALUE", help="Fix a setting (not searched), e.g. model.orientation=user."),
     trials: int = typer.Option(20, "--trials", min=1, metavar="N", help="The most trials."),

@@ -35,7 +35,8 @@ from aerec.data.matrix import RatingMatrix
 from aerec.data.new_user import known_items, rating_values
 from aerec.data.ratings import Ratings, as_ratings
 from aerec.errors import ConfigError, DataError
-from aerec.implicit.families import DEFAULT_IMPLICIT, NEURAL, EASESolver, check_ease_size, ease_final_weights
+from aerec.implicit.ease import EASESolver, check_ease_size, ease_final_weights
+from aerec.implicit.families import DEFAULT_IMPLICIT, NEURAL
 from aerec.implicit.protocol import RankingTask, carve_validation, ranking_task, task_from_parts
 from aerec.implicit.views import implicit_matrix, positives
 from aerec.persistence import check_shapes, read_history_csv
@@ -414,8 +415,7 @@ class ImplicitRecommender(Estimator):
     # ------------------------------------------------------------------ no ratings here
     def predict(self, users: Any, items: Any) -> np.ndarray:
         """Not available: an implicit model predicts no ratings (a :class:`ConfigError`)."""
-        self.check_predicts_ratings()
-        raise AssertionError("unreachable: check_predicts_ratings raised")  # pragma: no cover
+        raise ConfigError(NOT_A_RATING_MODEL.format(kind=self.kind))
 
     predict_pairs = predict
 
