@@ -1,7 +1,7 @@
 """The estimator users hold: fit, predict, recommend (known and brand-new users), save, load.
 
-``Recommender`` ties a model family (:mod:`aerec.models.families`) to the trainer, the
-vocabularies and the bias fallback. Predictions read the network's output at the asked cells:
+``Recommender`` (an :class:`~aerec.base.Estimator` for explicit feedback) ties a rating
+family (:mod:`aerec.registry`) to the trainer, the vocabularies and the bias fallback. Predictions read the network's output at the asked cells:
 for user rows (U-AutoRec, the course's SAE) the output of a user's row, for item rows
 (I-AutoRec) the output of an item's row at that user's column. Both are computed from the last
 hidden layer: ``prediction(row r, column c) = out_act(W_out[c] . h_r + b_out[c])`` with

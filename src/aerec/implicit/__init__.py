@@ -2,9 +2,12 @@
 
 * :mod:`aerec.implicit.views` - positives of rating data (a threshold) or of event logs.
 * :mod:`aerec.implicit.networks` - the Mult-DAE, Mult-VAE, CDAE and RecVAE networks.
-* :mod:`aerec.implicit.families` - hyper-parameters, defaults and sources; EASE's closed form.
+* :mod:`aerec.implicit.families` - hyper-parameters, defaults, presets and sources (their
+  records join the rating families' in :mod:`aerec.registry`).
+* :mod:`aerec.implicit.ease` - EASE's closed form and its memory check.
 * :mod:`aerec.implicit.protocol` - strong generalization and per-user hold-out tasks.
-* :mod:`aerec.implicit.recommender` - :class:`ImplicitRecommender`, the estimator.
+* :mod:`aerec.implicit.recommender` - :class:`ImplicitRecommender`, the estimator (an
+  :class:`aerec.base.Estimator`).
 
 Metrics live in :mod:`aerec.ranking`; docs/implicit.md walks through it all.
 """
