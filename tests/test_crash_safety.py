@@ -31,9 +31,8 @@ import pytest
 import torch
 
 from aerec import persistence
-from aerec.training import checkpoints
 from aerec.persistence import read_model_dir, write_model_dir
-from aerec.training import read_checkpoint, write_checkpoint
+from aerec.training import checkpoints, read_checkpoint, write_checkpoint
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork (POSIX)")
 

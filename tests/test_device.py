@@ -14,13 +14,13 @@ import pytest
 import torch
 
 from aerec import training
-from aerec.training import loop  # patched where autocast is used
 from aerec.config import Config, RunConfig, load_config
 from aerec.data.batches import _coo_parts, dense_rows
 from aerec.device import autocast, dense_on_device, loading_device, resolve_precision
 from aerec.errors import ConfigError
 from aerec.recommender import Recommender
 from aerec.testing import planted_ratings, single_thread
+from aerec.training import loop  # patched where autocast is used
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none on this machine)")
 

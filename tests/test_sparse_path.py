@@ -20,7 +20,6 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from aerec.training import batch_format  # patched where the thresholds are read
 from aerec.config import Config, TrainConfig
 from aerec.data.batches import dense_rows, observed_targets, sparse_batch
 from aerec.errors import ConfigError, TrainingError
@@ -29,7 +28,7 @@ from aerec.losses import LOSSES
 from aerec.models.autoencoder import Autoencoder
 from aerec.recommender import Recommender
 from aerec.testing import PlantedData, RecommenderContract, planted_ratings, single_thread
-from aerec.training import Trainer, choose_batch_format, resolve_threads
+from aerec.training import Trainer, batch_format, choose_batch_format, resolve_threads  # batch_format: patched
 
 
 @pytest.fixture(autouse=True, scope="module")

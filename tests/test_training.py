@@ -12,7 +12,6 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from aerec.training import checkpoints, loop  # patched where the names are used
 from aerec.config import TrainConfig
 from aerec.data.batches import dense_rows
 from aerec.errors import ModelFileError, TrainingError
@@ -20,7 +19,7 @@ from aerec.evaluation import rmse
 from aerec.losses import masked_mse
 from aerec.models.autoencoder import Autoencoder
 from aerec.testing import planted_ratings, single_thread
-from aerec.training import Trainer, read_checkpoint
+from aerec.training import Trainer, checkpoints, loop, read_checkpoint  # the modules: patched where names are used
 
 
 @pytest.fixture(autouse=True, scope="module")

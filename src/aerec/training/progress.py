@@ -4,7 +4,7 @@ The library never draws: every epoch becomes one log record, at INFO when the ca
 progress (``Trainer(progress=True)``) and at DEBUG otherwise. The message reads on its own
 (``epoch 3/50  loss 0.8123  val RMSE 0.9312 (best 0.9301)``); each record also carries a
 ``progress`` attribute, a dict with ``event`` (``"start"``, ``"epoch"`` or ``"end"``),
-``epoch``, ``epochs``, ``loss``, ``val``, ``best`` and ``label``, so that a program can draw a
+``kind = "epochs"``, ``epoch``, ``epochs``, ``loss``, ``val``, ``best`` and ``label``, so that a program can draw a
 progress bar from them instead. The ``aerec`` command does (``aerec.cli.logs``); a notebook
 sees the lines once it turns logging on (``logging.basicConfig(level=logging.INFO)``).
 """
@@ -36,7 +36,7 @@ class EpochProgress:
 
     def _report(self, event: str, message: str, **fields) -> None:
         if log.isEnabledFor(self.level):
-            progress = {"event": event, "epochs": self.epochs, "label": self.val_label, **fields}
+            progress = {"event": event, "kind": "epochs", "epochs": self.epochs, "label": self.val_label, **fields}
             log.log(self.level, message, extra={"progress": progress})
 
     def __enter__(self) -> EpochProgress:

@@ -3,7 +3,7 @@
 Nothing here changes the process environment. One setting cannot be made here at all:
 ``OMP_WAIT_POLICY`` (whether idle OpenMP threads spin or sleep) is read by the OpenMP runtime
 once, when ``import torch`` loads it; the ``aerec`` command sets it before that, and a library
-user sets it before starting Python (docs/training.md, "Threads").
+user sets it before starting Python (docs/training.md, "Threads and devices").
 """
 
 from __future__ import annotations
