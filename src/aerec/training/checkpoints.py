@@ -12,6 +12,7 @@ docs/training.md, "Reproducibility, checkpoints and resume".
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import shutil
@@ -30,6 +31,8 @@ from aerec.training.history import EpochRecord, LoopState
 
 __all__ = ["CHECKPOINT_VERSION", "write_checkpoint", "read_checkpoint", "has_checkpoint",
            "save_training_state", "load_training_state"]
+
+log = logging.getLogger(__name__)
 
 CHECKPOINT_VERSION = 1
 CHECKPOINT_FOLDERS = ("latest", ".latest-old")  # the newest, then the one a crash mid-swap left
@@ -148,6 +151,7 @@ def write_checkpoint(directory: Path, tensors: dict[str, torch.Tensor], meta: di
     os.replace(tmp, final)
     if old.exists():
         _rmtree(old)
+    log.debug("checkpoint of epoch %s written to %s", meta.get("epoch"), final)
 
 
 def has_checkpoint(directory: Path) -> bool:

@@ -35,6 +35,7 @@ Batches reach the network dense or sparse (:mod:`aerec.training.batch_format`).
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import time
 import warnings
@@ -61,6 +62,8 @@ from aerec.training.progress import EpochProgress
 from aerec.training.runtime import compile_errors_run_eagerly, compile_network, epoch_seed
 
 __all__ = ["Trainer"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -183,6 +186,7 @@ class Trainer:
         if resume:
             state = self._resume(net, optimizer, scheduler, group)
             state.higher_is_better = higher_is_better
+            log.debug("resumed from the checkpoint in %s after epoch %d", self.checkpoint_dir, state.epoch)
         if hasattr(net, "training_loss") and cfg.optimizer == "lbfgs":
             raise TrainingError("this model has its own objective and trains with a gradient optimiser; "
                                 "set train.optimizer to adam (L-BFGS needs one fixed full-batch objective)")
@@ -204,6 +208,8 @@ class Trainer:
     def _choose_batch_format(self, net, rows, loss, group) -> None:
         self.batch_format = choose_batch_format(net, rows, config=self.config, loss=loss, device=self.device,
                                                 distributed=group.active)
+        log.debug("%s batches of %s rows x %d columns on %s", self.batch_format, f"{rows.shape[0]:,}", rows.shape[1],
+                  self.device)
         if self.precision == "bf16" and self._amp is not None and self.batch_format == "sparse":
             warnings.warn("run.precision = bf16 reaches only the hidden-to-hidden layers on the sparse path: its "
                           "first and last layers (most of the work) gather and sum in fp32. For bf16 throughout, "
@@ -257,6 +263,8 @@ class Trainer:
         stop = state.observe(record, run.net, self.config)
         if stop:
             state.stopped = "early_stopping"  # before the checkpoint, so a resume knows
+            log.debug("early stopping after epoch %d: no gain for %d epochs; best epoch %s", record.epoch,
+                      state.bad_epochs, state.best_epoch)
         report.update(record, state.best_val)
         for callback in self.callbacks:
             callback(record)
