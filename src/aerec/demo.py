@@ -7,7 +7,7 @@ set) and compares its test RMSE with the global mean, the bias baseline
 (:class:`~aerec.baseline.BiasModel`) and the noise floor; then it recommends for one known user
 and for a brand-new user given a few ratings.
 
-:func:`run_toy_demo` walks through DESIGN §1's 11 x 6 like/dislike matrix: it trains a small
+:func:`run_toy_demo` walks through the built-in ``toy`` 11 x 6 like/dislike matrix: it trains a small
 user-based autoencoder on the 57 known cells (binary cross-entropy, chosen automatically for
 0/1 data) and fills in the 9 blanks with predicted like probabilities.
 
@@ -231,7 +231,7 @@ def toy_config(seed: int = 0) -> Config:
 
 
 def run_toy_demo(*, seed: int = 0, out: str | Path | None = None) -> ToyReport:
-    """Train on DESIGN §1's like/dislike matrix and predict every cell (the blanks included)."""
+    """Train on the ``toy`` like/dislike matrix and predict every cell (the blanks included)."""
     from aerec.data.synthetic import toy_ratings
     from aerec.recommender import Recommender
 

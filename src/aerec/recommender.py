@@ -468,7 +468,7 @@ class Recommender:
 
     # ------------------------------------------------------------------ save / load
     def save(self, directory: str | Path, *, metrics: dict[str, Any] | None = None) -> Path:
-        """Write the model directory (DESIGN §3) atomically."""
+        """Write the model directory (docs/architecture.md, "The model directory") atomically."""
         self._require_fitted()
         _, train_cfg, run = self.resolved()
         params = self.params_

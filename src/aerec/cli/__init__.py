@@ -1,4 +1,7 @@
-"""The ``aerec`` command line: a thin Typer layer over the library (DESIGN §2).
+"""The ``aerec`` command line: a thin Typer layer over the library.
+
+Its command names, flags, JSON keys and exit codes are a contract (docs/architecture.md, "The
+command line"): extend them, never rename them.
 
 Every :class:`~aerec.errors.AerecError` becomes a one-paragraph message on stderr and the
 error's exit code (2 for bad usage or input, 1 for runtime failures), never a traceback.

@@ -455,7 +455,7 @@ class ImplicitRecommender:
 
     # ------------------------------------------------------------------ save / load
     def save(self, directory: str | Path, *, metrics: dict[str, Any] | None = None) -> Path:
-        """Write the model directory (DESIGN §3) atomically: safetensors + JSON, never pickle."""
+        """Write the model directory (docs/architecture.md) atomically: safetensors + JSON, never pickle."""
         self._require_fitted()
         _, train_cfg, run = self.resolved()
         tensors: dict[str, torch.Tensor] = {

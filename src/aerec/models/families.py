@@ -255,7 +255,7 @@ DEFAULT_EXPLICIT = "autorec"
 
 
 def default_kind(*, implicit: bool) -> str | None:
-    """The family ``aerec train`` uses without ``--model`` (DESIGN §2): the strongest default
+    """The family ``aerec train`` uses without ``--model``: the strongest default
     for the data's kind. ``None`` when there is no default for that kind (yet)."""
     if implicit:
         from aerec.implicit.families import DEFAULT_IMPLICIT  # the implicit families build on this module
