@@ -124,7 +124,8 @@ def run_demo(
         threads: CPU threads for training when ``config`` does not say. One by default: on
             busy cores, two OpenMP threads that spin-wait for each other are several times
             slower than one (measured: 130 s against 24 s on two cores at load 8).
-        progress: show the training progress bar on stderr.
+        progress: report each training epoch on the ``aerec.training.progress`` logger at INFO
+            (the ``aerec`` command draws them as a progress bar on stderr).
         out: save the trained model (with its test metrics) to this directory.
     """
     from aerec.data.splits import random_split
