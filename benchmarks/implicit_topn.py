@@ -1,6 +1,6 @@
 """Implicit top-N under strong generalization: Mult-VAE, Mult-DAE, CDAE, RecVAE, EASE and popularity.
 
-Protocol (DESIGN §4, Liang et al. 2018): ratings >= 4 are the positives. For each seed,
+Protocol (docs/evaluation.md, Liang et al. 2018): ratings >= 4 are the positives. For each seed,
 ``user_split`` holds out ``--test-users`` and ``--val-users`` whole users; the models train on
 the other users' positives only. Validation and test users fold in 80 % of their positives
 (seeded) and rank the other 20 % among every item they did not give. Validation users select
@@ -51,7 +51,7 @@ TUNE_BLOCK = "implicit_topn.py --tune"
 MODELS = ("multvae", "multdae", "cdae", "recvae", "ease", "popularity")
 METRICS = ("recall@20", "recall@50", "ndcg@100")
 INTRO = """\
-Protocol (DESIGN §4, Mult-VAE's): ratings >= 4 are positives; per seed, whole users are held out
+Protocol ([evaluation.md](evaluation.md), Mult-VAE's): ratings >= 4 are positives; per seed, whole users are held out
 for validation and test, and models train on the others only. Held-out users fold in 80 % of their
 positives (seeded) and rank the other 20 % among all items they did not give. Validation users
 choose each network's epoch (NDCG@100) and EASE's lambda; test users are scored once. Every model

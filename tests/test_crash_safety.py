@@ -30,9 +30,9 @@ import pandas as pd
 import pytest
 import torch
 
-from aerec import persistence, training
+from aerec import persistence
 from aerec.persistence import read_model_dir, write_model_dir
-from aerec.training import read_checkpoint, write_checkpoint
+from aerec.training import checkpoints, read_checkpoint, write_checkpoint
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork (POSIX)")
 
@@ -73,7 +73,7 @@ class _Crash:
     or just after it when ``after``). With ``at=None`` it only counts."""
 
     NAMES = [(os, "replace"), (os, "rename"), (os, "rmdir"), (os, "fsync"), (shutil, "rmtree"),
-             (persistence, "save_file"), (persistence, "_exchange"), (training, "save_file"), (Path, "write_text"),
+             (persistence, "save_file"), (persistence, "_exchange"), (checkpoints, "save_file"), (Path, "write_text"),
              (Path, "mkdir")]
 
     def __init__(self, at: int | None, after: bool = False) -> None:

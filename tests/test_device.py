@@ -20,6 +20,7 @@ from aerec.device import autocast, dense_on_device, loading_device, resolve_prec
 from aerec.errors import ConfigError
 from aerec.recommender import Recommender
 from aerec.testing import planted_ratings, single_thread
+from aerec.training import loop  # patched where autocast is used
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none on this machine)")
 
@@ -126,13 +127,13 @@ def test_autocast_runs_the_products_in_bf16_and_the_loss_in_fp32():
 
 def test_the_recommender_trains_under_the_precision_it_is_given(planted, monkeypatch):
     seen: list = []
-    real = training.autocast
+    real = loop.autocast
 
     def spy(device, dtype):
         seen.append((torch.device(device).type, dtype))
         return real(device, dtype)
 
-    monkeypatch.setattr(training, "autocast", spy)
+    monkeypatch.setattr(loop, "autocast", spy)
     fp32 = _model(precision="auto").fit(planted.train)
     assert seen and set(seen) == {("cpu", None)}  # auto on a CPU: fp32
     seen.clear()
@@ -160,8 +161,8 @@ def test_bf16_on_the_sparse_path_says_what_it_does_not_reach(planted, batch_form
 
 def test_lbfgs_ignores_bf16(planted, monkeypatch):
     seen: list = []
-    real = training.autocast
-    monkeypatch.setattr(training, "autocast", lambda d, t: seen.append(t) or real(d, t))
+    real = loop.autocast
+    monkeypatch.setattr(loop, "autocast", lambda d, t: seen.append(t) or real(d, t))
     _model(precision="bf16", optimizer="lbfgs", batch_size=0, lr=1.0, epochs=2).fit(planted.train)
     assert set(seen) <= {None}  # the line search needs the exact objective
 

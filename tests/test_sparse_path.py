@@ -20,7 +20,6 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from aerec import training
 from aerec.config import Config, TrainConfig
 from aerec.data.batches import dense_rows, observed_targets, sparse_batch
 from aerec.errors import ConfigError, TrainingError
@@ -29,7 +28,7 @@ from aerec.losses import LOSSES
 from aerec.models.autoencoder import Autoencoder
 from aerec.recommender import Recommender
 from aerec.testing import PlantedData, RecommenderContract, planted_ratings, single_thread
-from aerec.training import Trainer, choose_batch_format, resolve_threads
+from aerec.training import Trainer, batch_format, choose_batch_format, resolve_threads  # batch_format: patched
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -174,11 +173,11 @@ def test_an_epoch_trains_to_the_same_weights_on_both_paths(optimizer, batch_size
 
 
 def test_every_row_of_a_batch_is_trained_also_with_shuffling_and_several_lbfgs_chunks(monkeypatch):
-    monkeypatch.setattr(training, "SPARSE_CHUNK_CELLS", 7)  # many small chunks of the full-batch pass
+    monkeypatch.setattr(batch_format, "SPARSE_CHUNK_CELLS", 7)  # many small chunks of the full-batch pass
     csr = _random_rows(seed=5, n_rows=30, n_cols=9)
     net = _net(9, seed=0)
     trainer = Trainer(TrainConfig(optimizer="lbfgs", batch_size=0, epochs=1, lbfgs_iterations=2, batch_format="sparse"))
-    cache = training._SparseCache(csr, torch.device("cpu"))
+    cache = batch_format.SparseCache(csr, torch.device("cpu"))
     assert len(cache.chunks) > 3
     assert sorted(np.concatenate(cache.chunks).tolist()) == list(range(30))
     assert sum(b.nnz for b, _ in cache) == csr.nnz
@@ -193,7 +192,7 @@ def _cfg(**kw) -> TrainConfig:
 
 
 def test_auto_takes_the_sparse_path_for_sparse_matrices_and_the_dense_one_for_dense_matrices(monkeypatch):
-    monkeypatch.setattr(training, "SPARSE_MIN_WORK", 0)  # tiny batches: see the next test
+    monkeypatch.setattr(batch_format, "SPARSE_MIN_WORK", 0)  # tiny batches: see the next test
     net = _net(17)
     sparse_rows = _random_rows(density=0.05)
     dense_rows_ = _random_rows(density=0.6)
@@ -208,14 +207,14 @@ def test_auto_takes_the_sparse_path_for_sparse_matrices_and_the_dense_one_for_de
 
 def test_auto_keeps_small_batches_of_small_networks_dense(monkeypatch):
     rows = _random_rows(density=0.05)  # 12 x 17
-    monkeypatch.setattr(training, "SPARSE_MIN_WORK", 12 * 17 * 6)  # one full batch of the 6-unit network
+    monkeypatch.setattr(batch_format, "SPARSE_MIN_WORK", 12 * 17 * 6)  # one full batch of the 6-unit network
     assert choose_batch_format(_net(17), rows, config=_cfg(batch_size=0), loss="mse") == "sparse"
     assert choose_batch_format(_net(17), rows, config=_cfg(batch_size=6), loss="mse") == "dense"  # half the work
     assert choose_batch_format(_net(17, encoder=[12]), rows, config=_cfg(batch_size=6), loss="mse") == "sparse"
 
 
 def test_auto_takes_the_sparse_path_when_a_dense_batch_would_be_too_large(monkeypatch):
-    monkeypatch.setattr(training, "DENSE_BATCH_CELLS", 100)
+    monkeypatch.setattr(batch_format, "DENSE_BATCH_CELLS", 100)
     rows = _random_rows(density=0.6)  # 12 x 17: dense enough for the dense path...
     assert choose_batch_format(_net(17), rows, config=_cfg(batch_size=4), loss="mse") == "dense"  # 68 cells
     assert choose_batch_format(_net(17), rows, config=_cfg(batch_size=8), loss="mse") == "sparse"  # 136 cells

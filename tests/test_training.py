@@ -12,7 +12,6 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from aerec import training
 from aerec.config import TrainConfig
 from aerec.data.batches import dense_rows
 from aerec.errors import ModelFileError, TrainingError
@@ -20,7 +19,7 @@ from aerec.evaluation import rmse
 from aerec.losses import masked_mse
 from aerec.models.autoencoder import Autoencoder
 from aerec.testing import planted_ratings, single_thread
-from aerec.training import Trainer, read_checkpoint
+from aerec.training import Trainer, checkpoints, loop, read_checkpoint  # the modules: patched where names are used
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -145,13 +144,13 @@ def test_dense_refeeding_of_like_dislike_data_feeds_probabilities(monkeypatch):
     """With binary cross-entropy the network outputs logits; re-fed, they must become 0..1."""
     rows = planted_ratings(binary=True).train_matrix().rows("user")
     targets: list[torch.Tensor] = []
-    real = training.LOSSES["bce"]
+    real = loop.LOSSES["bce"]
 
     def spy(out, target, mask):
         targets.append(target.detach().clone())
         return real(out, target, mask)
 
-    monkeypatch.setitem(training.LOSSES, "bce", spy)
+    monkeypatch.setitem(loop.LOSSES, "bce", spy)
     Trainer(TrainConfig(batch_size=8, epochs=2, dense_refeeding=1)).fit(_net(rows.shape[1]), rows, loss="bce")
     assert len(targets) == 2 * 2 * math.ceil(40 / 8)
     refed = targets[1::2]  # data, re-fed, data, re-fed, ...
@@ -355,7 +354,7 @@ def test_checkpoints_are_complete_folders(item_rows, tmp_path):
 
 
 def test_a_crash_while_writing_keeps_the_previous_checkpoint(item_rows, tmp_path, monkeypatch):
-    real_save = training.save_file
+    real_save = checkpoints.save_file
     calls: list[int] = []
 
     def crashing_save(tensors, path):
@@ -365,14 +364,14 @@ def test_a_crash_while_writing_keeps_the_previous_checkpoint(item_rows, tmp_path
             raise OSError("disk full")
         real_save(tensors, path)
 
-    monkeypatch.setattr(training, "save_file", crashing_save)
+    monkeypatch.setattr(checkpoints, "save_file", crashing_save)
     cfg = TrainConfig(optimizer="adam", batch_size=8, epochs=5)
     with pytest.raises(OSError, match="disk full"):
         Trainer(cfg, checkpoint_dir=tmp_path).fit(_net(item_rows.shape[1]), item_rows)
     _, meta = read_checkpoint(tmp_path)  # verified against its checksum
     assert meta["epoch"] == 2
     assert _leftovers(tmp_path) == []  # the half-written folder is gone
-    monkeypatch.setattr(training, "save_file", real_save)
+    monkeypatch.setattr(checkpoints, "save_file", real_save)
     whole_net = _net(item_rows.shape[1])
     Trainer(cfg).fit(whole_net, item_rows)
     resumed_net = _net(item_rows.shape[1])
@@ -381,7 +380,7 @@ def test_a_crash_while_writing_keeps_the_previous_checkpoint(item_rows, tmp_path
 
 
 def test_a_crash_inside_the_swap_falls_back_to_the_previous_checkpoint(item_rows, tmp_path, monkeypatch):
-    real_replace = training.os.replace
+    real_replace = checkpoints.os.replace
     swaps: list[str] = []
 
     def crashing_replace(src, dst):
@@ -392,10 +391,10 @@ def test_a_crash_inside_the_swap_falls_back_to_the_previous_checkpoint(item_rows
                 raise OSError("power cut")
         real_replace(src, dst)
 
-    monkeypatch.setattr(training.os, "replace", crashing_replace)
+    monkeypatch.setattr(checkpoints.os, "replace", crashing_replace)
     with pytest.raises(OSError, match="power cut"):
         Trainer(TrainConfig(epochs=3), checkpoint_dir=tmp_path).fit(_net(item_rows.shape[1]), item_rows)
-    monkeypatch.setattr(training.os, "replace", real_replace)
+    monkeypatch.setattr(checkpoints.os, "replace", real_replace)
     assert not (tmp_path / "latest").exists() and (tmp_path / ".latest-old").is_dir()
     _, meta = read_checkpoint(tmp_path)
     assert meta["epoch"] == 1

@@ -5,12 +5,12 @@ The names in ``__all__`` are the public API (pinned by tests/test_public_api.py)
 neither torch nor pandas and ``aerec --help`` starts in a fraction of a second.
 """
 
-import os as _os
+import logging as _logging
 
-# OpenMP threads that spin while waiting make every small matrix product crawl when the cores
-# are shared (measured: 5-20x slower fits on a busy 2-core machine). Sleeping waits cost little
-# when the machine is idle. Must be set before torch loads its OpenMP runtime.
-_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# The library only logs, through loggers named "aerec.<module>"; what is shown, and how, is the
+# application's choice. Importing aerec changes nothing in the process (no environment, no
+# handlers beyond this silent one, which keeps Python's last-resort handler from printing).
+_logging.getLogger("aerec").addHandler(_logging.NullHandler())
 
 __version__ = "0.1.0"
 

@@ -7,7 +7,7 @@ set) and compares its test RMSE with the global mean, the bias baseline
 (:class:`~aerec.baseline.BiasModel`) and the noise floor; then it recommends for one known user
 and for a brand-new user given a few ratings.
 
-:func:`run_toy_demo` walks through DESIGN §1's 11 x 6 like/dislike matrix: it trains a small
+:func:`run_toy_demo` walks through the built-in ``toy`` 11 x 6 like/dislike matrix: it trains a small
 user-based autoencoder on the 57 known cells (binary cross-entropy, chosen automatically for
 0/1 data) and fills in the 9 blanks with predicted like probabilities.
 
@@ -124,7 +124,8 @@ def run_demo(
         threads: CPU threads for training when ``config`` does not say. One by default: on
             busy cores, two OpenMP threads that spin-wait for each other are several times
             slower than one (measured: 130 s against 24 s on two cores at load 8).
-        progress: show the training progress bar on stderr.
+        progress: report each training epoch on the ``aerec.training.progress`` logger at INFO
+            (the ``aerec`` command draws them as a progress bar on stderr).
         out: save the trained model (with its test metrics) to this directory.
     """
     from aerec.data.splits import random_split
@@ -231,7 +232,7 @@ def toy_config(seed: int = 0) -> Config:
 
 
 def run_toy_demo(*, seed: int = 0, out: str | Path | None = None) -> ToyReport:
-    """Train on DESIGN §1's like/dislike matrix and predict every cell (the blanks included)."""
+    """Train on the ``toy`` like/dislike matrix and predict every cell (the blanks included)."""
     from aerec.data.synthetic import toy_ratings
     from aerec.recommender import Recommender
 

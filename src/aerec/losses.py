@@ -1,4 +1,4 @@
-"""Reconstruction losses over observed cells only (DESIGN §1 step 5).
+"""Reconstruction losses over observed cells only (observed is not non-zero: docs/architecture.md).
 
 Each loss is a pure function of ``(output, target, mask)`` with shapes ``(batch, n)``; the mask
 is 1 at observed cells (a stored 0 included) and 0 at blanks, so blanks never pull the output.

@@ -1,4 +1,5 @@
-"""Model directories (DESIGN §3): written atomically, read without ever unpickling.
+"""Model directories (docs/architecture.md, "The model directory"): written atomically, read
+without ever unpickling.
 
 A directory holds ``model.safetensors`` (tensors only), ``model.json`` (format version, kind,
 hyper-parameters, vocabularies, scale, data fingerprint, aerec version and the SHA-256 of the

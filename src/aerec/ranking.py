@@ -1,4 +1,4 @@
-"""Top-N ranking metrics, and their evaluation in user chunks (DESIGN §4, implicit protocol).
+"""Top-N ranking metrics, and their evaluation in user chunks (docs/evaluation.md, implicit protocol).
 
 Every metric reads a user's ranked list (best first, the items the user gave as input left
 out) against the user's held-out items:
@@ -17,7 +17,7 @@ out) against the user's held-out items:
 
 All but coverage are means over the users with at least one held-out item. The scores of a
 chunk of users (``chunk x n_items``) are ranked with ``torch.topk``, so a full users x items
-score matrix never exists (DESIGN §6).
+score matrix never exists (ranking every item for every user at once runs out of memory).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The built-in offline datasets: DESIGN §1's toy matrix and the MovieLens-like synthetic ratings."""
+"""The built-in offline datasets: the toy like/dislike matrix and the MovieLens-like synthetic ratings."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from aerec.data.synthetic import (
 )
 from aerec.errors import ConfigError
 
-# DESIGN §1, typed out again here so the test does not trust the module's own copy.
+# The matrix of docs/architecture.md, typed out again here so the test does not trust the module's own copy.
 TOY = [
     "1 0 . 1 1 1",
     "0 1 0 0 1 0",
@@ -58,7 +58,7 @@ def test_toy_matrix_is_design_example_with_zeros_observed():
                 assert m.observed(row, col), (u, i)
                 assert m.csr[[row], [col]][0] == float(cell)
                 zeros += cell == "0"
-    assert zeros == 25  # counted by hand from DESIGN §1
+    assert zeros == 25  # counted by hand from the matrix above
     assert int((m.csr.data == 0).sum()) == zeros  # the dislikes are stored, not dropped
 
 

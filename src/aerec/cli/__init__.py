@@ -1,4 +1,7 @@
-"""The ``aerec`` command line: a thin Typer layer over the library (DESIGN §2).
+"""The ``aerec`` command line: a thin Typer layer over the library.
+
+Its command names, flags, JSON keys and exit codes are a contract (docs/architecture.md, "The
+command line"): extend them, never rename them.
 
 Every :class:`~aerec.errors.AerecError` becomes a one-paragraph message on stderr and the
 error's exit code (2 for bad usage or input, 1 for runtime failures), never a traceback.
@@ -6,6 +9,7 @@ error's exit code (2 for bad usage or input, 1 for runtime failures), never a tr
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -55,6 +59,9 @@ def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
 ) -> None:
     """Autoencoder recommenders on user x item rating matrices."""
+    from aerec.cli import logs
+
+    logs.install()  # the library's log records (and training progress) on stderr, through Rich
 
 
 def _register() -> None:
@@ -72,6 +79,18 @@ def _register() -> None:
 _register()
 
 
+# OpenMP threads that spin while they wait make every small matrix product crawl when the cores
+# are shared (measured: 3x slower on a busy 2-core machine); sleeping waits cost little on an
+# idle one. The OpenMP runtime reads this once, when ``import torch`` loads it, so it is set here,
+# before any command imports torch, and never by the library (docs/training.md, "Threads and devices").
+WAIT_POLICY = ("OMP_WAIT_POLICY", "PASSIVE")
+
+
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point (also ``python -m aerec`` and ``torchrun -m aerec``).
+
+    A program, not a library import: it may set the process's OpenMP wait policy (unless the
+    user already did), which only works before torch is loaded.
+    """
+    os.environ.setdefault(*WAIT_POLICY)
     sys.exit(app())

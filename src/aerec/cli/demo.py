@@ -2,7 +2,7 @@
 
 Offline and quick: built-in synthetic data, train, compare with the baselines and the noise
 floor, recommend for a known and a brand-new user (under a minute on two cores). ``--toy``
-fills in the blanks of DESIGN §1's 11 x 6 like/dislike matrix in a few seconds.
+fills in the blanks of the built-in ``toy`` 11 x 6 like/dislike matrix in a few seconds.
 """
 
 from __future__ import annotations

@@ -120,7 +120,7 @@ def _parse_scale(text: str):
 
 
 def default_model(ratings: Ratings) -> str:
-    """The model ``aerec train`` uses when ``--model`` is not given (DESIGN §2).
+    """The model ``aerec train`` uses when ``--model`` is not given.
 
     Explicit ratings get the library's default family (``Config().kind``, AutoRec).
     """
@@ -129,7 +129,7 @@ def default_model(ratings: Ratings) -> str:
     kind = default_kind(implicit=ratings.implicit)
     if kind is None:
         # Hook: implicit-feedback data (events, no ratings) gets its own default once the
-        # implicit family (multinomial likelihood, DESIGN §4) exists. Until then an
+        # implicit family (multinomial likelihood, docs/implicit.md) exists. Until then an
         # explicit-rating model on all-ones data would learn nothing, so say so.
         raise ConfigError(
             f"{ratings.source} holds events without ratings (implicit feedback); aerec has no default "
@@ -147,7 +147,7 @@ def default_checkpoint_dir(out: Path) -> Path:
 def check_out_dir(out: Path) -> None:
     """Refuse an ``--out`` that saving would destroy: a file, or a folder that is not a model.
 
-    Saving replaces the whole directory (DESIGN §3: written atomically, old one removed), so
+    Saving replaces the whole directory (written atomically, the old one removed), so
     ``--out ~/Documents`` must fail before training, not delete the folder after it.
     """
     out = Path(out)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
+import logging
 import os
 import re
 import shutil
@@ -43,6 +44,8 @@ from aerec.data.registry import DatasetSpec
 from aerec.errors import DatasetError
 
 __all__ = ["MIRROR_ENV", "download", "resolve_url"]
+
+_log = logging.getLogger(__name__)
 
 MIRROR_ENV = "AEREC_MIRROR"
 CHUNK = 1 << 20  # bytes read from the network / written to disk at a time
@@ -79,7 +82,8 @@ def download(
     Args:
         name: a downloadable registry name, e.g. ``"ml-1m"``.
         data_home: where datasets live (default: :func:`aerec.data.registry.data_home`).
-        progress: show a Rich progress bar on stderr.
+        progress: report progress as log records on ``aerec.data.download`` (the ``aerec``
+            command draws them as a bar on stderr).
         force: fetch and unpack again even when a complete copy exists (replacing it atomically).
         url: fetch from here instead of ``$AEREC_MIRROR`` or the registry's URL. The pinned size
             and checksums still apply: a mirror must serve the very same bytes.
@@ -320,43 +324,42 @@ class _NoBar:
         pass
 
 
-class _RichBar:
-    """A Rich progress bar on stderr; calling it advances it by ``n`` bytes."""
+class _LoggedBar:
+    """Download progress as log records on ``aerec.data.download`` (the CLI draws them as a bar).
+
+    Calling it advances it by ``n`` bytes. Records carry ``progress`` (``event``: ``"start"``,
+    ``"advance"`` or ``"end"``; ``kind = "download"``; ``name``, ``total``, ``completed``) and
+    come at most every :attr:`EVERY` seconds, so that logging them as lines stays readable.
+    """
+
+    EVERY = 0.2  # seconds between two "advance" records
 
     def __init__(self, name: str, total: int | None, done: int) -> None:
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-            TransferSpeedColumn,
-        )
+        self.name, self.total, self.completed = name, total, done
+        self._last = 0.0
 
-        self._progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),
-        )
-        self._task = self._progress.add_task(name, total=total, completed=done)
+    def _report(self, event: str) -> None:
+        size = f"{self.completed / 1e6:.1f}" + (f"/{self.total / 1e6:.1f}" if self.total else "")
+        _log.info(f"{self.name}: {size} MB", extra={"progress": {
+            "event": event, "kind": "download", "name": self.name, "total": self.total, "completed": self.completed}})
 
     def __call__(self, n: int) -> None:
-        self._progress.advance(self._task, n)
+        self.completed += n
+        now = time.monotonic()
+        if now - self._last >= self.EVERY:
+            self._last = now
+            self._report("advance")
 
-    def __enter__(self) -> _RichBar:
-        self._progress.start()
+    def __enter__(self) -> _LoggedBar:
+        self._report("start")
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._progress.stop()
+        self._report("end")
 
 
-def _progress_bar(name: str, total: int | None, done: int, *, enabled: bool) -> _NoBar | _RichBar:
-    return _RichBar(name, total, done) if enabled else _NoBar()
+def _progress_bar(name: str, total: int | None, done: int, *, enabled: bool) -> _NoBar | _LoggedBar:
+    return _LoggedBar(name, total, done) if enabled else _NoBar()
 
 
 # ----------------------------------------------------------------------------- verifying

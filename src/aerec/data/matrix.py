@@ -1,7 +1,7 @@
 """The sparse users x items rating matrix.
 
 The CSR structure *is* the set of observed cells: a stored 0.0 is a real rating (a dislike in
-like/dislike data, DESIGN §1), and a cell outside the structure is unrated. Nothing here ever
+like/dislike data: docs/architecture.md), and a cell outside the structure is unrated. Nothing here ever
 builds a dense users x items array; rows reach PyTorch one batch at a time (:mod:`aerec.data.batches`).
 """
 

@@ -6,7 +6,7 @@ Two kinds of dataset share one registry:
   checksum(s), the folder the zip unpacks to, the ratings file and its format, the rating scale
   and the licence terms. :func:`aerec.data.download.download` fetches one into the data home;
   :func:`load_dataset` only ever reads a local copy and never touches the network.
-* ``builtin``: ``toy`` (the 11 x 6 like/dislike example of DESIGN §1) and ``synthetic`` (ratings
+* ``builtin``: ``toy`` (the 11 x 6 like/dislike example of docs/architecture.md) and ``synthetic`` (ratings
   drawn from a known low-rank model), generated in memory.
 
 The data home is ``$AEREC_DATA_HOME`` or, when unset, the user cache folder

@@ -17,7 +17,7 @@ class RatingScale:
     """Ratings run from ``low`` to ``high`` in steps of ``step`` (0 for a continuous scale).
 
     ``RatingScale(1, 5, 1)`` is MovieLens 100K/1M; ``RatingScale(0.5, 5, 0.5)`` the half-star
-    datasets; ``RatingScale(0, 1, 1)`` like/dislike data, where 0 is a real rating (DESIGN §1).
+    datasets; ``RatingScale(0, 1, 1)`` like/dislike data, where 0 is a real rating (observed is not non-zero: docs/architecture.md).
     """
 
     low: float

@@ -6,7 +6,7 @@ numbers of the source file) are kept, so a later complaint can still name a line
 keeps the input's row order. The parts partition the input exactly: every row lands in exactly
 one part.
 
-The protocols they serve (DESIGN §4):
+The protocols they serve (docs/evaluation.md):
 
 ===================  ==============================================================
 ``canonical_split``  MovieLens 100K ``u1..u5`` / ``ua`` / ``ub`` files (course, GC-MC, IGMC,
@@ -265,7 +265,7 @@ def _canonical_folder(source: str | Path) -> Path:
 def canonical_split(source: str | Path, name: str = "u1") -> Split:
     """The MovieLens 100K split ``name`` read from ``source/name.base`` and ``source/name.test``.
 
-    Protocol: the canonical ML-100K split (DESIGN §4). ``u1``..``u5`` are the 80/20 folds of
+    Protocol: the canonical ML-100K split (docs/evaluation.md). ``u1``..``u5`` are the 80/20 folds of
     5-fold CV (disjoint test sets covering ``u.data``); ``ua`` / ``ub`` hold out exactly 10
     ratings per user. ``source`` is the ``ml-100k`` folder (or a file inside it). The parts keep
     the files' line numbers and the ``u.item`` titles the reader attaches.
@@ -292,7 +292,7 @@ def canonical_split(source: str | Path, name: str = "u1") -> Split:
 
 
 def canonical_folds(source: str | Path) -> list[Split]:
-    """``u1``..``u5``: MovieLens 100K 5-fold cross-validation (DESIGN §4)."""
+    """``u1``..``u5``: MovieLens 100K 5-fold cross-validation (docs/evaluation.md)."""
     return [canonical_split(source, f"u{i}") for i in range(1, 6)]
 
 
@@ -301,7 +301,7 @@ def random_split(ratings: Ratings, test_fraction: float = 0.2, *, seed: int = 0)
     """Hold out ``round(test_fraction * n)`` ratings drawn uniformly at random.
 
     Protocol: random hold-out by rating, e.g. the 90/10 split repeated with seeds of AutoRec,
-    Sparse FC and GLocal-K on ML-1M (DESIGN §4). Users or items may appear only in test; the
+    Sparse FC and GLocal-K on ML-1M (docs/evaluation.md). Users or items may appear only in test; the
     evaluation's fallback counts them.
     """
     f = _check_fraction(test_fraction, "test_fraction")
@@ -336,7 +336,7 @@ def _kfold_split(ratings: Ratings, fold: np.ndarray, k: int, i: int, seed: int) 
 def kfold(ratings: Ratings, k: int = 5, *, seed: int = 0) -> list[Split]:
     """K-fold cross-validation by rating: every rating is in exactly one of the k test folds.
 
-    Fold sizes differ by at most one. Protocol: K-fold CV by rating (DESIGN §4; the random
+    Fold sizes differ by at most one. Protocol: K-fold CV by rating (docs/evaluation.md; the random
     counterpart of ML-100K's ``u1..u5``).
     """
     fold, k, seed = _folds(ratings, k, seed)
@@ -365,7 +365,7 @@ def per_user_split(
     Give exactly one of ``test_fraction`` (``round(f * n_u)`` of a user's ``n_u`` ratings) or
     ``leave_k`` (k of them: leave-one-out with ``leave_k=1``). A user whose hold-out would leave
     fewer than ``min_train`` training ratings keeps all ratings in train. Protocol: per-user
-    (stratified) hold-out, weak generalization (DESIGN §4).
+    (stratified) hold-out, weak generalization (docs/evaluation.md).
     """
     if (test_fraction is None) == (leave_k is None):
         raise ConfigError("per_user_split needs exactly one of test_fraction or leave_k")
@@ -398,7 +398,7 @@ def user_split(
 
     ``test_users`` / ``validation_users`` are a fraction of the users (float) or a number of
     users (int). Users are drawn at random (over the sorted user labels, so the draw does not
-    depend on row order). Protocol: Mult-VAE's implicit top-N evaluation (DESIGN §4). The
+    depend on row order). Protocol: Mult-VAE's implicit top-N evaluation (docs/evaluation.md). The
     fold-in / held-out division of each held-out user's ratings is a separate step:
     :func:`fold_in_split`, or :meth:`Split.fold_in` with the ``fold_in_fraction`` recorded here.
     """
@@ -440,7 +440,7 @@ def fold_in_split(ratings: Ratings, fraction: float = 0.8, *, seed: int = 0) -> 
     About ``fraction`` of each user's ratings are folded in (given to the model as input); the
     other ``round((1 - fraction) * n_u)`` are held out and ranked. A user with a single rating
     keeps it in fold-in. Protocol: the fold-in step of Mult-VAE's strong generalization for
-    the users :func:`user_split` held out (DESIGN §4).
+    the users :func:`user_split` held out (docs/evaluation.md).
     """
     f = _check_fraction(fraction, "fraction")
     seed = _check_seed(seed)
@@ -457,7 +457,7 @@ def temporal_split(
     Give exactly one of ``cutoff`` (a timestamp: train ``< cutoff`` <= test) or
     ``test_fraction`` (the latest ``round(f * n)`` ratings go to test; ties in time are broken by
     row order). Either way every train timestamp is <= every test timestamp. Protocol: time-based
-    hold-out, e.g. the Netflix split of DeepRec (DESIGN §4). Needs timestamps.
+    hold-out, e.g. the Netflix split of DeepRec (docs/evaluation.md). Needs timestamps.
     """
     if (cutoff is None) == (test_fraction is None):
         raise ConfigError("temporal_split needs exactly one of cutoff or test_fraction")
@@ -480,7 +480,7 @@ def last_k_split(ratings: Ratings, k: int = 1, *, min_train: int = 1) -> Split:
     """Each user's last ``k`` ratings by time go to test (ties: the later row counts as later).
 
     A user with fewer than ``k + min_train`` ratings keeps all in train. Per user, every train
-    timestamp is <= every test timestamp. Protocol: per-user temporal leave-k-out (DESIGN §4).
+    timestamp is <= every test timestamp. Protocol: per-user temporal leave-k-out (docs/evaluation.md).
     Needs timestamps; deterministic (no seed).
     """
     k = _check_count(k, "k")
@@ -507,7 +507,7 @@ def validation_split(
     each user's ratings, so every user keeps training ratings (a user with a single rating keeps
     it). For whole held-out validation *users* use ``user_split(validation_users=...)``.
     Protocol: model selection and early stopping on data carved from training, never the test
-    file (DESIGN §4).
+    file (docs/evaluation.md).
     """
     if by == "rating":
         s = random_split(train, fraction, seed=seed)

@@ -1,7 +1,7 @@
 """Built-in offline datasets: the ``toy`` like/dislike matrix and ``synthetic`` MovieLens-like ratings.
 
 ``toy``
-    DESIGN §1's worked example: 11 users x 6 movies, 1 = liked, 0 = disliked, 9 blanks, so
+    The worked example of docs/architecture.md: 11 users x 6 movies, 1 = liked, 0 = disliked, 9 blanks, so
     57 observed cells of which the zeros are real ratings.
 
 ``synthetic``
@@ -126,7 +126,7 @@ _TOY = """\
 
 
 def toy_ratings() -> Ratings:
-    """DESIGN §1's like/dislike example: 11 users x 6 movies, 57 observed cells.
+    """The like/dislike example (docs/architecture.md): 11 users x 6 movies, 57 observed cells.
 
     Users are labelled ``"User 1"`` .. ``"User 11"``, items ``"M1"`` .. ``"M6"``, the scale is
     ``RatingScale(0, 1, 1)``; a 0 (disliked) is a real rating, a blank (9 of them) is unrated.

@@ -1,4 +1,5 @@
-"""Who is evaluated, on what input, against which held-out items (DESIGN §4).
+"""Who is evaluated, on what input, against which held-out items (docs/evaluation.md, strong
+generalization).
 
 Strong generalization (Mult-VAE's protocol): test users are *whole users* the model never
 trained on. Each gives the model ``fold_in`` (80 %) of their positives, drawn at random

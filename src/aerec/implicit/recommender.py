@@ -128,7 +128,8 @@ class ImplicitRecommender(Estimator):
             threshold: the lowest rating that counts as a positive (default: >= 4 on 1..5,
                 >= 3.5 on half stars; see :func:`~aerec.implicit.views.default_threshold`).
             val_metric: what model selection maximises, e.g. ``"ndcg@100"`` or ``"recall@20"``.
-            progress: a progress bar on stderr while a network trains; for EASE, a callable
+            progress: while a network trains, its epochs reported at INFO on the
+                ``aerec.training.progress`` logger (a bar in the ``aerec`` command); for EASE, a callable
                 ``progress(what, done, total)`` hears each step (its memory estimate first).
         """
         self.check_settings_apply()

@@ -1,4 +1,4 @@
-"""Implicit-feedback views of rating data: which cells count as positives (DESIGN §4).
+"""Implicit-feedback views of rating data: which cells count as positives (docs/evaluation.md).
 
 Rating data becomes implicit feedback by a threshold: a rating at or above it is a positive
 ("the user liked it"), everything else (a low rating, or no rating) is not. Event logs with no

@@ -102,7 +102,7 @@ class Autoencoder(nn.Module):
         n: input and output size (items for user rows, users for item rows).
         encoder: hidden sizes up to and including the code, e.g. ``(20, 10)``.
         decoder: hidden sizes after the code, e.g. ``(20,)``; ``None`` mirrors the encoder.
-        activation: hidden-layer activation (DESIGN §1: sigmoid by default).
+        activation: hidden-layer activation (sigmoid by default, as in the classic autoencoder recommender).
         output_activation: activation of the reconstruction layer.
         code_dropout: dropout on the code (training only).
         input_dropout: denoising by zeroing a fraction of the observed inputs (training only).
