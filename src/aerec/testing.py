@@ -19,8 +19,6 @@ Needs pytest (``pip install aerec[test]``).
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +29,6 @@ try:
     import pytest
 except ImportError as exc:  # pragma: no cover - only without the test extra
     raise ImportError("aerec.testing needs pytest: pip install 'aerec[test]'") from exc
-import torch
 
 from aerec.baseline import BiasModel
 from aerec.config import Config
@@ -39,6 +36,7 @@ from aerec.data.matrix import RatingMatrix
 from aerec.data.ratings import Ratings
 from aerec.data.scale import RatingScale
 from aerec.data.vocab import Vocabulary
+from aerec.device import single_thread  # part of this module's public names (tests import it from here)
 from aerec.errors import DataError, NotFittedError
 from aerec.evaluation import evaluate_ratings, rmse
 from aerec.recommender import Recommender
@@ -121,18 +119,6 @@ def planted_ratings(
 
 
 # ----------------------------------------------------------------------------- helpers
-@contextlib.contextmanager
-def single_thread() -> Iterator[None]:
-    """Run torch on one thread, then restore. Tiny networks are many times faster this way on a
-    busy machine (thread hand-offs cost more than the arithmetic)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def with_seed(model: Recommender, seed: int) -> Recommender:
     """An unfitted copy of ``model``'s settings with ``run.seed = seed``."""
     c = model.config

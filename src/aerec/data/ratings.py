@@ -19,7 +19,7 @@ import pandas as pd
 from aerec.data.scale import RatingScale
 from aerec.errors import DataError
 
-__all__ = ["Ratings", "DuplicatePolicy", "as_ratings", "named_columns", "validate_frame"]
+__all__ = ["Ratings", "DuplicatePolicy", "named_columns", "validate_frame"]
 
 DuplicatePolicy = Literal["error", "last", "mean", "keep"]
 """What to do when a (user, item) pair appears more than once: raise a DataError naming both
@@ -332,27 +332,3 @@ def _a(word: str) -> str:
 
 def _py(x: Any) -> Any:
     return x.item() if isinstance(x, np.generic) else x
-
-
-def as_ratings(data: Any, what: str = "the training data", *, events: bool = False) -> Any:
-    """``data`` as the library takes it: :class:`Ratings` (or a ``RatingMatrix``) unchanged, a
-    pandas DataFrame with columns user, item, rating[, timestamp] (or common names for them,
-    such as MovieLens' userId, movieId) validated by
-    :meth:`Ratings.from_frame`; with ``events``, a frame with no rating column is event data.
-    Anything else is a DataError that says what to pass."""
-    from aerec.data.matrix import RatingMatrix
-
-    if isinstance(data, (Ratings, RatingMatrix)):
-        return data
-    if isinstance(data, pd.DataFrame):
-        data = named_columns(data)  # userId, movieId, user_id, ... as user, item
-        if events and "rating" not in data.columns and {"user", "item"} <= set(data.columns):
-            from aerec.data.readers import IMPLICIT_SCALE
-
-            return Ratings.from_frame(data.assign(rating=1.0), scale=IMPLICIT_SCALE, implicit=True)
-        return Ratings.from_frame(data)
-    raise DataError(
-        f"{what} must be Ratings or a pandas DataFrame with columns user, item, rating",
-        value=type(data).__name__,
-        fix="read a file with aerec.load_dataset(path), or wrap arrays with Ratings.from_arrays(users, items, ratings)",
-    )

@@ -28,6 +28,7 @@ import aerec
 from aerec.config import Config
 from aerec.data.ratings import Ratings
 from aerec.data.scale import RatingScale
+from aerec.device import single_thread
 from aerec.errors import ConfigError, DataError, NotFittedError
 from aerec.implicit.recommender import ImplicitRecommender
 
@@ -129,8 +130,6 @@ class ImplicitContract:
     @pytest.fixture(scope="class")
     @classmethod
     def fitted(cls, data: PlantedImplicit) -> ImplicitRecommender:
-        from aerec.testing import single_thread
-
         model = cls().make_model()
         model.config.run.setdefault("device", "cpu")
         # One thread, pinned: with run.threads = 0 the count follows the load average, and a
@@ -239,8 +238,6 @@ class ImplicitContract:
 
     # ------------------------------------------------------------------ reproducibility
     def test_same_seed_same_model(self, fitted: ImplicitRecommender, data: PlantedImplicit) -> None:
-        from aerec.testing import single_thread
-
         seed = fitted.resolved()[2].seed
         with single_thread():
             again = _with_seed(fitted, seed).fit(data.train)
