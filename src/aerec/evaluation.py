@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from aerec.data.checks import as_ratings, require_ratings  # callers import require_ratings from here too
+# require_ratings lives with the data checks; callers also import it from here.
+from aerec.data.checks import as_ratings, require_ratings
 from aerec.data.ratings import Ratings
 from aerec.errors import DataError
 

@@ -36,7 +36,7 @@ from aerec.data.matrix import RatingMatrix
 from aerec.data.ratings import Ratings
 from aerec.data.scale import RatingScale
 from aerec.data.vocab import Vocabulary
-from aerec.device import single_thread  # part of this module's public names (tests import it from here)
+from aerec.device import single_thread
 from aerec.errors import DataError, NotFittedError
 from aerec.evaluation import evaluate_ratings, rmse
 from aerec.recommender import Recommender

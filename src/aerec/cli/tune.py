@@ -19,7 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from aerec.cli import app, err_console
-from aerec.cli.models import (
+from aerec.cli.common import (
     ColumnsOption,
     DuplicatesOption,
     FormatOption,
@@ -106,7 +106,7 @@ def tune_command(
     The test ratings (--split, or --test) never take part in the search: they are scored once,
     at the end, by the best settings refitted on all the training ratings.
     """
-    from aerec.cli.models import check_out_dir, stdin_as_file
+    from aerec.cli.common import check_out_dir, stdin_as_file
     from aerec.implicit.families import IMPLICIT_FAMILIES
     from aerec.models.families import get_family
     from aerec.tuning import tune
