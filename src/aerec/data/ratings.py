@@ -208,6 +208,20 @@ def validate_frame(
     non-integer timestamps and duplicate (user, item) pairs (unless ``duplicates`` says how
     to merge them). When ``source`` is given, ``frame.index`` must hold line numbers.
     """
+    _check_table(frame, source, duplicates)
+    cols = ["user", "item", "rating"] + (["timestamp"] if "timestamp" in frame.columns else [])
+    out = frame[cols].copy()
+    _clean_ids(out, source)
+    values, scale = _checked_ratings(out, source, scale)
+    out["rating"] = values.astype(np.float32)
+    if "timestamp" in out.columns:
+        out["timestamp"] = _checked_timestamps(out, source)
+    out = _resolve_duplicates(out, source, duplicates)
+    return out, scale
+
+
+def _check_table(frame: pd.DataFrame, source: str | None, duplicates: DuplicatePolicy) -> None:
+    """The table as a whole: the required columns, at least one row, a known duplicate policy."""
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
         raise DataError(
@@ -221,9 +235,10 @@ def validate_frame(
     if duplicates not in ("error", "last", "mean", "keep"):
         raise DataError("unknown duplicate policy", value=duplicates, fix="use error, last or mean")
 
-    cols = ["user", "item", "rating"] + (["timestamp"] if "timestamp" in frame.columns else [])
-    out = frame[cols].copy()
 
+def _clean_ids(out: pd.DataFrame, source: str | None) -> None:
+    """Check the user and item ids of ``out`` and clean them in place: whole-number floats
+    become int64, text is stripped. A missing id, a fractional one or one past int64 is an error."""
     missing = {}
     for col in ("user", "item"):
         ids = out[col]
@@ -253,6 +268,10 @@ def validate_frame(
         elif pd.api.types.is_string_dtype(ids) or ids.dtype == object:
             out[col] = ids.astype(str).str.strip().to_numpy(dtype=object)
 
+
+def _checked_ratings(out: pd.DataFrame, source: str | None, scale: RatingScale | None) -> tuple[np.ndarray, RatingScale]:
+    """``(ratings as float64, their scale)``: every rating a finite number on ``scale``, or the
+    scale inferred from them when none is given."""
     raw = out["rating"]
     if raw.dtype.kind in "iufb":
         values = raw.to_numpy(dtype=np.float64)
@@ -271,29 +290,27 @@ def validate_frame(
         pos = int(np.flatnonzero(nonfinite)[0])
         shown = raw.iloc[pos] if not pd.isna(raw.iloc[pos]) else "NaN/empty"
         raise _err(out, pos, source, "rating is missing, NaN or infinite", shown, "give every row a finite rating or drop the row")
-    if scale is not None:
-        off = scale.outside(values)
-        if off.any():
-            pos = int(np.flatnonzero(off)[0])
-            raise _err(
-                out, pos, source, f"rating outside the scale {scale}", float(values[pos]),
-                "fix the value, or declare the data's real scale (--scale LOW:HIGH)",
-            )
-    else:
-        scale = RatingScale.infer(values)
-    out["rating"] = values.astype(np.float32)
+    if scale is None:
+        return values, RatingScale.infer(values)
+    off = scale.outside(values)
+    if off.any():
+        pos = int(np.flatnonzero(off)[0])
+        raise _err(
+            out, pos, source, f"rating outside the scale {scale}", float(values[pos]),
+            "fix the value, or declare the data's real scale (--scale LOW:HIGH)",
+        )
+    return values, scale
 
-    if "timestamp" in out.columns:
-        ts = out["timestamp"]
-        tv = pd.to_numeric(ts, errors="coerce").to_numpy(dtype=np.float64)
-        bad = ~np.isfinite(tv) | (tv != np.round(tv)) | ~(np.abs(tv) < 2.0**63)  # int64 range
-        if bad.any():
-            pos = int(np.flatnonzero(bad)[0])
-            raise _err(out, pos, source, "timestamp is not a whole number", ts.iloc[pos], "use Unix seconds, or drop the timestamp column")
-        out["timestamp"] = tv.astype(np.int64)
 
-    out = _resolve_duplicates(out, source, duplicates)
-    return out, scale
+def _checked_timestamps(out: pd.DataFrame, source: str | None) -> np.ndarray:
+    """The timestamp column as int64; anything but a whole number in int64's range is an error."""
+    ts = out["timestamp"]
+    tv = pd.to_numeric(ts, errors="coerce").to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(tv) | (tv != np.round(tv)) | ~(np.abs(tv) < 2.0**63)  # int64 range
+    if bad.any():
+        pos = int(np.flatnonzero(bad)[0])
+        raise _err(out, pos, source, "timestamp is not a whole number", ts.iloc[pos], "use Unix seconds, or drop the timestamp column")
+    return tv.astype(np.int64)
 
 
 def _resolve_duplicates(out: pd.DataFrame, source: str | None, policy: DuplicatePolicy) -> pd.DataFrame:
