@@ -318,10 +318,14 @@ def train(config: Config, data: TrainData, *, out: str | Path, implicit: bool = 
     return run_training(plan, out=out, **run_options)
 
 
-def _report_head(plan: TrainingPlan, fit_seconds: float) -> dict[str, Any]:
-    data = plan.data
-    return {"model": plan.kind, "preset": plan.config.model.get("preset"), "data": data.source,
-            "split": data.split, "test": data.test_source, "fit_seconds": round(fit_seconds, 3)}
+def _model_named(plan: TrainingPlan) -> dict[str, Any]:
+    """The report's first keys: which family, and which preset of it."""
+    return {"model": plan.kind, "preset": plan.config.model.get("preset")}
+
+
+def _data_named(data: TrainData) -> dict[str, Any]:
+    """The report's keys saying what the model was trained and tested on."""
+    return {"data": data.source, "split": data.split, "test": data.test_source}
 
 
 def _rating_report(plan: TrainingPlan, fit_seconds: float) -> dict[str, Any]:
@@ -331,9 +335,8 @@ def _rating_report(plan: TrainingPlan, fit_seconds: float) -> dict[str, Any]:
     model, data = plan.model, plan.data
     test = evaluate_ratings(model, data.test) if data.test is not None else {}
     result = model.train_result_
-    head = _report_head(plan, fit_seconds)
     metrics = {
-        **{k: head[k] for k in ("model", "preset", "data", "split", "test")},
+        **_model_named(plan), **_data_named(data),
         "n_train": len(data.train),
         "scale": plan.matrix.scale.to_dict(),
         "best_epoch": result.best_epoch,
@@ -341,7 +344,7 @@ def _rating_report(plan: TrainingPlan, fit_seconds: float) -> dict[str, Any]:
         "epochs_run": len(result.history),
         "stopped": result.stopped,
         "refit_epochs": model.refit_epochs_,  # epochs retrained on every training rating (train.refit)
-        "fit_seconds": head["fit_seconds"],
+        "fit_seconds": round(fit_seconds, 3),
     }
     return {**metrics, **{key: test.get(key) for key in RATING_TEST_KEYS}}
 
@@ -354,15 +357,13 @@ def _implicit_report(plan: TrainingPlan, fit_seconds: float) -> dict[str, Any]:
     test = model.evaluate(data.test) if data.test is not None else {}
     result = model.train_result_
     neural = bool(result.history) and plan.kind != "ease"  # EASE's history is its lambda search
-    head = _report_head(plan, fit_seconds)
     metrics: dict[str, Any] = {
-        **{k: head[k] for k in ("model", "preset")}, "task": "implicit",
-        **{k: head[k] for k in ("data", "split", "test")},
+        **_model_named(plan), "task": "implicit", **_data_named(data),
         "threshold": None if data.train.implicit else plan.positive_from, "n_train": matrix.nnz,
         "n_train_users": matrix.n_users, "val_metric": model.val_metric_,
         "best_epoch": result.best_epoch if neural else None, f"best_val_{model.val_metric_}": result.best_val,
         "epochs_run": len(result.history) if neural else None, "stopped": result.stopped if neural else None,
-        "fit_seconds": head["fit_seconds"],
+        "fit_seconds": round(fit_seconds, 3),
     }
     if plan.kind == "ease":
         metrics["l2"] = model.params_.l2
