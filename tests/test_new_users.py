@@ -11,7 +11,6 @@ import pandas as pd
 import pytest
 
 from aerec.config import Config
-from aerec.data.ratings import Ratings
 from aerec.data.scale import RatingScale
 from aerec.errors import ConfigError, DataError
 from aerec.foldin import BUCKETS, FoldIn, FoldInChoice, Link, bucket_of, calibrate

@@ -41,7 +41,7 @@ class BiasModel:
             csr = sp.csr_array(data)
         else:
             from aerec.data.matrix import RatingMatrix
-            from aerec.data.ratings import as_ratings
+            from aerec.data.checks import as_ratings
 
             data = as_ratings(data, "BiasModel.fit's data")
             matrix = data if isinstance(data, RatingMatrix) else RatingMatrix.from_ratings(data)

@@ -17,7 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from aerec.data.ratings import Ratings, as_ratings
+# require_ratings lives with the data checks; callers also import it from here.
+from aerec.data.checks import as_ratings, require_ratings
+from aerec.data.ratings import Ratings
 from aerec.errors import DataError
 
 __all__ = ["rmse", "mae", "rmse_per_user", "evaluate_ratings", "ranking_metrics"]
@@ -53,25 +55,13 @@ def _codes(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return codes, uniques
 
 
-def require_ratings(data: Ratings, what: str = "the test data") -> Ratings:
-    """``data`` when it holds ratings; event data (no rating column) is a DataError, since a
-    rating model judged against events (every rating 1.0) would report a meaningless RMSE."""
-    if data.implicit:
-        raise DataError(
-            f"{what} holds events (no rating column), and a rating model is judged on ratings", path=data.source,
-            fix="give a file with a rating column (name it with --columns user,item,rating), or train a top-N "
-                "model (ImplicitRecommender; on the command line --implicit)",
-        )
-    return data
-
-
 def evaluate_ratings(model: Any, test: Ratings, *, k: int | None = 10, relevant: float | None = None) -> dict[str, Any]:
     """Evaluate a fitted model on test ratings: rmse, mae, n, n_fallback, rmse_per_user, and
     the ranking figures of :func:`ranking_metrics` (``precision@k``, ``recall@k``,
     ``ndcg@k``, ``relevant_from``, ``n_ranked_users``; left out when ``k`` is None).
 
     Test users or items the model never saw get its bias fallback and are counted; they are
-    never a crash. ``test`` may be a DataFrame (see :func:`~aerec.data.ratings.as_ratings`).
+    never a crash. ``test`` may be a DataFrame (see :func:`~aerec.data.checks.as_ratings`).
     """
     test = require_ratings(as_ratings(test, "the test data"))
     frame = test.frame

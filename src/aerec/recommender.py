@@ -30,7 +30,8 @@ from aerec.config import Config
 from aerec.data.batches import dense_rows, sparse_batch
 from aerec.data.matrix import RatingMatrix
 from aerec.data.new_user import known_items, rating_values
-from aerec.data.ratings import Ratings, as_ratings
+from aerec.data.checks import as_ratings
+from aerec.data.ratings import Ratings
 from aerec.evaluation import evaluate_ratings, require_ratings
 from aerec.foldin import FoldIn, FoldInChoice, Link, calibrate
 from aerec.errors import DataError

@@ -443,87 +443,19 @@ def tune(
     base = config if config is not None else Config()
     if kind is not None:
         base = Config(model={**base.model, "kind": kind}, train=dict(base.train), run=dict(base.run))
-    kind = base.kind
-    get_family(kind, "explicit")  # an unknown kind, or a top-N one: fail before any work
+    get_family(base.kind, "explicit")  # an unknown kind, or a top-N one: fail before any work
     _check_args(n_trials, timeout, validation)
-    run = base.resolve_run()
-    seed = run.seed if seed is None else seed
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ConfigError(f"seed must be a whole number >= 0; got {seed!r}")
-    base = Config(model=dict(base.model), train=dict(base.train), run={**base.run, "seed": seed})
+    base, seed = _seeded(base, seed)
     resolved_config(base)  # the user's fixed settings must be valid on their own
-    space = SEARCH_SPACES.get(kind)
-    if space is None:
-        warnings.warn(
-            f"model {kind!r} has no search space of its own; searching only train.lr, "
-            f"train.batch_size and train.weight_decay", stacklevel=2
-        )
-        space = _generic_space
-
-    # Validation carved from the training ratings only. Both parts share the vocabularies of
-    # all the training ratings, so a validation cell whose user or item has no other rating is
-    # scored by the bias fallback, as it would be at prediction time.
-    fit_part, val_part = validation_split(train, validation, seed=seed)
-    full = RatingMatrix.from_ratings(train)
-    fit_matrix = RatingMatrix.from_ratings(fit_part, users=full.users, items=full.items)
-    val_matrix = RatingMatrix.from_ratings(val_part, users=full.users, items=full.items)
+    space = _search_space(base.kind)
+    data = _carve_validation(train, validation, seed)
     fixed = {s: {k: v for k, v in base.to_dict()[s].items() if k not in ("kind", "preset")} for s in SECTIONS}
-
-    records: list[TrialRecord] = []
-    configs: dict[int, Config] = {}
     # The first trial: the family's defaults, as far as the space can hold them.
     enqueued = default_params(space, fixed, resolved_config(base)) if start_from_defaults else {}
-
-    def objective(trial) -> float:
-        sp = SearchSpace(trial, fixed)
-        space(sp)
-        cfg = Config(
-            model={**base.model, **sp.values["model"]},
-            train={**base.train, **sp.values["train"]},
-            run=dict(base.run),
-        )
-        configs[trial.number] = cfg
-        note = ""
-        if trial.number == 0 and enqueued:
-            drawn = sorted(set(trial.params) - set(enqueued))  # defaults the space cannot hold
-            note = "the defaults" if not drawn else f"the defaults, but {', '.join(drawn)} drawn"
-        return _run_trial(optuna, trial, cfg, fit_matrix, val_matrix, records, prune, on_trial, note=note)
-
-    sampler = optuna.samplers.TPESampler(seed=seed)
-    # Prune only after a few trials; _run_trial reports nothing in a trial's first epochs,
-    # which look alike in every trial.
-    pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0) if prune else optuna.pruners.NopPruner()
-    verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # trials are reported through on_trial
+    search = _Search(optuna, base, space, fixed, data, enqueued, prune, on_trial)
     started = time.perf_counter()
-    try:
-        study = optuna.create_study(direction="minimize", sampler=sampler, pruner=pruner)
-        if enqueued:
-            study.enqueue_trial(enqueued)
-        study.optimize(objective, n_trials=n_trials, timeout=timeout, catch=(TrainingError,))
-    finally:
-        optuna.logging.set_verbosity(verbosity)
-    seconds = time.perf_counter() - started
-
-    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    if not complete:
-        notes = "; ".join(f"trial {r.number}: {r.note}" for r in records if r.note) or "none finished in time"
-        raise TrainingError(
-            f"no tuning trial finished ({notes}). Fix: allow more --trials or a longer --timeout, "
-            "or fix the settings that make training fail"
-        )
-    best = study.best_trial
-    result = TuneResult(
-        kind=kind,
-        best_value=float(best.value),
-        best_trial=best.number,
-        best_epoch=best.user_attrs.get("best_epoch"),
-        config=resolved_config(configs[best.number]),
-        trials=records,
-        validation={"fraction": validation, "seed": seed, "ratings": len(val_part), "fit_ratings": len(fit_part)},
-        seconds=seconds,
-        study=study,
-    )
+    study = search.run(seed, n_trials, timeout)
+    result = search.result(study, time.perf_counter() - started)
     if refit or test is not None:
         result.model = _refit(result.config, train)
     if test is not None:
@@ -532,6 +464,111 @@ def tune(
         test_ratings = test() if callable(test) else test  # read only now, after the search
         result.test_metrics = evaluate_ratings(result.model, test_ratings)
     return result
+
+
+def _seeded(base: Config, seed: int | None) -> tuple[Config, int]:
+    """``(base with run.seed set, the seed)``: the search's seed, ``base``'s own unless given."""
+    run = base.resolve_run()
+    seed = run.seed if seed is None else seed
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"seed must be a whole number >= 0; got {seed!r}")
+    return Config(model=dict(base.model), train=dict(base.train), run={**base.run, "seed": seed}), seed
+
+
+def _search_space(kind: str) -> Callable[[SearchSpace], None]:
+    space = SEARCH_SPACES.get(kind)
+    if space is None:
+        warnings.warn(
+            f"model {kind!r} has no search space of its own; searching only train.lr, "
+            f"train.batch_size and train.weight_decay", stacklevel=3
+        )
+        space = _generic_space
+    return space
+
+
+@dataclass
+class _SearchData:
+    """The training ratings split for the search: trials fit on one part, are scored on the other."""
+
+    fit_matrix: RatingMatrix
+    val_matrix: RatingMatrix
+    validation: dict[str, Any]  # how it was carved, for the result: fraction, seed, sizes
+
+
+def _carve_validation(train: Ratings, fraction: float, seed: int) -> _SearchData:
+    """Validation carved from the training ratings only. Both parts share the vocabularies of
+    all the training ratings, so a validation cell whose user or item has no other rating is
+    scored by the bias fallback, as it would be at prediction time."""
+    fit_part, val_part = validation_split(train, fraction, seed=seed)
+    full = RatingMatrix.from_ratings(train)
+    fit_matrix = RatingMatrix.from_ratings(fit_part, users=full.users, items=full.items)
+    val_matrix = RatingMatrix.from_ratings(val_part, users=full.users, items=full.items)
+    return _SearchData(fit_matrix, val_matrix,
+                       {"fraction": fraction, "seed": seed, "ratings": len(val_part), "fit_ratings": len(fit_part)})
+
+
+class _Search:
+    """One Optuna study over a family's space: the objective, the run, and what it found."""
+
+    def __init__(self, optuna, base: Config, space, fixed, data: _SearchData, enqueued: dict[str, Any],
+                 prune: bool, on_trial) -> None:
+        self.optuna, self.base, self.space, self.fixed, self.data = optuna, base, space, fixed, data
+        self.enqueued, self.prune, self.on_trial = enqueued, prune, on_trial
+        self.records: list[TrialRecord] = []
+        self.configs: dict[int, Config] = {}
+
+    def objective(self, trial) -> float:
+        sp = SearchSpace(trial, self.fixed)
+        self.space(sp)
+        base = self.base
+        cfg = Config(model={**base.model, **sp.values["model"]}, train={**base.train, **sp.values["train"]},
+                     run=dict(base.run))
+        self.configs[trial.number] = cfg
+        note = ""
+        if trial.number == 0 and self.enqueued:
+            drawn = sorted(set(trial.params) - set(self.enqueued))  # defaults the space cannot hold
+            note = "the defaults" if not drawn else f"the defaults, but {', '.join(drawn)} drawn"
+        return _run_trial(self.optuna, trial, cfg, self.data.fit_matrix, self.data.val_matrix, self.records,
+                          self.prune, self.on_trial, note=note)
+
+    def run(self, seed: int, n_trials: int, timeout: float | None):
+        optuna = self.optuna
+        sampler = optuna.samplers.TPESampler(seed=seed)
+        # Prune only after a few trials; _run_trial reports nothing in a trial's first epochs,
+        # which look alike in every trial.
+        pruner = (optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0) if self.prune
+                  else optuna.pruners.NopPruner())
+        verbosity = optuna.logging.get_verbosity()
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # trials are reported through on_trial
+        try:
+            study = optuna.create_study(direction="minimize", sampler=sampler, pruner=pruner)
+            if self.enqueued:
+                study.enqueue_trial(self.enqueued)
+            study.optimize(self.objective, n_trials=n_trials, timeout=timeout, catch=(TrainingError,))
+        finally:
+            optuna.logging.set_verbosity(verbosity)
+        return study
+
+    def result(self, study, seconds: float) -> TuneResult:
+        complete = [t for t in study.trials if t.state == self.optuna.trial.TrialState.COMPLETE]
+        if not complete:
+            notes = "; ".join(f"trial {r.number}: {r.note}" for r in self.records if r.note) or "none finished in time"
+            raise TrainingError(
+                f"no tuning trial finished ({notes}). Fix: allow more --trials or a longer --timeout, "
+                "or fix the settings that make training fail"
+            )
+        best = study.best_trial
+        return TuneResult(
+            kind=self.base.kind,
+            best_value=float(best.value),
+            best_trial=best.number,
+            best_epoch=best.user_attrs.get("best_epoch"),
+            config=resolved_config(self.configs[best.number]),
+            trials=self.records,
+            validation=self.data.validation,
+            seconds=seconds,
+            study=study,
+        )
 
 
 def _check_args(n_trials: Any, timeout: Any, validation: Any) -> None:

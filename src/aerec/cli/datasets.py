@@ -126,7 +126,7 @@ def info_command(
         "taste": taste,
     }
     options = {k: v for k, v in options.items() if v is not None}
-    from aerec.cli.models import stdin_as_file
+    from aerec.cli.common import stdin_as_file
 
     with stdin_as_file(name, "NAME|PATH") as source:  # '-' reads stdin
         ratings = registry.load_dataset(source, data_home=data_home, **options)

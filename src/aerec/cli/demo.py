@@ -32,7 +32,7 @@ def demo_command(
 ) -> None:
     """Offline tour: train on built-in data, compare with baselines, recommend (under a minute)."""
     from aerec import demo
-    from aerec.cli.models import check_out_dir
+    from aerec.cli.common import check_out_dir
 
     if out is not None:
         check_out_dir(out)

@@ -19,7 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from aerec.cli import app, err_console
-from aerec.cli.models import (
+from aerec.cli.common import (
     ColumnsOption,
     DuplicatesOption,
     FormatOption,
@@ -108,7 +108,7 @@ def tune_command(
     The test ratings (--split, or --test) never take part in the search: they are scored once,
     at the end, by the best settings refitted on all the training ratings.
     """
-    from aerec.cli.models import check_out_dir, stdin_as_file
+    from aerec.cli.common import check_out_dir, stdin_as_file
     from aerec.registry import get_family, is_implicit_kind
     from aerec.tuning import tune
 

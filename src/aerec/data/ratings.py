@@ -19,7 +19,7 @@ import pandas as pd
 from aerec.data.scale import RatingScale
 from aerec.errors import DataError
 
-__all__ = ["Ratings", "DuplicatePolicy", "as_ratings", "named_columns", "validate_frame"]
+__all__ = ["Ratings", "DuplicatePolicy", "named_columns", "validate_frame"]
 
 DuplicatePolicy = Literal["error", "last", "mean", "keep"]
 """What to do when a (user, item) pair appears more than once: raise a DataError naming both
@@ -208,6 +208,20 @@ def validate_frame(
     non-integer timestamps and duplicate (user, item) pairs (unless ``duplicates`` says how
     to merge them). When ``source`` is given, ``frame.index`` must hold line numbers.
     """
+    _check_table(frame, source, duplicates)
+    cols = ["user", "item", "rating"] + (["timestamp"] if "timestamp" in frame.columns else [])
+    out = frame[cols].copy()
+    _clean_ids(out, source)
+    values, scale = _checked_ratings(out, source, scale)
+    out["rating"] = values.astype(np.float32)
+    if "timestamp" in out.columns:
+        out["timestamp"] = _checked_timestamps(out, source)
+    out = _resolve_duplicates(out, source, duplicates)
+    return out, scale
+
+
+def _check_table(frame: pd.DataFrame, source: str | None, duplicates: DuplicatePolicy) -> None:
+    """The table as a whole: the required columns, at least one row, a known duplicate policy."""
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
         raise DataError(
@@ -221,9 +235,10 @@ def validate_frame(
     if duplicates not in ("error", "last", "mean", "keep"):
         raise DataError("unknown duplicate policy", value=duplicates, fix="use error, last or mean")
 
-    cols = ["user", "item", "rating"] + (["timestamp"] if "timestamp" in frame.columns else [])
-    out = frame[cols].copy()
 
+def _clean_ids(out: pd.DataFrame, source: str | None) -> None:
+    """Check the user and item ids of ``out`` and clean them in place: whole-number floats
+    become int64, text is stripped. A missing id, a fractional one or one past int64 is an error."""
     missing = {}
     for col in ("user", "item"):
         ids = out[col]
@@ -253,6 +268,10 @@ def validate_frame(
         elif pd.api.types.is_string_dtype(ids) or ids.dtype == object:
             out[col] = ids.astype(str).str.strip().to_numpy(dtype=object)
 
+
+def _checked_ratings(out: pd.DataFrame, source: str | None, scale: RatingScale | None) -> tuple[np.ndarray, RatingScale]:
+    """``(ratings as float64, their scale)``: every rating a finite number on ``scale``, or the
+    scale inferred from them when none is given."""
     raw = out["rating"]
     if raw.dtype.kind in "iufb":
         values = raw.to_numpy(dtype=np.float64)
@@ -271,29 +290,27 @@ def validate_frame(
         pos = int(np.flatnonzero(nonfinite)[0])
         shown = raw.iloc[pos] if not pd.isna(raw.iloc[pos]) else "NaN/empty"
         raise _err(out, pos, source, "rating is missing, NaN or infinite", shown, "give every row a finite rating or drop the row")
-    if scale is not None:
-        off = scale.outside(values)
-        if off.any():
-            pos = int(np.flatnonzero(off)[0])
-            raise _err(
-                out, pos, source, f"rating outside the scale {scale}", float(values[pos]),
-                "fix the value, or declare the data's real scale (--scale LOW:HIGH)",
-            )
-    else:
-        scale = RatingScale.infer(values)
-    out["rating"] = values.astype(np.float32)
+    if scale is None:
+        return values, RatingScale.infer(values)
+    off = scale.outside(values)
+    if off.any():
+        pos = int(np.flatnonzero(off)[0])
+        raise _err(
+            out, pos, source, f"rating outside the scale {scale}", float(values[pos]),
+            "fix the value, or declare the data's real scale (--scale LOW:HIGH)",
+        )
+    return values, scale
 
-    if "timestamp" in out.columns:
-        ts = out["timestamp"]
-        tv = pd.to_numeric(ts, errors="coerce").to_numpy(dtype=np.float64)
-        bad = ~np.isfinite(tv) | (tv != np.round(tv)) | ~(np.abs(tv) < 2.0**63)  # int64 range
-        if bad.any():
-            pos = int(np.flatnonzero(bad)[0])
-            raise _err(out, pos, source, "timestamp is not a whole number", ts.iloc[pos], "use Unix seconds, or drop the timestamp column")
-        out["timestamp"] = tv.astype(np.int64)
 
-    out = _resolve_duplicates(out, source, duplicates)
-    return out, scale
+def _checked_timestamps(out: pd.DataFrame, source: str | None) -> np.ndarray:
+    """The timestamp column as int64; anything but a whole number in int64's range is an error."""
+    ts = out["timestamp"]
+    tv = pd.to_numeric(ts, errors="coerce").to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(tv) | (tv != np.round(tv)) | ~(np.abs(tv) < 2.0**63)  # int64 range
+    if bad.any():
+        pos = int(np.flatnonzero(bad)[0])
+        raise _err(out, pos, source, "timestamp is not a whole number", ts.iloc[pos], "use Unix seconds, or drop the timestamp column")
+    return tv.astype(np.int64)
 
 
 def _resolve_duplicates(out: pd.DataFrame, source: str | None, policy: DuplicatePolicy) -> pd.DataFrame:
@@ -332,27 +349,3 @@ def _a(word: str) -> str:
 
 def _py(x: Any) -> Any:
     return x.item() if isinstance(x, np.generic) else x
-
-
-def as_ratings(data: Any, what: str = "the training data", *, events: bool = False) -> Any:
-    """``data`` as the library takes it: :class:`Ratings` (or a ``RatingMatrix``) unchanged, a
-    pandas DataFrame with columns user, item, rating[, timestamp] (or common names for them,
-    such as MovieLens' userId, movieId) validated by
-    :meth:`Ratings.from_frame`; with ``events``, a frame with no rating column is event data.
-    Anything else is a DataError that says what to pass."""
-    from aerec.data.matrix import RatingMatrix
-
-    if isinstance(data, (Ratings, RatingMatrix)):
-        return data
-    if isinstance(data, pd.DataFrame):
-        data = named_columns(data)  # userId, movieId, user_id, ... as user, item
-        if events and "rating" not in data.columns and {"user", "item"} <= set(data.columns):
-            from aerec.data.readers import IMPLICIT_SCALE
-
-            return Ratings.from_frame(data.assign(rating=1.0), scale=IMPLICIT_SCALE, implicit=True)
-        return Ratings.from_frame(data)
-    raise DataError(
-        f"{what} must be Ratings or a pandas DataFrame with columns user, item, rating",
-        value=type(data).__name__,
-        fix="read a file with aerec.load_dataset(path), or wrap arrays with Ratings.from_arrays(users, items, ratings)",
-    )

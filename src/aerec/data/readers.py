@@ -64,7 +64,7 @@ import pyarrow.parquet as pq
 from aerec.data import _sniff
 from aerec.data._sniff import WHITESPACE, Head
 from aerec.data.ratings import DuplicatePolicy, Ratings
-from aerec.data.scale import RatingScale
+from aerec.data.scale import IMPLICIT_SCALE, RatingScale
 from aerec.errors import DataError
 
 __all__ = ["FORMATS", "IMPLICIT_SCALE", "detect_format", "read_items", "read_ratings"]
@@ -78,8 +78,6 @@ _FORMAT_ALIASES = {
 }
 WHOLE_STARS = RatingScale(1, 5, 1)
 HALF_STARS = RatingScale(0.5, 5, 0.5)
-IMPLICIT_SCALE = RatingScale(0, 1, 1)
-"""The scale of event data read as implicit feedback: every observed cell is 1."""
 
 ROLES4 = ("user", "item", "rating", "timestamp")
 _ML100K_NAME = re.compile(r"^(u\.data|u[1-5]\.(base|test)|u[ab]\.(base|test))$")

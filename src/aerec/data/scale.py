@@ -9,7 +9,7 @@ import numpy as np
 
 from aerec.errors import DataError
 
-__all__ = ["RatingScale"]
+__all__ = ["IMPLICIT_SCALE", "RatingScale"]
 
 
 @dataclass(frozen=True)
@@ -116,6 +116,9 @@ class RatingScale:
 
 
 # Where rating scales usually start and end; an inferred scale elsewhere may be missing a level.
+IMPLICIT_SCALE = RatingScale(0, 1, 1)
+"""The scale of event data read as implicit feedback: every observed cell is 1."""
+
 _USUAL_LOWS = (0.0, 0.5, 1.0)
 _USUAL_HIGHS = (1.0, 5.0, 10.0, 100.0)
 RARE_HALF_STARS = 0.01  # below this share, half stars look like typos in a whole-star file

@@ -547,6 +547,31 @@ def _num(spec: str, text: str, what: str, kind: type) -> Any:
     return value
 
 
+def _spec_fields(text: str) -> tuple[str, list[str], dict[str, str]]:
+    """``"user:100:val=100"`` -> ``("user", ["100"], {"val": "100"})``: the kind, its values, its options."""
+    kind, *rest = text.split(":")
+    args = [r for r in rest if "=" not in r]
+    opts: dict[str, str] = {}
+    for r in rest:
+        if "=" in r:
+            key, _, value = r.partition("=")
+            opts[key.strip().lower()] = value.strip()
+    if any(a.strip() == "" for a in args):
+        raise _bad_spec(text, "empty field")
+    return kind.lower(), args, opts
+
+
+def _check_fields(text: str, kind: str, args: list[str], opts: dict[str, str], allowed: tuple[str, ...],
+                  n_args: tuple[int, ...]) -> None:
+    """Refuse options a kind does not take, and a number of values it does not take."""
+    unknown = sorted(set(opts) - set(allowed))
+    if unknown:
+        raise _bad_spec(text, f"unknown option(s) {', '.join(unknown)} for {kind}")
+    if len(args) not in n_args:
+        takes = " or ".join(map(str, n_args))
+        raise _bad_spec(text, f"{kind} takes {takes} value(s), got {len(args)}")
+
+
 def parse_split(
     spec: str, *, seed: int = 0, source: str | Path | None = None
 ) -> Callable[[Ratings], Split]:
@@ -563,25 +588,8 @@ def parse_split(
         ConfigError: naming the spec and listing the valid forms.
     """
     text = str(spec).strip()
-    kind, *rest = text.split(":")
-    kind = kind.lower()
-    args = [r for r in rest if "=" not in r]
-    opts: dict[str, str] = {}
-    for r in rest:
-        if "=" in r:
-            key, _, value = r.partition("=")
-            opts[key.strip().lower()] = value.strip()
-    if any(a.strip() == "" for a in args):
-        raise _bad_spec(text, "empty field")
-
-    def take(allowed: tuple[str, ...], n_args: tuple[int, ...]) -> None:
-        unknown = sorted(set(opts) - set(allowed))
-        if unknown:
-            raise _bad_spec(text, f"unknown option(s) {', '.join(unknown)} for {kind}")
-        if len(args) not in n_args:
-            takes = " or ".join(map(str, n_args))
-            raise _bad_spec(text, f"{kind} takes {takes} value(s), got {len(args)}")
-
+    kind, args, opts = _spec_fields(text)
+    take = partial(_check_fields, text, kind, args, opts)  # take(allowed options, allowed numbers of values)
     try:
         if kind in CANONICAL_NAMES:
             take((), (0,))

@@ -33,7 +33,8 @@ from aerec.config import Config
 from aerec.data.batches import dense_rows
 from aerec.data.matrix import RatingMatrix
 from aerec.data.new_user import known_items, rating_values
-from aerec.data.ratings import Ratings, as_ratings
+from aerec.data.checks import as_ratings
+from aerec.data.ratings import Ratings
 from aerec.errors import ConfigError, DataError
 from aerec.implicit.ease import EASESolver, check_ease_size, ease_final_weights
 from aerec.implicit.families import DEFAULT_IMPLICIT, NEURAL

@@ -211,8 +211,6 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
         model = load_model(Path(model))  # a rating model or an implicit top-N model
     engine = model if isinstance(model, ServingModel) else ServingModel(model)
     settings = settings or ServeSettings.from_env()
-    pages = _read_static()
-
     app = FastAPI(
         title="aerec",
         version=aerec.__version__,
@@ -228,13 +226,21 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
                            allow_methods=["GET", "POST"], allow_headers=["Content-Type"])
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    _add_model_routes(app, engine, settings)
+    _add_recommendation_routes(app, engine, settings)
+    _add_page_routes(app, _read_static())
+    return app
 
-    def check_n(n: int, what: str = "n") -> None:
-        if n > settings.max_n:
-            raise HTTPException(422, f"{what} must be at most {settings.max_n} (this server's max_n; "
-                                     f"raise it with --max-n or AEREC_SERVE_MAX_N); got {n}")
 
-    # ------------------------------------------------------------------ JSON endpoints
+def _check_n(settings: ServeSettings, n: int, what: str = "n") -> None:
+    if n > settings.max_n:
+        raise HTTPException(422, f"{what} must be at most {settings.max_n} (this server's max_n; "
+                                 f"raise it with --max-n or AEREC_SERVE_MAX_N); got {n}")
+
+
+def _add_model_routes(app: FastAPI, engine: ServingModel, settings: ServeSettings) -> None:
+    """``/health`` and ``/v1/items``: what is being served."""
+
     @app.get("/health", response_model=Health, tags=["model"])
     def health() -> dict[str, Any]:
         """The model being served: kind, users, items, rating scale, aerec version, limits."""
@@ -246,9 +252,13 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
         limit: Annotated[int, Query(ge=1, description="most items to return (at most max_n)")] = 20,
     ) -> dict[str, Any]:
         """Items whose title contains ``query`` (case-insensitive), most-rated first."""
-        check_n(limit, "limit")
+        _check_n(settings, limit, "limit")
         total, hits = engine.search(query, limit)
         return {"items": [engine.item_record(k) for k in hits], "total": total}
+
+
+def _add_recommendation_routes(app: FastAPI, engine: ServingModel, settings: ServeSettings) -> None:
+    """Top-n lists for known and new users, and predicted ratings."""
 
     @app.get("/v1/users/{user_id}/recommendations", response_model=UserRecommendations, tags=["recommendations"],
              responses=ERRORS)
@@ -257,7 +267,7 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
         n: Annotated[int, Query(ge=1, description="how many recommendations")] = 10,
     ) -> dict[str, Any]:
         """Top-``n`` items for a user the model was trained on, leaving out what they rated."""
-        check_n(n)
+        _check_n(settings, n)
         return {"user_id": user_id, "recommendations": _records(engine.recommend_user(user_id, n))}
 
     @app.post("/v1/recommendations", response_model=Recommendations, tags=["recommendations"], responses=BODY_ERRORS)
@@ -266,7 +276,7 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
 
         The rated items are left out of the answer. With no ratings, the best-liked items overall.
         """
-        check_n(body.n)
+        _check_n(settings, body.n)
         if len(body.ratings) > settings.max_ratings:
             raise HTTPException(422, f"too many ratings: {len(body.ratings)}; this server takes at most "
                                      f"{settings.max_ratings} (raise it with --max-ratings or AEREC_SERVE_MAX_RATINGS)")
@@ -286,7 +296,10 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
             for (u, i), v, f in zip(pairs, list(values), list(fallback))
         ]}
 
-    # ------------------------------------------------------------------ the page
+
+def _add_page_routes(app: FastAPI, pages: dict[str, bytes]) -> None:
+    """The web page and its files, served from memory."""
+
     @app.get("/", include_in_schema=False)
     def index() -> Response:
         return _static_response(pages, "index.html")
@@ -296,8 +309,6 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
         if name not in pages:
             raise HTTPException(404, f"no such file: {name!r}")
         return _static_response(pages, name)
-
-    return app
 
 
 def app_from_env() -> FastAPI:

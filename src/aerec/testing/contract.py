@@ -11,33 +11,20 @@ test class inherits one of them, so the shared part runs against every family of
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-import torch
 
 import aerec
 from aerec.base import Estimator
 from aerec.config import Config
+from aerec.device import single_thread  # re-exported: the contract suites' tests use it
 from aerec.errors import DataError, NotFittedError
 
 __all__ = ["EstimatorContract", "single_thread", "with_seed"]
-
-
-@contextlib.contextmanager
-def single_thread() -> Iterator[None]:
-    """Run torch on one thread, then restore. Tiny networks are many times faster this way on a
-    busy machine (thread hand-offs cost more than the arithmetic)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def with_seed(model: Estimator, seed: int) -> Estimator:
