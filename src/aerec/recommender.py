@@ -112,30 +112,8 @@ class Recommender(Estimator):
         its users and items unknown to ``train`` dropped (a matrix with its own numbering too).
         """
         params, train_cfg, run = self.resolved()
-        train = as_ratings(train)
         validation = None if validation is None else as_ratings(validation, "the validation data")
-        for part, what in ((train, "the training data"), (validation, "the validation data")):
-            if isinstance(part, Ratings):
-                require_ratings(part, what)  # events would be ratings of 1.0 to a rating model
-        matrix = train if isinstance(train, RatingMatrix) else RatingMatrix.from_ratings(train)
-        if matrix.nnz == 0:
-            raise DataError("the training data has no ratings", fix="check the training file")
-        if validation is not None:
-            same_vocab = isinstance(validation, RatingMatrix) and (
-                validation.users == matrix.users and validation.items == matrix.items
-            )
-            # A matrix built on its own numbers users and items its own way: re-index its
-            # ratings on the training vocabularies (unknown ones dropped) instead of misreading it.
-            val_matrix = validation if same_vocab else RatingMatrix.from_ratings(
-                validation.to_ratings() if isinstance(validation, RatingMatrix) else validation,
-                users=matrix.users, items=matrix.items, unknown="drop",
-            )
-            fit_matrix = matrix
-        elif train_cfg.validation > 0 and matrix.nnz >= 20:
-            rng = np.random.default_rng(run.seed)
-            fit_matrix, val_matrix = matrix.split_cells(rng.random(matrix.nnz) < train_cfg.validation)
-        else:
-            fit_matrix, val_matrix = matrix, None
+        matrix, fit_matrix, val_matrix = _selection_parts(as_ratings(train), validation, train_cfg, run.seed)
 
         self.users_, self.items_, self.scale_ = matrix.users, matrix.items, matrix.scale
         self.orientation_ = params.orientation
@@ -581,6 +559,33 @@ class _ReadPath:
             out = model._output(net.output_act(raw)) + self.row_off[None, :] + self.col_off[u][:, None]
         return out.double().cpu().numpy()
 
+
+
+def _selection_parts(train, validation, train_cfg, seed: int) -> tuple[RatingMatrix, RatingMatrix, RatingMatrix | None]:
+    """``(matrix, fit_matrix, val_matrix)``: every training rating, the part the selection run
+    trains on, and the validation ratings it is judged on (``validation`` re-indexed on the
+    training vocabularies, or ``train_cfg.validation`` of the cells carved off, or None)."""
+    for part, what in ((train, "the training data"), (validation, "the validation data")):
+        if isinstance(part, Ratings):
+            require_ratings(part, what)  # events would be ratings of 1.0 to a rating model
+    matrix = train if isinstance(train, RatingMatrix) else RatingMatrix.from_ratings(train)
+    if matrix.nnz == 0:
+        raise DataError("the training data has no ratings", fix="check the training file")
+    if validation is not None:
+        same_vocab = isinstance(validation, RatingMatrix) and (
+            validation.users == matrix.users and validation.items == matrix.items
+        )
+        # A matrix built on its own numbers users and items its own way: re-index its
+        # ratings on the training vocabularies (unknown ones dropped) instead of misreading it.
+        val_matrix = validation if same_vocab else RatingMatrix.from_ratings(
+            validation.to_ratings() if isinstance(validation, RatingMatrix) else validation,
+            users=matrix.users, items=matrix.items, unknown="drop",
+        )
+        return matrix, matrix, val_matrix
+    if train_cfg.validation > 0 and matrix.nnz >= 20:
+        rng = np.random.default_rng(seed)
+        return matrix, *matrix.split_cells(rng.random(matrix.nnz) < train_cfg.validation)
+    return matrix, matrix, None
 
 def _cells(csr: sp.csr_array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     users = np.repeat(np.arange(csr.shape[0], dtype=np.int64), np.diff(csr.indptr))
