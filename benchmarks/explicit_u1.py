@@ -37,11 +37,16 @@ Needs ``scikit-surprise`` for (d) and the folds (``pip install scikit-surprise``
 
 from __future__ import annotations
 
+import os
+
+# As the aerec command does: OpenMP threads sleep instead of spinning while they wait. libgomp
+# reads this only when torch loads, so it is set before any import that may load torch.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import argparse
 import contextlib
 import datetime as _dt
 import json
-import os
 import statistics
 import sys
 import time

@@ -31,10 +31,15 @@ Rewrites the block ``scaling.py`` of the section "## Performance: ..." of docs/b
 
 from __future__ import annotations
 
+import os
+
+# As the aerec command does: OpenMP threads sleep instead of spinning while they wait. libgomp
+# reads this only when torch loads, so it is set before any import that may load torch.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import argparse
 import json
 import math
-import os
 import resource
 import subprocess
 import sys

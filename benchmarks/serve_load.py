@@ -21,9 +21,14 @@ server on a small machine). Skips (exit 0, saying so) when ML-100K is absent.
 
 from __future__ import annotations
 
+import os
+
+# As the aerec command does: OpenMP threads sleep instead of spinning while they wait. libgomp
+# reads this only when torch loads, so it is set before any import that may load torch.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import argparse
 import json
-import os
 import platform
 import re
 import shutil

@@ -10,6 +10,12 @@ that took the most time. It explains why the sweep's last decade costs more per 
 
 from __future__ import annotations
 
+import os
+
+# As the aerec command does: OpenMP threads sleep instead of spinning while they wait. libgomp
+# reads this only when torch loads, so it is set before any import that may load torch.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import argparse
 
 import numpy as np

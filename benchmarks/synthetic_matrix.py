@@ -15,9 +15,14 @@ is over ``N`` MiB, so the script can guard the memory target in CI.
 
 from __future__ import annotations
 
+import os
+
+# As the aerec command does: OpenMP threads sleep instead of spinning while they wait. libgomp
+# reads this only when torch loads, so it is set before any import that may load torch.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import argparse
 import json
-import os
 import platform
 import resource
 import subprocess
