@@ -12,7 +12,7 @@ PUBLIC = [
     "AerecError", "BiasModel", "Config", "ConfigError", "DataError", "DatasetError", "Estimator",
     "ImplicitRecommender", "ModelFileError", "NotFittedError", "RatingMatrix", "RatingScale",
     "Ratings", "Recommender", "RunConfig", "Split", "TrainConfig", "TrainingError", "Vocabulary",
-    "__version__", "canonical_split", "evaluate_ranking", "evaluate_ratings", "load", "load_config",
+    "__version__", "canonical_split", "cross_validate", "evaluate_ranking", "evaluate_ratings", "load", "load_config",
     "load_dataset", "load_model", "random_split", "read_ratings", "tune", "user_split",
     "validation_split",
 ]

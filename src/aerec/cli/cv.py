@@ -1,0 +1,192 @@
+"""``aerec cv``: cross-validation of a rating model, a thin command over
+:func:`aerec.crossval.cross_validate`.
+
+It parses the flags (the model settings as ``aerec train`` takes them), calls the library and
+prints one table on stderr (each fold, the mean and standard deviation, the bias baseline
+beside them) or, with ``--json``, one JSON object on stdout.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+from rich.markup import escape
+
+from aerec.cli import app, err_console
+from aerec.cli.common import (
+    ColumnsOption,
+    DuplicatesOption,
+    FormatOption,
+    JsonOption,
+    NRatingsOption,
+    ScaleOption,
+    SepOption,
+    TasteOption,
+    fmt_value,
+    reader_options,
+    stdin_as_file,
+    warnings_to_console,
+    with_synthetic,
+)
+from aerec.config import Config, apply_overrides, load_config
+from aerec.errors import ConfigError
+from aerec.registry import family_names
+
+if TYPE_CHECKING:
+    from aerec.crossval import CVResult
+
+# The figure columns of the table: (key in a fold's record, header, digits).
+COLUMNS = (
+    ("rmse", "RMSE", 4), ("mae", "MAE", 4), ("precision@{k}", "P@{k}", 4), ("recall@{k}", "R@{k}", 4),
+    ("ndcg@{k}", "NDCG@{k}", 4), ("fit_seconds", "fit s", 2), ("test_seconds", "test s", 2),
+)
+
+
+@app.command("cv")
+def cv_command(
+    data: str | None = typer.Option(
+        None, "--data", metavar="NAME|PATH", help="A dataset name (aerec datasets list) or a ratings file/folder."
+    ),
+    train_file: Path | None = typer.Option(None, "--train", metavar="FILE", help="A ratings file (- for stdin)."),
+    folds: int | None = typer.Option(
+        None, "--folds", metavar="K", help="A random K-fold of the ratings (seeded with --seed): each rating is "
+        "tested once."
+    ),
+    splits: str | None = typer.Option(
+        None, "--splits", metavar="SPEC,SPEC,...", help="Named splits instead of --folds, e.g. u1,u2,u3,u4,u5 "
+        "(MovieLens 100K's canonical folds) or kfold:5:0,kfold:5:1,..."
+    ),
+    model: str | None = typer.Option(
+        None, "--model", metavar="NAME", help=f"Model family: {family_names('explicit')} (default: autorec)."
+    ),
+    preset: str | None = typer.Option(None, "--preset", metavar="NAME", help="A preset of the family."),
+    config_file: Path | None = typer.Option(
+        None, "--config", metavar="FILE.toml", help="TOML settings file with model, train and run tables."
+    ),
+    sets: list[str] | None = typer.Option(
+        None, "--set", metavar="KEY=VALUE", help="Override a setting, e.g. train.lr=0.01 (repeatable; wins over all)."
+    ),
+    epochs: int | None = typer.Option(None, "--epochs", help="Most passes over the data (train.epochs)."),
+    device: str | None = typer.Option(None, "--device", metavar="cpu|cuda|auto", help="Where to train (run.device)."),
+    seed: int | None = typer.Option(None, "--seed", help="Random seed for the folds, the weights and shuffling."),
+    threads: int | None = typer.Option(None, "--threads", help="CPU threads (run.threads; 0 = automatic; "
+                                       "1 in each process with --jobs > 1)."),
+    jobs: int = typer.Option(1, "--jobs", metavar="N", help="Run the folds in N processes (one thread each)."),
+    k: int = typer.Option(10, "--k", metavar="K", help="The list length of precision@K, recall@K, NDCG@K."),
+    relevant: float | None = typer.Option(
+        None, "--relevant", metavar="RATING", help="The lowest test rating that counts as relevant for the top-N "
+        "metrics (default: 4 on 1..5)."
+    ),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar over the folds."),
+    fmt: str | None = FormatOption,
+    columns: str | None = ColumnsOption,
+    sep: str | None = SepOption,
+    scale: str | None = ScaleOption,
+    duplicates: str | None = DuplicatesOption,
+    n_ratings: int | None = NRatingsOption,
+    taste: float | None = TasteOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Cross-validate a rating model: train on each fold's training part, test on the rest, and
+    report each fold's RMSE, MAE, precision/recall/NDCG@K and times, their mean and standard
+    deviation, and the bias baseline on the same folds.
+
+    Implicit (top-N) models are refused: evaluate them with aerec train --implicit --split.
+    """
+    from aerec.crossval import check_fold_count, cross_validate
+
+    if (data is None) == (train_file is None):
+        raise ConfigError("say what to cross-validate: --data NAME|PATH or --train FILE (one of them)")
+    if (folds is None) == (splits is None):
+        raise ConfigError("give either --folds K (a random K-fold of the ratings) or --splits SPEC,SPEC,... "
+                          "(e.g. u1,u2,u3,u4,u5)" + (", not both" if folds is not None else ""))
+    if folds is not None:
+        check_fold_count(folds, 2**62)  # below 2: refused before any data is read
+    if k < 1:
+        raise ConfigError(f"--k {k}: the list length must be a positive whole number, e.g. --k 10")
+    config = _config(config_file, {"kind": model, "preset": preset}, {"epochs": epochs},
+                     {"seed": seed, "device": device, "threads": threads}, sets or [])
+    options = with_synthetic(reader_options(fmt, columns, sep, scale, duplicates), data, n_ratings, taste)
+    specs = None if splits is None else splits.split(",")
+    with warnings_to_console(), stdin_as_file(train_file, "--train") as train_in:
+        source = data if data is not None else Path(train_in)
+        with _fold_bar(progress and not as_json) as on_fold:
+            result = cross_validate(source, folds=folds, splits=specs, config=config, k=k, relevant=relevant,
+                                    jobs=jobs, options=options, progress=on_fold)
+    if str(train_file) == "-":
+        result.source = "<stdin>"
+    if as_json:
+        typer.echo(json.dumps(result.to_dict()))
+    else:
+        print_table(result, k, specs)
+
+
+def _config(config_file: Path | None, model: dict[str, Any], train: dict[str, Any], run: dict[str, Any],
+            sets: list[str]) -> Config:
+    """The settings, later wins: --config file, then the shortcut flags, then --set."""
+    settings = load_config(config_file).to_dict() if config_file is not None else {}
+    for section, values in (("model", model), ("train", train), ("run", run)):
+        values = {key: v for key, v in values.items() if v is not None}
+        if values:
+            settings.setdefault(section, {}).update(values)
+    if sets:
+        settings = apply_overrides(settings, sets)
+    settings.setdefault("model", {})
+    return Config.from_dict(settings, source=str(config_file) if config_file else "settings")
+
+
+def _fold_bar(show: bool):
+    """A context giving ``progress(done, total)`` for the folds: a Rich bar on stderr, or None."""
+    import contextlib
+
+    if not show:
+        return contextlib.nullcontext(None)
+
+    @contextlib.contextmanager
+    def bar():
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        with Progress(TextColumn("folds"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=err_console, transient=True) as shown:
+            task = shown.add_task("folds", total=None)
+
+            def advance(done: int, total: int) -> None:
+                shown.update(task, completed=done, total=total)
+
+            yield advance
+
+    return bar()
+
+
+def print_table(result: CVResult, k: int, specs: list[str] | None) -> None:
+    """One row per fold, then the mean and standard deviation over the folds, then the bias
+    baseline's mean and standard deviation on the same folds (Surprise's figures, any number
+    of folds wide)."""
+    from rich import box
+    from rich.table import Table
+
+    names = [s.strip() for s in specs] if specs else [f"fold {i}" for i in range(1, len(result.folds) + 1)]
+    n_test = sum(f["n_test"] for f in result.folds)
+    title = (f"aerec cv: {escape(result.model)} on {escape(result.source)}, {len(result.folds)} folds, "
+             f"{n_test:,} test ratings in all")
+    table = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    table.add_column("", no_wrap=True)
+    table.add_column("test", justify="right")
+    columns = [(key.format(k=k), header.format(k=k), digits) for key, header, digits in COLUMNS]
+    for _, header, _ in columns:
+        table.add_column(header, justify="right")
+    for name, fold in zip(names, result.folds):
+        table.add_row(escape(name), fmt_value(fold["n_test"]), *[fmt_value(fold.get(key), d) for key, _, d in columns])
+    summaries = (("mean", result.mean, "bold"), ("std", result.std, None),
+                 ("bias mean", result.baseline_mean, "dim"), ("bias std", result.baseline_std, "dim"))
+    for n, (label, values, style) in enumerate(summaries):
+        table.add_row(label, "", *[fmt_value(values.get(key), d) for key, _, d in columns], style=style,
+                      end_section=n == 1)
+    table.rows[len(result.folds) - 1].end_section = True
+    err_console.print(table)
+    err_console.print("std: standard deviation over the folds (population, as Surprise's cross_validate); "
+                      "bias: mu + b_u + b_i (aerec.BiasModel) fitted and tested on the same folds", soft_wrap=True,
+                      style="dim")
