@@ -173,7 +173,7 @@ def _fit_and_test(config_data: dict[str, Any], train: Ratings, test: Ratings, na
               "n_fallback": metrics["n_fallback"], "epochs": len(getattr(plan.model, "history_", None) or [])}
     baseline = {**sizes, **{m: bias_metrics[m] for m in keys}, "fit_seconds": bias_fit, "test_seconds": bias_test,
                 "n_fallback": bias_metrics["n_fallback"]}
-    messages = [str(w.message) for w in caught if not issubclass(w.category, DeprecationWarning)]
+    messages = [f"{name}: {w.message}" for w in caught if not issubclass(w.category, DeprecationWarning)]
     return record, baseline, messages
 
 

@@ -173,11 +173,11 @@ def print_table(result: CVResult, k: int, specs: list[str] | None) -> None:
     title = (f"aerec cv: {escape(result.model)} on {escape(result.source)}, {len(result.folds)} folds, "
              f"{n_test:,} test ratings in all")
     table = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    table.add_column("", no_wrap=True)
-    table.add_column("test", justify="right")
+    table.add_column("", overflow="fold", min_width=9)  # a long split spec wraps; the figures never do
+    table.add_column("test", justify="right", no_wrap=True)
     columns = [(key.format(k=k), header.format(k=k), digits) for key, header, digits in COLUMNS]
     for _, header, _ in columns:
-        table.add_column(header, justify="right")
+        table.add_column(header, justify="right", no_wrap=True)
     for name, fold in zip(names, result.folds):
         table.add_row(escape(name), fmt_value(fold["n_test"]), *[fmt_value(fold.get(key), d) for key, _, d in columns])
     summaries = (("mean", result.mean, "bold"), ("std", result.std, None),
