@@ -71,6 +71,15 @@ def test_result_tests_every_rating_once_and_summarises_the_folds(result):
         assert result.baseline_std[name] == pytest.approx(base.std())
 
 
+def test_folds_are_named_and_their_spec_reproduces_them(ratings, result):
+    from aerec.data.splits import parse_split
+
+    assert [f["fold"] for f in result.folds] == ["fold 1", "fold 2", "fold 3"]
+    assert [f["split"] for f in result.folds] == [f"kfold:3:{i}:seed=0" for i in range(3)]
+    again = parse_split(result.folds[1]["split"])(ratings)  # what aerec train --split SPEC would test on
+    assert len(again.test) == result.folds[1]["n_test"]
+
+
 def test_baseline_is_the_bias_model_on_the_same_fold(ratings, result):
     part = make_folds(ratings, folds=3, seed=0)[0]
     bias = aerec.BiasModel().fit(part.train)

@@ -141,7 +141,7 @@ def check_fold_count(folds: Any, n_ratings: int) -> int:
 
 
 # ============================================================================= one fold
-def _fit_and_test(config_data: dict[str, Any], train: Ratings, test: Ratings, name: str, k: int,
+def _fit_and_test(config_data: dict[str, Any], train: Ratings, test: Ratings, name: str, spec: str, k: int,
                   relevant: float | None) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
     """Train the model and the bias baseline on ``train`` and test both on ``test``:
     ``(model record, baseline record, warnings raised)``. A top-level function, so that a
@@ -152,7 +152,7 @@ def _fit_and_test(config_data: dict[str, Any], train: Ratings, test: Ratings, na
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         config = Config.from_dict(config_data)
-        data = workflows.TrainData(train, test, None, name, name)
+        data = workflows.TrainData(train, test, None, name, spec)
         plan = workflows.plan_training(config, data, scale_declared=True)
         started = time.perf_counter()
         plan.model.fit(plan.matrix)
@@ -167,7 +167,7 @@ def _fit_and_test(config_data: dict[str, Any], train: Ratings, test: Ratings, na
         started = time.perf_counter()
         bias_metrics = evaluate_ratings(bias, test, k=k, relevant=relevant)
         bias_test = time.perf_counter() - started
-    sizes = {"fold": name, "n_train": len(train), "n_test": len(test)}
+    sizes = {"fold": name, "split": spec, "n_train": len(train), "n_test": len(test)}
     keys = ("rmse", "mae", f"precision@{k}", f"recall@{k}", f"ndcg@{k}")
     record = {**sizes, **{m: metrics[m] for m in keys}, "fit_seconds": fit_seconds, "test_seconds": test_seconds,
               "n_fallback": metrics["n_fallback"], "epochs": len(getattr(plan.model, "history_", None) or [])}
@@ -276,7 +276,10 @@ def cross_validate(
     if jobs > 1:
         config.run["threads"] = 1
     settings = config.to_dict()
-    tasks = [(settings, p.train, p.test, p.name or f"fold {i + 1}", k, relevant) for i, p in enumerate(parts)]
+    # A fold is named by its spec (u1, ...) or, for folds=K, "fold 1".."fold K" (its spec,
+    # kfold:K:I:seed=S, which aerec train --split reproduces, is in the record's "split").
+    names = [s.strip() for s in splits] if folds is None else [f"fold {i + 1}" for i in range(len(parts))]
+    tasks = [(settings, p.train, p.test, name, p.name or name, k, relevant) for name, p in zip(names, parts)]
     results = _run_all(tasks, jobs, progress)
     seen: set[str] = set()
     for _, _, messages in results:

@@ -121,7 +121,7 @@ def cv_command(
     if as_json:
         typer.echo(json.dumps(result.to_dict()))
     else:
-        print_table(result, k, specs)
+        print_table(result, k)
 
 
 def _config(config_file: Path | None, model: dict[str, Any], train: dict[str, Any], run: dict[str, Any],
@@ -161,14 +161,13 @@ def _fold_bar(show: bool):
     return bar()
 
 
-def print_table(result: CVResult, k: int, specs: list[str] | None) -> None:
+def print_table(result: CVResult, k: int) -> None:
     """One row per fold, then the mean and standard deviation over the folds, then the bias
     baseline's mean and standard deviation on the same folds (Surprise's figures, any number
     of folds wide)."""
     from rich import box
     from rich.table import Table
 
-    names = [s.strip() for s in specs] if specs else [f"fold {i}" for i in range(1, len(result.folds) + 1)]
     n_test = sum(f["n_test"] for f in result.folds)
     title = (f"aerec cv: {escape(result.model)} on {escape(result.source)}, {len(result.folds)} folds, "
              f"{n_test:,} test ratings in all")
@@ -178,8 +177,8 @@ def print_table(result: CVResult, k: int, specs: list[str] | None) -> None:
     columns = [(key.format(k=k), header.format(k=k), digits) for key, header, digits in COLUMNS]
     for _, header, _ in columns:
         table.add_column(header, justify="right", no_wrap=True)
-    for name, fold in zip(names, result.folds):
-        table.add_row(escape(name), fmt_value(fold["n_test"]), *[fmt_value(fold.get(key), d) for key, _, d in columns])
+    for fold in result.folds:
+        table.add_row(escape(fold["fold"]), fmt_value(fold["n_test"]), *[fmt_value(fold.get(key), d) for key, _, d in columns])
     summaries = (("mean", result.mean, "bold"), ("std", result.std, None),
                  ("bias mean", result.baseline_mean, "dim"), ("bias std", result.baseline_std, "dim"))
     for n, (label, values, style) in enumerate(summaries):
