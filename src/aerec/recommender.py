@@ -407,6 +407,18 @@ class Recommender(Estimator):
         self._check_known_items(labels, unknown)
         return known_items(labels, values, self.items_, stacklevel=4)
 
+    # ------------------------------------------------------------------ similar items
+    def _item_vectors(self) -> torch.Tensor:
+        """Each item's vector ``(n_items, h)`` in the product that makes its predicted ratings.
+
+        Item rows (I-AutoRec, dae, sparse): the item's code, the last hidden layer's output for
+        its column of ratings (``h_i`` in ``g(h_i . w_u + b_u)``). User rows (U-AutoRec, sae,
+        deep): the item's row of the output layer (``v_i`` in ``g(v_i . h_u + b_i)``), the
+        direction that user codes are read along for that item. Biases and offsets (how high
+        an item is rated overall) are left out: similarity is about who likes it.
+        """
+        return self.read_.hidden if self.orientation_ == "item" else self.read_.weight
+
     # ------------------------------------------------------------------ evaluate
     def evaluate(self, test: Ratings, *, k: int | None = 10, relevant: float | None = None) -> dict[str, Any]:
         """Rating errors on ``test`` (rmse, mae, n, n_fallback, rmse_per_user) and the ranking
