@@ -87,9 +87,13 @@ class _Multinomial(nn.Module):
         return z  # (batch, n_items) logits
 
     def item_factors(self) -> torch.Tensor:
-        """Each item's row of the output layer ``(n_items, d)``: its score is this row's dot
-        product with the last hidden layer (plus a bias)."""
-        return self.decoder[-1].weight
+        """Each item's row of the output layer ``(n_items, d)``, less the mean row: its score is
+        this row's dot product with the last hidden layer (plus a bias). The softmax over items
+        is blind to a vector added to every row (it adds one number to every logit), so the
+        rows' common part is arbitrary, left to initialisation and weight decay; only the
+        centred rows say how items differ."""
+        weight = self.decoder[-1].weight
+        return weight - weight.mean(0, keepdim=True)
 
     def weight_norm2(self) -> torch.Tensor:
         """Sum of squared weights (biases excluded)."""
