@@ -251,3 +251,10 @@ def test_movielens_neighbours_share_genres_far_more_than_random_items(ml100k_dir
     figures = genre_overlap(model)
     # Measured: 0.64 of neighbours share a genre against 0.37 of random pairs, a lift of 1.7.
     assert figures["lift"] >= 1.5, figures
+
+
+def test_the_page_offers_more_like_this(client):
+    page = client.get("/").text
+    script = client.get("/static/app.js").text
+    assert 'id="similar-panel"' in page and 'id="similar"' in page
+    assert "/similar?" in script and "More like this" in script
