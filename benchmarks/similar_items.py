@@ -85,19 +85,18 @@ def main() -> None:
         f"Measured {_doc.now()} on {_doc.machine()} (load {_doc.load_text()}).",
         "Command: `AEREC_DATA_HOME=/path/to/data python benchmarks/similar_items.py`.",
         "",
-        "| model | share of top-10 neighbours with a shared genre | random pairs | lift | "
+        "| model | movies queried | share of top-10 neighbours with a shared genre | random pairs | lift | "
         "all rated movies: neighbours / random / lift | ms per query | fit (s) |",
-        "|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for label, r in rows.items():
         a, b = r["rated_20"], r["rated_1"]
-        lines.append(f"| {label} | {a['overlap']:.3f} | {a['random']:.3f} | **{a['lift']:.2f}** | "
+        lines.append(f"| {label} | {a['items']} | {a['overlap']:.3f} | {a['random']:.3f} | **{a['lift']:.2f}** | "
                      f"{b['overlap']:.3f} / {b['random']:.3f} / {b['lift']:.2f} | {a['ms_per_query']:.1f} | "
                      f"{r['fit_s']:.1f} |")
-    first = next(iter(rows.values()))["rated_20"] if rows else None
-    if first:
-        lines += ["", f"Queries: the {first['items']} movies with at least 20 ratings in u1.base (all rated movies in "
-                      "the fifth column); neighbours may be any rated movie."]
+    lines += ["", "Queries: the movies with at least 20 training ratings in u1.base (for the implicit models, at least "
+                  "20 positives: ratings of 4 or 5); the \"all rated movies\" column queries every rated (liked) movie. Neighbours "
+                  "may be any rated (liked) movie."]
     text = "\n".join(lines)
     print(text)
     if not args.no_doc:
