@@ -57,7 +57,7 @@ def genre_overlap(model, n: int = 10, min_ratings: int = 20, pairs: int = 20_000
     a, b = rng.choice(items, pairs), rng.choice(items, pairs)
     random = [bool(genres[x] & genres[y]) for x, y in zip(a, b) if x != y]
     overlap, chance = float(np.mean(shared)), float(np.mean(random))
-    return {"overlap": overlap, "random": chance, "lift": overlap / chance, "items": int(len(items)),
+    return {"overlap": overlap, "random": chance, "lift": overlap / chance, "items": len(items),
             "ms_per_query": 1000 * per_query}
 
 
@@ -85,8 +85,8 @@ def main() -> None:
         f"Measured {_doc.now()} on {_doc.machine()} (load {_doc.load_text()}).",
         "Command: `AEREC_DATA_HOME=/path/to/data python benchmarks/similar_items.py`.",
         "",
-        "| model | movies queried | share of top-10 neighbours with a shared genre | random pairs | lift | "
-        "all rated movies: neighbours / random / lift | ms per query | fit (s) |",
+        ("| model | movies queried | share of top-10 neighbours with a shared genre | random pairs | lift | "
+         "all rated movies: neighbours / random / lift | ms per query | fit (s) |"),
         "|---|---|---|---|---|---|---|---|",
     ]
     for label, r in rows.items():
@@ -94,9 +94,9 @@ def main() -> None:
         lines.append(f"| {label} | {a['items']} | {a['overlap']:.3f} | {a['random']:.3f} | **{a['lift']:.2f}** | "
                      f"{b['overlap']:.3f} / {b['random']:.3f} / {b['lift']:.2f} | {a['ms_per_query']:.1f} | "
                      f"{r['fit_s']:.1f} |")
-    lines += ["", "Queries: the movies with at least 20 training ratings in u1.base (for the implicit models, at least "
-                  "20 positives: ratings of 4 or 5); the \"all rated movies\" column queries every rated (liked) movie. Neighbours "
-                  "may be any rated (liked) movie."]
+    lines += ["", ("Queries: the movies with at least 20 training ratings in u1.base (for the implicit models, "
+                   "at least 20 positives: ratings of 4 or 5); the \"all rated movies\" column queries every rated "
+                   "(liked) movie. Neighbours may be any rated (liked) movie.")]
     text = "\n".join(lines)
     print(text)
     if not args.no_doc:
