@@ -39,10 +39,10 @@ def similar_command(
     if as_json:
         typer.echo(json.dumps(finite({"item": known_label(model.items_, item.strip()), "similar": records})))
         return
-    _print_similar(model, item.strip(), records, n)
+    _print_similar(model, item.strip(), records)
 
 
-def _print_similar(model, item: str, records: list[dict], n: int) -> None:
+def _print_similar(model, item: str, records: list[dict]) -> None:
     """A table on stdout: rank, item, title (when known), similarity."""
     from rich import box
     from rich.table import Table
@@ -50,7 +50,7 @@ def _print_similar(model, item: str, records: list[dict], n: int) -> None:
     from aerec.workflows import item_title
 
     name = item_title(model, item)
-    title = f"{n} items most like {item}" + (f" ({name})" if name else "")
+    title = f"{len(records)} items most like {item}" + (f" ({name})" if name else "")
     table = Table(title=escape(title), box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     titles = any(rec["title"] for rec in records)
     table.add_column("rank", justify="right")
