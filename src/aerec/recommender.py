@@ -422,7 +422,10 @@ class Recommender(Estimator):
         if self.orientation_ == "item":
             vectors = self.read_.hidden
         else:
-            vectors = self.net_.encoder[0].weight.detach().T
+            weight = self.net_.encoder[0].weight.detach()  # (h, n), or (h, 2n) with mask_input
+            n = len(self.items_)
+            # With mask_input the item also has a column for "rated it at all": both halves.
+            vectors = torch.cat([weight[:, :n].T, weight[:, n:].T], dim=1) if weight.shape[1] == 2 * n else weight.T
         rated = torch.from_numpy(np.asarray(self.item_counts_) > 0).to(vectors.device)
         return vectors - vectors[rated].mean(0, keepdim=True)
 
