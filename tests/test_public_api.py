@@ -37,6 +37,7 @@ def test_estimator_methods_are_pinned():
         "ranking_block": ["self", "users"],
         "new_user_scores": ["self", "idx", "values"],
         "save": ["self", "directory", "metrics"],
+        "similar_items": ["self", "item", "n"],
     }
     for name, params in methods.items():
         assert list(inspect.signature(getattr(aerec.Recommender, name)).parameters) == params, name
@@ -64,10 +65,10 @@ def test_both_estimators_share_one_base_and_loader():
     assert aerec.load_model is aerec.load
     assert typing.get_type_hints(aerec.load)["return"] is aerec.Estimator
     for name in ("fit", "predict", "evaluate", "recommend", "recommend_batch", "recommend_new", "new_user_scores",
-                 "rank_items", "save", "load"):
+                 "rank_items", "similar_items", "save", "load"):
         assert callable(getattr(aerec.Estimator, name)), name
     # The calls every estimator answers alike take the same arguments.
-    for name in ("recommend", "recommend_batch", "recommend_new", "rank_items", "save"):
+    for name in ("recommend", "recommend_batch", "recommend_new", "rank_items", "similar_items", "save"):
         explicit = list(inspect.signature(getattr(aerec.Recommender, name)).parameters)
         implicit = list(inspect.signature(getattr(aerec.ImplicitRecommender, name)).parameters)
         assert explicit == implicit, name

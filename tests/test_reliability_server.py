@@ -89,7 +89,7 @@ def test_schemathesis_finds_no_server_error(app, mode):
 
         call()
     print(mode, {label: dict(codes) for label, codes in seen.items()})  # -s shows the figures
-    assert len(seen) == 5 and sum(sum(c.values()) for c in seen.values()) >= 4 * min(EXAMPLES, 10)
+    assert len(seen) == 6 and sum(sum(c.values()) for c in seen.values()) >= 4 * min(EXAMPLES, 10)
 
 
 # ----------------------------------------------------------------------------- work per request

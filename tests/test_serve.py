@@ -383,7 +383,8 @@ def test_no_file_outside_the_page_can_be_fetched(client, path):
 def test_openapi_docs_list_the_endpoints(client):
     assert client.get("/docs").status_code == 200
     paths = client.get("/openapi.json").json()["paths"]
-    assert {"/health", "/v1/items", "/v1/users/{user_id}/recommendations", "/v1/recommendations", "/v1/predict"} <= set(paths)
+    assert {"/health", "/v1/items", "/v1/items/{item_id}/similar", "/v1/users/{user_id}/recommendations",
+            "/v1/recommendations", "/v1/predict"} <= set(paths)
 
 
 def test_cors_is_off_by_default_and_on_for_named_origins(model):

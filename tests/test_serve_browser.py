@@ -156,6 +156,27 @@ def test_rate_three_movies_and_see_recommendations(page):
     assert page.problems == []
 
 
+def test_more_like_this_shows_the_items_group(page):
+    data = planted_ratings()
+    with _Server(create_app(_fit(_with_titles(data)))) as server:
+        page.goto(server.url + "/")
+        playwright_api.expect(page.locator("#results li.item")).to_have_count(20)
+        assert page.locator("#similar-panel").is_hidden()
+        page.fill("#search", "space opera 3")
+        row = page.locator('#results li.item[data-item-id="x3"]')
+        row.locator("button.more").click()
+        playwright_api.expect(page.locator("#similar-title")).to_contain_text("More like Space Opera 3")
+        similar = page.locator("#similar li.item")
+        playwright_api.expect(similar).to_have_count(10)
+        titles = similar.locator(".title").all_inner_texts()
+        assert all(t.startswith("Space Opera") for t in titles[:5]) and "Space Opera 3" not in titles, titles
+        # A similar title can be rated from there.
+        first = similar.first.get_attribute("data-item-id")
+        _rate(page, first, 5, "#similar")
+        playwright_api.expect(page.locator("#rated li.item")).to_have_count(1)
+    assert page.problems == []
+
+
 def test_like_dislike_data_gets_thumbs(page):
     data = planted_ratings(binary=True)
     with _Server(create_app(_fit(_with_titles(data)))) as server:

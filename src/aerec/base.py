@@ -239,6 +239,61 @@ class Estimator(ABC):
                     frame[col] = info[col].to_numpy()
         return frame
 
+    # ------------------------------------------------------------------ similar items
+    def similar_items(self, item: Any, n: int = 10) -> pd.DataFrame:
+        """The ``n`` items most like ``item``, most similar first: columns item, score (the
+        cosine similarity of the two items' representations in the model, -1..1)[, title, genres].
+
+        Each family's item representation is the vector its scores are made from (see
+        :meth:`_item_vectors`; docs/models.md, "Similar items", says which and why); both are
+        L2-normalised, so the score is their cosine. ``item`` itself is left out, and so are
+        items no training user rated (for implicit models: liked), about which the model learned
+        nothing. An item the model does not know, or one nobody rated, is a :class:`DataError`
+        naming it; so is an ``n`` that is not a positive whole number.
+        """
+        from aerec.ranking import top_indices
+
+        self._require_fitted()
+        if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
+            raise DataError("the number of similar items must be a positive whole number", value=n)
+        k = self._similar_item_index(item)
+        sims = np.array(self._item_similarities(k), dtype=np.float64)  # (n_items,), a copy
+        sims[~self._item_support()] = -np.inf
+        sims[k] = -np.inf
+        top = top_indices(sims, int(n))
+        return self._with_item_info(pd.DataFrame({"item": self.items_.label(top), "score": sims[top]}))
+
+    def _similar_item_index(self, item: Any) -> int:
+        """The vocabulary index of ``item`` (a :class:`DataError` naming it when unknown or unrated)."""
+        k = int(self.items_.index([item], unknown="missing")[0])
+        if k < 0:
+            raise DataError("unknown item: the model does not know it", value=item,
+                            fix=f"give one of the {len(self.items_)} items of the training data")
+        if not self._item_support()[k]:
+            liked = "rated" if self.predicts_ratings else "liked"
+            raise DataError(f"no training user {liked} this item, so the model learned nothing about it", value=item,
+                            fix=f"give an item some training user {liked}")
+        return k
+
+    def _item_support(self) -> np.ndarray:
+        """``(n_items,)`` bool: the items some training user rated (implicit models: liked)."""
+        return np.asarray(self.item_counts_) > 0
+
+    def _item_similarities(self, k: int) -> np.ndarray:
+        """The cosine similarity ``(n_items,)`` of item ``k``'s vector with every item's (a zero
+        vector is similar to nothing)."""
+        import torch
+
+        with torch.no_grad():
+            vectors = self._item_vectors()  # (n_items, d); no normalised copy (EASE's is n_items x n_items)
+            norms = torch.linalg.vector_norm(vectors, dim=1).clamp_min(1e-12)  # (n_items,)
+            dots = vectors @ vectors[k]  # (n_items,)
+            return (dots / (norms * norms[k])).double().cpu().numpy()
+
+    def _item_vectors(self) -> Any:
+        """One vector per item ``(n_items, d)`` (a tensor): what :meth:`similar_items` compares."""
+        raise NotImplementedError(f"{type(self).__name__} has no item vectors")
+
     @staticmethod
     def _check_unknown_policy(unknown: str) -> None:
         """``recommend_new``'s ``unknown`` is ``"error"`` or ``"warn"`` (a :class:`ConfigError` otherwise)."""

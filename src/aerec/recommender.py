@@ -407,6 +407,28 @@ class Recommender(Estimator):
         self._check_known_items(labels, unknown)
         return known_items(labels, values, self.items_, stacklevel=4)
 
+    # ------------------------------------------------------------------ similar items
+    def _item_vectors(self) -> torch.Tensor:
+        """One vector per item ``(n_items, h)``, less the mean of the rated items' vectors.
+
+        Item rows (I-AutoRec, dae, sparse): the item's code, the last hidden layer's output for
+        its column of ratings (``h_i`` in ``g(h_i . w_u + b_u)``). User rows (U-AutoRec, sae,
+        deep): the item's column of the first encoder layer, how a rating of the item moves a
+        user's code (on ML-100K its neighbours share genres more often than those of the
+        output layer's rows: docs/models.md, "Similar items"). The common part is removed: a
+        vector added to every item's code adds one number to all of a user's scores and changes
+        no list, so only the centred vectors say how items differ.
+        """
+        if self.orientation_ == "item":
+            vectors = self.read_.hidden
+        else:
+            weight = self.net_.encoder[0].weight.detach()  # (h, n), or (h, 2n) with mask_input
+            n = len(self.items_)
+            # With mask_input the item also has a column for "rated it at all": both halves.
+            vectors = torch.cat([weight[:, :n].T, weight[:, n:].T], dim=1) if weight.shape[1] == 2 * n else weight.T
+        rated = torch.from_numpy(np.asarray(self.item_counts_) > 0).to(vectors.device)
+        return vectors - vectors[rated].mean(0, keepdim=True)
+
     # ------------------------------------------------------------------ evaluate
     def evaluate(self, test: Ratings, *, k: int | None = 10, relevant: float | None = None) -> dict[str, Any]:
         """Rating errors on ``test`` (rmse, mae, n, n_fallback, rmse_per_user) and the ranking

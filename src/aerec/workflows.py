@@ -41,8 +41,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Recommendations", "TrainData", "TrainResult", "TrainingPlan", "default_checkpoint_dir", "default_model",
-    "evaluate", "json_ready", "plan_training", "predict_file", "read_test_data", "read_train_data", "recommend",
-    "run_training", "train",
+    "evaluate", "item_title", "json_ready", "plan_training", "predict_file", "read_test_data", "read_train_data",
+    "recommend", "run_training", "similar", "train",
 ]
 
 # Settings that may differ between a checkpointed run and the run that resumes it.
@@ -558,3 +558,21 @@ def _title(frame, k: int) -> str | None:
         return None
     value = frame["title"].iloc[k]
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+
+
+def similar(model: Any, item: Any, *, n: int = 10) -> list[dict[str, Any]]:
+    """The ``n`` items most like ``item`` (:meth:`~aerec.base.Estimator.similar_items`), one
+    record each: item_id, score (cosine similarity), title; most similar first."""
+    top = model.similar_items(item, n=n)
+    return [{"item_id": json_ready(i), "score": float(s), "title": _title(top, k)}
+            for k, (i, s) in enumerate(zip(top["item"].tolist(), top["score"].tolist()))]
+
+
+def item_title(model: Any, item: Any) -> str | None:
+    """The title of a known ``item`` (None when the model has no titles)."""
+    info = model.item_info_
+    if info is None or "title" not in info.columns:
+        return None
+    label = model.items_.label(model.items_.index([item]))[0]
+    frame = info.reindex([label])
+    return _title(frame, 0)

@@ -68,7 +68,7 @@ def _register() -> None:
     """Attach the command modules (each adds its commands to ``app``)."""
     import importlib
 
-    for name in ("datasets", "models", "cv", "demo", "tune", "serve"):
+    for name in ("datasets", "models", "cv", "similar", "demo", "tune", "serve"):
         try:
             importlib.import_module(f"aerec.cli.{name}")
         except ModuleNotFoundError as exc:  # a command module not written yet

@@ -86,6 +86,15 @@ class _Multinomial(nn.Module):
                 z = self.act(z)
         return z  # (batch, n_items) logits
 
+    def item_factors(self) -> torch.Tensor:
+        """Each item's row of the output layer ``(n_items, d)``, less the mean row: its score is
+        this row's dot product with the last hidden layer (plus a bias). The softmax over items
+        is blind to a vector added to every row (it adds one number to every logit), so the
+        rows' common part is arbitrary, left to initialisation and weight decay; only the
+        centred rows say how items differ."""
+        weight = self.decoder[-1].weight
+        return weight - weight.mean(0, keepdim=True)
+
     def weight_norm2(self) -> torch.Tensor:
         """Sum of squared weights (biases excluded)."""
         return sum(m.weight.pow(2).sum() for m in self.modules() if isinstance(m, nn.Linear))
@@ -225,6 +234,10 @@ class CDAE(nn.Module):
 
     def scores(self, x: torch.Tensor, user_rows: torch.Tensor | None = None) -> torch.Tensor:
         return self(x, user_rows)
+
+    def item_factors(self) -> torch.Tensor:
+        """Each item's row of the output layer ``(n_items, hidden)`` (as :meth:`MultDAE.item_factors`)."""
+        return self.decoder.weight
 
     def weight_norm2(self) -> torch.Tensor:
         return self.encoder.weight.pow(2).sum() + self.decoder.weight.pow(2).sum()

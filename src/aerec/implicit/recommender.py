@@ -414,6 +414,27 @@ class ImplicitRecommender(Estimator):
         top = top_indices(scores, n)
         return top, scores[top], None
 
+    # ------------------------------------------------------------------ similar items
+    def _item_vectors(self) -> torch.Tensor:
+        """Each item's vector ``(n_items, d)``: for the networks (Mult-DAE/VAE, CDAE, RecVAE) the
+        item's row of the output layer, whose dot product with a user's last hidden layer is
+        the item's score (bias left out); for EASE the item's column of ``B``, the weights with
+        which every other item predicts it (scores are ``x @ B``)."""
+        if self.kind == "ease":
+            return self.ease_.T
+        return self.net_.item_factors()
+
+    def _item_similarities(self, k: int) -> np.ndarray:
+        """Popularity has no item vectors of its own: it compares the items' columns of training
+        positives (co-occurrence: the users who liked both, over the geometric mean of each
+        item's likers), the item-item cosine of classic "people who liked this also liked"."""
+        if self.kind != "popularity":
+            return super()._item_similarities(k)
+        both = (self.seen_.T @ self.seen_[:, [k]]).toarray().ravel()  # (n_items,) users who liked both
+        counts = self.item_counts_.astype(np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.nan_to_num(both / np.sqrt(counts * counts[k]), nan=0.0, posinf=0.0)
+
     # ------------------------------------------------------------------ no ratings here
     def predict(self, users: Any, items: Any) -> np.ndarray:
         """Not available: an implicit model predicts no ratings (a :class:`ConfigError`)."""

@@ -4,6 +4,7 @@ Endpoints (JSON; OpenAPI docs at ``/docs``)::
 
     GET  /health                                  model kind, users, items, scale, version, limits
     GET  /v1/items?query=&limit=                  items by title (most-rated first)
+    GET  /v1/items/{item_id}/similar?n=           the n items most like one item (cosine similarity)
     GET  /v1/users/{user_id}/recommendations?n=   top-n for a user the model was trained on
     POST /v1/recommendations  {"ratings": {...}, "n": 10}       top-n for a new user (fold-in)
     POST /v1/predict          {"pairs": [["user", "item"], ...]}  predicted ratings
@@ -114,6 +115,20 @@ class Item(BaseModel):
 class Items(BaseModel):
     items: list[Item]
     total: int = Field(description="how many items match the query")
+
+
+class SimilarItem(BaseModel):
+    item_id: str
+    score: float = Field(description="cosine similarity (-1..1) of the two items' vectors in the model")
+    title: str | None = None
+    genres: list[str] = Field(default_factory=list)
+
+
+class SimilarItems(BaseModel):
+    item_id: str
+    title: str | None = None
+    similar: list[SimilarItem] = Field(description="most similar first; the item itself and items nobody rated "
+                                                   "are left out")
 
 
 class Prediction(BaseModel):
@@ -255,6 +270,19 @@ def _add_model_routes(app: FastAPI, engine: ServingModel, settings: ServeSetting
         _check_n(settings, limit, "limit")
         total, hits = engine.search(query, limit)
         return {"items": [engine.item_record(k) for k in hits], "total": total}
+
+    @app.get("/v1/items/{item_id}/similar", response_model=SimilarItems, tags=["items"], responses=ERRORS)
+    def similar(
+        item_id: Annotated[str, PathParam(description="an item id from the training data")],
+        n: Annotated[int, Query(ge=1, description="how many similar items (at most max_n)")] = 10,
+    ) -> dict[str, Any]:
+        """The ``n`` items most like ``item_id``, by the cosine similarity of the item vectors the
+        model learned ("more like this"; docs/models.md, "Similar items")."""
+        _check_n(settings, n)
+        found = engine.similar(item_id, n)
+        return {"item_id": item_id, "title": engine.titles[int(engine.item_index([item_id])[0])],
+                "similar": [{"item_id": s.item_id, "score": round(s.score, SCORE_DIGITS), "title": s.title,
+                             "genres": s.genres} for s in found]}
 
 
 def _add_recommendation_routes(app: FastAPI, engine: ServingModel, settings: ServeSettings) -> None:

@@ -151,6 +151,15 @@ class ServingModel:
         predictions = frame["prediction"].tolist() if "prediction" in frame.columns else [None] * len(frame)
         return [self._scored(k, s, p) for k, s, p in zip(index.tolist(), frame["score"].tolist(), predictions)]
 
+    def similar(self, item_id: str, n: int) -> list[Scored]:
+        """The ``n`` items most like ``item_id`` (:meth:`~aerec.base.Estimator.similar_items`;
+        the score is their cosine similarity)."""
+        k = int(self.item_index([item_id])[0])
+        with self.lock:
+            frame = self.model.similar_items(self.model.items_.label([k])[0], n=n)
+        index = self.item_index(str(i) for i in frame["item"].tolist())
+        return [self._scored(j, s) for j, s in zip(index.tolist(), frame["score"].tolist())]
+
     def predict(self, pairs: Sequence[tuple[str, str]]) -> tuple[np.ndarray, np.ndarray]:
         """Predicted ratings ``(n,)`` and fallback flags ``(n,)`` for (user_id, item_id) pairs; a
         pair with an unknown user or item gets the bias model's rating and ``fallback`` True."""

@@ -125,6 +125,21 @@ class EstimatorContract:
             everything = fitted.recommend(user, n=n_items + 5, exclude_rated=False)
             assert set(everything["item"]) == {*data.x_items, *data.y_items}
 
+    def test_similar_items_are_sorted_cosines_without_the_item_or_unrated_ones(self, fitted: Estimator,
+                                                                                data: Any) -> None:
+        n_items = len(data.x_items) + len(data.y_items)
+        item = data.x_items[0]
+        found = fitted.similar_items(item, n=n_items + 5)
+        assert set(found["item"]) == {*data.x_items, *data.y_items} - {item}  # every other rated item, once
+        scores = found["score"].to_numpy()
+        assert (np.diff(scores) <= 1e-12).all() and (np.abs(scores) <= 1 + 1e-9).all()
+        assert fitted.similar_items(item, n=3)["item"].tolist() == found["item"].tolist()[:3]
+        for bad in ("nobody-knows-this-item", data.ghost):
+            with pytest.raises(DataError):
+                fitted.similar_items(bad)
+        with pytest.raises(DataError):
+            fitted.similar_items(item, n=0)
+
     def test_recommend_batch_gives_the_lists_of_recommend(self, fitted: Estimator, data: Any) -> None:
         users = [data.a_users[0], data.b_users[1], data.a_users[2]]
         batch = fitted.recommend_batch(users, n=4, chunk=2)  # two chunks

@@ -1,6 +1,7 @@
 // aerec's web page: search titles, rate a few, watch recommendations update.
 // Plain JavaScript, no build step and no third-party code. Everything shown comes from the
-// JSON API of the same server (GET /health, GET /v1/items, POST /v1/recommendations) and is
+// JSON API of the same server (GET /health, GET /v1/items, GET /v1/items/{id}/similar,
+// POST /v1/recommendations) and is
 // put on the page with textContent, never as HTML.
 "use strict";
 
@@ -9,6 +10,7 @@
   const RECS_DELAY_MS = 80;
   const PAGE_SIZE = 20;
   const N_RECS = 10;
+  const N_SIMILAR = 10;
 
   const state = {
     scale: null,
@@ -17,6 +19,9 @@
     ratings: new Map(),   // item_id -> {item, value}, in the order they were rated
     results: [],
     recs: [],
+    similar: [],          // "more like this": the items most like state.similarTo
+    similarTo: null,
+    similarSeq: 0,
     searchSeq: 0,
     recsSeq: 0,
     searchTimer: null,
@@ -142,6 +147,13 @@
       meta.textContent = details.join(" \u00b7 ");
       main.appendChild(meta);
     }
+    const more = document.createElement("button");
+    more.type = "button";
+    more.className = "link-button more";
+    more.textContent = "More like this";
+    more.setAttribute("aria-label", `Titles like ${itemLabel(item)}`);
+    more.addEventListener("click", () => showSimilar(item));
+    main.appendChild(more);
     li.appendChild(main);
     li.appendChild(ratingControl(item));
     if (extra && extra.removable) {
@@ -179,10 +191,39 @@
     fill($("recs"), state.recs.map((rec) => itemRow(rec, { score: rec.prediction })));
   }
 
+  function renderSimilar() {
+    fill($("similar"), state.similar.map((item) => itemRow(item)));
+  }
+
   function renderAll() {
     renderResults();
     renderRated();
     renderRecs();
+    renderSimilar();
+  }
+
+  // The items most like one item, by the item vectors the model learned (cosine similarity).
+  async function showSimilar(item) {
+    const seq = ++state.similarSeq;
+    const status = $("similar-status");
+    state.similarTo = item;
+    $("similar-panel").hidden = false;
+    $("similar-title").textContent = `More like ${itemLabel(item)}`;
+    status.textContent = "Looking\u2026";
+    try {
+      const params = new URLSearchParams({ n: String(N_SIMILAR) });
+      const body = await api(`/v1/items/${encodeURIComponent(item.item_id)}/similar?${params}`);
+      if (seq !== state.similarSeq) return;
+      state.similar = body.similar;
+      renderSimilar();
+      status.textContent = state.similar.length ? "Most similar first." : "Nothing similar found.";
+      $("similar-panel").scrollIntoView({ behavior: "smooth", block: "nearest" });
+    } catch (error) {
+      if (seq !== state.similarSeq) return;
+      state.similar = [];
+      renderSimilar();
+      status.textContent = `Could not find similar titles: ${error.message}`;
+    }
   }
 
   // ------------------------------------------------------------------ actions
