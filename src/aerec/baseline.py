@@ -32,13 +32,20 @@ class BiasModel:
     def fit(self, data: Any) -> BiasModel:
         """Fit on ratings: :class:`~aerec.Ratings`, a DataFrame (user, item, rating), a
         :class:`~aerec.RatingMatrix`, or a ``(n_users, n_items)`` SciPy sparse matrix whose
-        structure says which cells are observed.
+        structure says which cells are observed (explicit zeros included), or a dense 2-D NumPy
+        array with NaN for missing (checked as :meth:`~aerec.Ratings.from_dense` checks it).
 
         :meth:`predict` takes positions, not ids: for labelled data, ``users_`` and ``items_``
-        (the vocabularies) turn ids into positions (``model.users_.index(ids)``).
+        (the vocabularies) turn ids into positions (``model.users_.index(ids)``); for a matrix or
+        an array, the positions are its row and column indices.
         """
         if sp.issparse(data):
             csr = sp.csr_array(data)
+        elif isinstance(data, np.ndarray):
+            from aerec.data.ratings import Ratings
+
+            f = Ratings.from_dense(data).frame
+            csr = sp.csr_array((f["rating"].to_numpy(), (f["user"].to_numpy(), f["item"].to_numpy())), shape=data.shape)
         else:
             from aerec.data.matrix import RatingMatrix
             from aerec.data.checks import as_ratings

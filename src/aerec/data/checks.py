@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from aerec.data.matrix import RatingMatrix
 from aerec.data.ratings import Ratings, named_columns
@@ -24,16 +26,24 @@ def as_ratings(data: Any, what: str = "the training data", *, events: bool = Fal
     pandas DataFrame with columns user, item, rating[, timestamp] (or common names for them,
     such as MovieLens' userId, movieId) validated by
     :meth:`Ratings.from_frame`; with ``events``, a frame with no rating column is event data.
+    A SciPy sparse matrix or array (:meth:`Ratings.from_sparse`: stored entries are ratings) and
+    a 2-D NumPy array (:meth:`Ratings.from_dense`: NaN is missing) give ratings whose ids are
+    the row (user) and column (item) positions.
     Anything else is a DataError that says what to pass."""
     if isinstance(data, (Ratings, RatingMatrix)):
         return data
+    if sp.issparse(data):
+        return Ratings.from_sparse(data)
+    if isinstance(data, np.ndarray):
+        return Ratings.from_dense(data)
     if isinstance(data, pd.DataFrame):
         data = named_columns(data)  # userId, movieId, user_id, ... as user, item
         if events and "rating" not in data.columns and {"user", "item"} <= set(data.columns):
             return Ratings.from_frame(data.assign(rating=1.0), scale=IMPLICIT_SCALE, implicit=True)
         return Ratings.from_frame(data)
     raise DataError(
-        f"{what} must be Ratings or a pandas DataFrame with columns user, item, rating",
+        f"{what} must be Ratings, a pandas DataFrame with columns user, item, rating, "
+        "a SciPy sparse matrix or a 2-D NumPy array (rows = users, columns = items)",
         value=type(data).__name__,
         fix="read a file with aerec.load_dataset(path), or wrap arrays with Ratings.from_arrays(users, items, ratings)",
     )

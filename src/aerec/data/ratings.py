@@ -89,6 +89,53 @@ class Ratings:
             data["timestamp"] = np.asarray(timestamps)
         return cls.from_frame(pd.DataFrame(data), **kwargs)
 
+    @classmethod
+    def from_sparse(cls, matrix: Any, *, scale: RatingScale | None = None, source: str | None = None) -> Ratings:
+        """Ratings from a SciPy sparse matrix or array: rows are users, columns items (their
+        integer positions become the ids), and every *stored* entry is a rating, an explicitly
+        stored 0 included (call ``matrix.eliminate_zeros()`` first if 0 means "not rated").
+        Without ``scale`` it is inferred from the stored values as for any ratings (lowest to
+        highest value; step 1 when all are whole numbers, 0.5 for half stars). Never densified."""
+        import scipy.sparse as sp
+
+        if getattr(matrix, "ndim", 2) != 2 or len(matrix.shape) != 2 or min(matrix.shape) < 0:
+            raise DataError("a sparse rating matrix must be 2-D: rows = users, columns = items",
+                            value=tuple(matrix.shape), fix="pass a (n_users, n_items) matrix")
+        coo = sp.coo_array(matrix)
+        values = _numeric(coo.data, "the sparse matrix", "store numbers (ratings) in the matrix, e.g. matrix.astype(float)")
+        bad = ~np.isfinite(values)
+        if bad.any():
+            k = int(np.flatnonzero(bad)[0])
+            raise DataError(f"the sparse matrix stores a non-finite rating at row {int(coo.row[k])}, column {int(coo.col[k])}",
+                            value=float(values[k]), fix="store only finite ratings; leave unrated cells unstored")
+        if values.size == 0:
+            raise DataError("the sparse matrix stores no ratings", value=tuple(matrix.shape),
+                            fix="store each rating as an entry (rows = users, columns = items)")
+        frame = pd.DataFrame({"user": coo.row.astype(np.int64), "item": coo.col.astype(np.int64), "rating": values})
+        return cls.from_frame(frame, scale=scale, source=source)  # a repeated COO entry is a duplicate error
+
+    @classmethod
+    def from_dense(cls, array: Any, *, scale: RatingScale | None = None, source: str | None = None) -> Ratings:
+        """Ratings from a dense 2-D NumPy array: rows are users, columns items (their integer
+        positions become the ids), NaN marks a missing rating and every other cell is a rating,
+        0 included (``np.where(a == 0, np.nan, a)`` if 0 means "not rated"). The scale is
+        inferred as for any ratings unless ``scale`` is given."""
+        a = np.asarray(array)
+        if a.ndim != 2:
+            raise DataError(f"a dense rating matrix must be 2-D (rows = users, columns = items), not {a.ndim}-D",
+                            value=a.shape, fix="pass a (n_users, n_items) array with NaN where there is no rating")
+        a = _numeric(a, "the dense array", "pass numbers with NaN for missing, e.g. array.astype(float)")
+        if np.isinf(a).any():
+            r, c = (int(x[0]) for x in np.nonzero(np.isinf(a)))
+            raise DataError(f"the dense array holds an infinite rating at row {r}, column {c}", value=float(a[r, c]),
+                            fix="give finite ratings, NaN for missing")
+        rows, cols = np.nonzero(~np.isnan(a))
+        if rows.size == 0:
+            raise DataError("the dense array holds no ratings (every cell is NaN, or it is empty)", value=a.shape,
+                            fix="NaN marks a missing rating: give at least one number")
+        frame = pd.DataFrame({"user": rows.astype(np.int64), "item": cols.astype(np.int64), "rating": a[rows, cols]})
+        return cls.from_frame(frame, scale=scale, source=source)
+
     def __len__(self) -> int:
         return len(self.frame)
 
@@ -341,6 +388,13 @@ def _resolve_duplicates(out: pd.DataFrame, source: str | None, policy: Duplicate
     merged["rating"] = merged["rating"].astype(np.float32)
     merged.index = merged.pop("_line").to_numpy()
     return merged
+
+
+def _numeric(values: np.ndarray, what: str, fix: str) -> np.ndarray:
+    """``values`` as float64; a dtype that is not a real number (text, objects, complex) is a DataError."""
+    if values.dtype.kind not in "biuf":
+        raise DataError(f"{what} holds {values.dtype} values, not numbers", value=str(values.dtype), fix=fix)
+    return values.astype(np.float64, copy=False)
 
 
 def _a(word: str) -> str:
