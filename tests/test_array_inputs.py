@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from aerec import BiasModel, DataError, Ratings, RatingScale, Recommender, evaluate_ratings
+from aerec import BiasModel, DataError, Ratings, RatingScale, Recommender, cross_validate, evaluate_ratings
 from aerec.data.checks import as_ratings
 from aerec.data.synthetic import synthetic_ratings
 from aerec.implicit import ImplicitRecommender
@@ -45,6 +45,14 @@ def test_a_sparse_matrix_fits_like_the_same_dataframe(data):
     assert isinstance(from_sparse.predict(u, i), np.ndarray)
     metrics = evaluate_ratings(from_sparse, m, k=None)  # evaluation takes the matrix too
     assert metrics["n"] == m.nnz
+
+
+def test_cross_validate_takes_a_sparse_matrix(data):
+    m, _ = data
+    config = {"model": {"kind": "autorec", "hidden": [8]}, "train": {"epochs": 2}, "run": {"threads": 1}}
+    with single_thread():
+        result = cross_validate(m, folds=2, config=config)
+    assert sum(f["n_test"] for f in result.folds) == m.nnz and np.isfinite(result.mean["rmse"])
 
 
 def test_explicit_zeros_are_ratings_on_a_0_to_5_scale():
