@@ -131,3 +131,34 @@ def test_implicit_recommender_on_a_0_1_sparse_matrix():
     assert model.threshold_ == 1
     top = model.recommend(0, n=5)
     assert len(top) == 5 and set(top["item"]).isdisjoint(np.flatnonzero(likes[0]))
+
+
+def test_recommendations_as_a_numpy_array(data):
+    m, _ = data
+    with single_thread():
+        model = Recommender("autorec", **SMALL).fit(m)
+    users = [3, 0, 4, 3]  # in this order, one twice; user 0 rated every item
+    grid = model.recommend_batch(users, n=5, as_array=True)
+    assert isinstance(grid, np.ndarray) and grid.shape == (4, 5) and grid.dtype == np.int64
+    for row, u in zip(grid, users, strict=True):
+        assert row[row >= 0].tolist() == model.recommend(u, n=5)["item"].tolist()
+    assert (grid[1] == -1).all() and (grid[0] >= 0).all() and (grid[0] == grid[3]).all()
+    everyone = model.recommend_batch(n=2, as_array=True, chunk=7)
+    assert everyone.shape == (m.shape[0], 2)
+    # more than the catalogue: padded with -1 where nothing is left to recommend
+    padded = model.recommend_batch([3], n=m.shape[1], as_array=True)[0]
+    unrated = m.shape[1] - m[[3]].nnz
+    assert (padded[:unrated] >= 0).all() and (padded[unrated:] == -1).all()
+
+
+def test_recommendations_as_an_array_for_text_ids_and_implicit_models():
+    rng = np.random.default_rng(1)
+    likes = rng.random((30, 12)) < 0.4
+    u, i = np.nonzero(likes)
+    frame = pd.DataFrame({"user": [f"u{x}" for x in u], "item": [f"i{x}" for x in i]})  # events
+    with single_thread():
+        model = ImplicitRecommender("multdae", hidden=[8], epochs=2, seed=0, threads=1).fit(frame)
+    grid = model.recommend_batch(["u0", "u1"], n=20, as_array=True)
+    assert grid.shape == (2, 20) and grid.dtype == object
+    assert grid[0][grid[0] != None].tolist() == model.recommend("u0", n=20)["item"].tolist()  # noqa: E711
+    assert None in grid[0]  # fewer than 20 unliked items: padded with None

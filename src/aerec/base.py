@@ -204,13 +204,17 @@ class Estimator(ABC):
         return self._top(self.known_user_scores(u), exclude, n)
 
     def recommend_batch(
-        self, users: Any = None, n: int = 10, *, exclude_rated: bool = True, chunk: int = 1024
-    ) -> pd.DataFrame:
+        self, users: Any = None, n: int = 10, *, exclude_rated: bool = True, chunk: int = 1024,
+        as_array: bool = False,
+    ) -> pd.DataFrame | np.ndarray:
         """Top-``n`` for many known users at once (default: every user), ``chunk`` users at a time.
 
         Returns one row per recommendation: user, rank (1 = best), item, score[, prediction];
         the same lists as :meth:`recommend` user by user. Only a ``(chunk, n_items)`` block of
-        scores exists at any moment, never users x items.
+        scores exists at any moment, never users x items. With ``as_array``, a NumPy array
+        ``(len(users), n)`` of item ids instead, row ``r`` the list of ``users[r]`` best first
+        (for a model fitted on a matrix or array, the ids are column indices); a list shorter
+        than ``n`` is padded with -1 (None for text ids).
         """
         self._require_fitted()
         check_n(n)
@@ -219,7 +223,24 @@ class Estimator(ABC):
         else:
             u_all = self.users_.index(np.atleast_1d(np.asarray(users, dtype=object)))
         parts = [self._recommend_chunk(u_all[s : s + chunk], n, exclude_rated) for s in range(0, len(u_all), chunk)]
-        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(self._batch_columns))
+        rows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(self._batch_columns))
+        return self._item_grid(rows, u_all, n) if as_array else rows
+
+    def _item_grid(self, rows: pd.DataFrame, u_all: np.ndarray, n: int) -> np.ndarray:
+        """``rows`` (user, rank, item, ...) as a ``(len(u_all), n)`` array of item ids, padded
+        with -1 (None for text ids); a user asked for twice gets the same list twice."""
+        uniq, inverse = np.unique(u_all, return_inverse=True)
+        grid = np.full((len(uniq), n), -1, dtype=np.int64)  # item positions
+        if len(rows):
+            r = np.searchsorted(uniq, self.users_.index(rows["user"].to_numpy()))
+            grid[r, rows["rank"].to_numpy(dtype=np.int64) - 1] = self.items_.index(rows["item"].to_numpy())
+        grid = grid[inverse.reshape(-1)]
+        labels = self.items_.labels
+        if labels.dtype.kind in "iu":
+            return np.where(grid >= 0, labels[np.maximum(grid, 0)], -1).astype(np.int64)
+        out = np.full(grid.shape, None, dtype=object)
+        out[grid >= 0] = labels[grid[grid >= 0]]
+        return out
 
     def _top(self, scores: np.ndarray, exclude: np.ndarray, n: int) -> pd.DataFrame:
         """The recommendation table of one user's per-item ``scores``: item, score[, prediction]

@@ -339,15 +339,17 @@ class Recommender(Estimator):
         return super().recommend(user, n, exclude_rated=exclude_rated)
 
     def recommend_batch(
-        self, users: Any = None, n: int = 10, *, exclude_rated: bool = True, chunk: int = 1024
-    ) -> pd.DataFrame:
+        self, users: Any = None, n: int = 10, *, exclude_rated: bool = True, chunk: int = 1024,
+        as_array: bool = False,
+    ) -> pd.DataFrame | np.ndarray:
         """Top-``n`` for many known users at once (default: every user), ``chunk`` users at a time.
 
         Returns one row per recommendation: user, rank (1 = best), item, score (relevance),
         prediction; the same lists as :meth:`recommend`. Only a ``(chunk, n_items)`` block of
-        scores exists at any moment, never users x items.
+        scores exists at any moment, never users x items. ``as_array=True``: a ``(len(users), n)``
+        NumPy array of item ids instead (see :meth:`~aerec.base.Estimator.recommend_batch`).
         """
-        return super().recommend_batch(users, n, exclude_rated=exclude_rated, chunk=chunk)
+        return super().recommend_batch(users, n, exclude_rated=exclude_rated, chunk=chunk, as_array=as_array)
 
     def _recommend_chunk(self, u: np.ndarray, n: int, exclude_rated: bool) -> pd.DataFrame:
         pred = self.predicted_block(u)  # (len(u), n_items)

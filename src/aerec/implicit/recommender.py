@@ -323,15 +323,17 @@ class ImplicitRecommender(Estimator):
         return super().recommend(user, n, exclude_rated=exclude_rated)
 
     def recommend_batch(
-        self, users: Any = None, n: int = 10, *, exclude_rated: bool = True, chunk: int = ROW_CHUNK
-    ) -> pd.DataFrame:
+        self, users: Any = None, n: int = 10, *, exclude_rated: bool = True, chunk: int = ROW_CHUNK,
+        as_array: bool = False,
+    ) -> pd.DataFrame | np.ndarray:
         """Top-``n`` for many known users at once (default: every user), ``chunk`` users at a time.
 
         Returns one row per recommendation: user, rank (1 = best), item, score, the same as
         :meth:`recommend` user by user. Only a ``(chunk, n_items)`` block of scores exists at
-        any moment, never users x items.
+        any moment, never users x items. ``as_array=True``: a ``(len(users), n)`` NumPy array of
+        item ids instead (see :meth:`~aerec.base.Estimator.recommend_batch`).
         """
-        return super().recommend_batch(users, n, exclude_rated=exclude_rated, chunk=chunk)
+        return super().recommend_batch(users, n, exclude_rated=exclude_rated, chunk=chunk, as_array=as_array)
 
     def _recommend_chunk(self, u: np.ndarray, n: int, exclude_rated: bool) -> pd.DataFrame:
         rows = self.seen_[u]
