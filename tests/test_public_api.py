@@ -30,7 +30,7 @@ def test_estimator_methods_are_pinned():
         "predict": ["self", "users", "items"],
         "predict_pairs": ["self", "users", "items"],
         "recommend": ["self", "user", "n", "exclude_rated"],
-        "recommend_batch": ["self", "users", "n", "exclude_rated", "chunk"],
+        "recommend_batch": ["self", "users", "n", "exclude_rated", "chunk", "as_array"],
         "recommend_new": ["self", "ratings", "n", "unknown"],
         "rank_items": ["self", "predictions", "exclude", "n"],
         "predicted_block": ["self", "users"],
