@@ -4,6 +4,8 @@ the row and column positions as the user and item ids; bad arrays are DataErrors
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -76,6 +78,11 @@ def test_a_dense_array_with_nan_for_missing():
     assert len(r) == 5 and r.scale == RatingScale(0, 5, 1)
     got = {(int(x.user), int(x.item)): float(x.rating) for x in r.frame.itertuples()}
     assert got == {(0, 0): 5.0, (0, 2): 0.0, (1, 1): 4.0, (1, 2): 1.0, (2, 0): 2.0}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PendingDeprecationWarning)  # NumPy frowns on np.matrix
+        assert as_ratings(np.asmatrix(a)).frame.equals(r.frame)  # np.matrix reads the same
+    ints = as_ratings(np.array([[1, 2], [3, 0]]))  # no NaN possible: every cell is a rating
+    assert len(ints) == 4 and ints.scale == RatingScale(0, 3, 1)
     dense = np.full((12, 8), np.nan)
     rng = np.random.default_rng(0)
     cells = rng.random(dense.shape) < 0.6

@@ -120,7 +120,7 @@ class Ratings:
         positions become the ids), NaN marks a missing rating and every other cell is a rating,
         0 included (``np.where(a == 0, np.nan, a)`` if 0 means "not rated"). The scale is
         inferred as for any ratings unless ``scale`` is given."""
-        a = np.asarray(array)
+        a = np.asarray(array).view(np.ndarray)  # np.matrix too
         if a.ndim != 2:
             raise DataError(f"a dense rating matrix must be 2-D (rows = users, columns = items), not {a.ndim}-D",
                             value=a.shape, fix="pass a (n_users, n_items) array with NaN where there is no rating")
