@@ -146,9 +146,11 @@ def test_a_data_frame_is_taken_wherever_ratings_are(ratings):
     assert by_frame.scale_ == by_ratings.scale_
     torch.testing.assert_close(by_frame.net_.state_dict(), by_ratings.net_.state_dict())
     assert evaluate_ratings(by_frame, frame.iloc[:50]) == evaluate_ratings(by_frame, Ratings.from_frame(frame.iloc[:50]))
-    for wrong in ([1, 2, 3], frame.to_numpy(), None):
-        with pytest.raises(DataError, match="must be Ratings or a pandas DataFrame"):
+    for wrong in ([1, 2, 3], None):
+        with pytest.raises(DataError, match="must be Ratings, a pandas DataFrame"):
             _autorec().fit(wrong)
+    with pytest.raises(DataError, match="not numbers"):  # a table's values are no users x items matrix
+        _autorec().fit(frame.to_numpy())
     with pytest.raises(DataError, match="missing column"):
         _autorec().fit(frame.drop(columns="rating"))
 
