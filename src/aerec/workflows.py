@@ -96,17 +96,41 @@ class TrainData:
 
 def read_train_data(data: str | Path | None = None, train_file: str | Path | None = None,
                     test_file: str | Path | None = None, split: str | None = None,
-                    options: dict[str, Any] | None = None, seed: int = 0, implicit: bool = False) -> TrainData:
+                    options: dict[str, Any] | None = None, seed: int = 0, implicit: bool = False,
+                    items: str | Path | None = None) -> TrainData:
     """Read a dataset (``data``: a name or a ratings file, optionally ``split``) or a training
     file with an optional test file; ``options`` are the reader's. With ``implicit``, a file
-    whose columns name no rating is read as events instead of refused."""
+    whose columns name no rating is read as events instead of refused. ``items``: an item
+    metadata file (id, title[, genres, ...]; :func:`aerec.data.items.read_item_file`) whose
+    titles replace any the ratings came with; it is read first, so a bad one fails early."""
     options = dict(options or {})
+    info = None
+    if items is not None:
+        from aerec.data.items import read_item_file
+
+        info = read_item_file(items)
     try:
-        return _read_parts(data, train_file, test_file, split, options, seed)
+        parts = _read_parts(data, train_file, test_file, split, options, seed)
     except DataError as exc:
         if not implicit or "no rating column" not in str(exc):
             raise
-    return _read_parts(data, train_file, test_file, split, {**options, "implicit": True}, seed)
+        parts = _read_parts(data, train_file, test_file, split, {**options, "implicit": True}, seed)
+    return parts if info is None else with_item_info(parts, info, source=str(items))
+
+
+def with_item_info(parts: TrainData, info: pd.DataFrame, *, source: str = "the items file") -> TrainData:
+    """``parts`` with ``info`` as the item metadata of each of its ratings, matched to the
+    training items (see :func:`aerec.data.items.attach_item_info`: no match is an error, a partial
+    one a warning with the counts)."""
+    from aerec.data.items import attach_item_info
+
+    train = attach_item_info(parts.train, info, source=source)
+    return dataclasses.replace(
+        parts, train=train,
+        test=None if parts.test is None else dataclasses.replace(parts.test, item_info=train.item_info),
+        validation=None if parts.validation is None else dataclasses.replace(parts.validation,
+                                                                             item_info=train.item_info),
+    )
 
 
 def _read_parts(data, train_file, test_file, split, options: dict[str, Any], seed: int) -> TrainData:

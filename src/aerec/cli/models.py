@@ -233,6 +233,11 @@ CheckpointDirOption = typer.Option(
 )
 ResumeOption = typer.Option(False, "--resume", help="Continue from the last checkpoint of the same run.")
 ProgressOption = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on stderr.")
+ItemsFileOption = typer.Option(
+    None, "--items", metavar="FILE", help="Item metadata: a CSV/TSV/Parquet file with an id column and a title "
+    "(optional genres, |-separated, and other columns); the titles show in recommend, similar, the API and the page.",
+    rich_help_panel="Reading files",
+)
 
 
 @app.command("train")
@@ -265,6 +270,7 @@ def train_command(
     duplicates: str | None = DuplicatesOption,
     n_ratings: int | None = NRatingsOption,
     taste: float | None = TasteOption,
+    items_file: Path | None = ItemsFileOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Train a model and save it to --out; evaluate it when a test set is known.
@@ -292,7 +298,8 @@ def train_command(
 
     with warnings_to_console():
         with distributed.main_first():  # rank 0 downloads a dataset once
-            parts = _read_train_data(data, train_file, test_file, split, options, config.resolve_run().seed, implicit)
+            parts = _read_train_data(data, train_file, test_file, split, options, config.resolve_run().seed, implicit,
+                                     items_file)
         plan = workflows.plan_training(config, parts, implicit=implicit, threshold=threshold,
                                        scale_declared=scale is not None)
         with _progress_for(plan, progress) as fit_progress:
@@ -319,7 +326,7 @@ def _check_output_flags(out: Path, checkpoint_dir: Path | None) -> None:
         check_writable(checkpoint_dir, "--checkpoint-dir")
 
 
-def _read_train_data(data, train_file, test_file, split, options, seed: int, implicit: bool):
+def _read_train_data(data, train_file, test_file, split, options, seed: int, implicit: bool, items=None):
     """The training data of ``--data``, ``--train`` and ``--test``, where '-' reads stdin (a copy
     lives until the data is read, and messages name <stdin>)."""
     import contextlib
@@ -331,7 +338,7 @@ def _read_train_data(data, train_file, test_file, split, options, seed: int, imp
         data_in = inputs.enter_context(stdin_as_file(data, "--data"))
         train_in = inputs.enter_context(stdin_as_file(train_file, "--train"))
         test_in = inputs.enter_context(stdin_as_file(test_file, "--test"))
-        parts = read_train_data(data_in, train_in, test_in, split, options, seed, implicit)
+        parts = read_train_data(data_in, train_in, test_in, split, options, seed, implicit, items=items)
     if "-" in (data, str(train_file)):
         parts = dataclasses.replace(parts, source="<stdin>")
     return parts
