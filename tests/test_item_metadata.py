@@ -134,3 +134,21 @@ def test_string_ids_and_quoted_titles(tmp_path):
         warnings.simplefilter("error")
         out = attach_item_info(ratings, read_item_file(p))
     assert out.item_info.loc["a", "title"] == "Movie, The" and out.item_info.loc["a", "genres"] == "X|Y"
+
+
+def test_titles_from_items_reach_the_http_api(files, tmp_path):
+    pytest.importorskip("fastapi")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*httpx2")
+        from fastapi.testclient import TestClient
+    from aerec.serve import create_app
+
+    folder, items = files
+    out = tmp_path / "m"
+    ok("train", "--train", folder / "r.csv", "--items", folder / "items.csv", *FAST, "--out", out)
+    client = TestClient(create_app(load_model(out)))
+    body = client.get("/v1/users/1/recommendations", params={"n": 3}).json()
+    assert [r["title"] for r in body["recommendations"]] == [f"Film {r['item_id']}" for r in body["recommendations"]]
+    body = client.get(f"/v1/items/{items[0]}/similar", params={"n": 2}).json()
+    assert len(body["similar"]) == 2
+    assert all(r["title"] == f"Film {r['item_id']}" for r in body["similar"])
