@@ -146,13 +146,21 @@ def test_unwritable_output_is_refused_before_any_work(work, bad_path_runs, comma
     assert not (work / "fresh").exists()
 
 
-@pytest.mark.parametrize("command", ["recommend", "evaluate"])
-def test_commands_that_print_have_no_out_to_get_wrong(work, command):
-    """recommend and evaluate print (a table, or JSON with --json) and take no --out: the option is
-    refused by name, before the model is looked at, rather than silently ignored."""
+@pytest.mark.parametrize(("command", "refusal"), [("recommend", "--users and --out go with --all-users"),
+                                                  ("evaluate", "No such option: --out")])
+def test_commands_that_print_have_no_out_to_get_wrong(work, command, refusal):
+    """evaluate prints (a table, or JSON with --json) and takes no --out; recommend takes one only
+    with --all-users: the option is refused by name, before the model is looked at, rather than
+    silently ignored."""
     proc = aerec(command, work / "no-model", "--out", "/proc/aerec-edges")
     assert proc.returncode == 2, proc.err
-    assert "No such option: --out" in proc.err and "no-model" not in proc.err
+    assert refusal in proc.err and "no-model" not in proc.err
+
+
+def test_recommend_all_users_checks_out_before_the_model(work):
+    proc = aerec("recommend", work / "no-model", "--all-users", "--out", "/proc/aerec-edges/recs.csv")
+    assert proc.returncode == 2, proc.err
+    assert "cannot write in /proc" in proc.err and "no-model" not in proc.err
 
 
 def test_out_dash_cannot_be_a_model_folder(work):

@@ -96,17 +96,41 @@ class TrainData:
 
 def read_train_data(data: str | Path | None = None, train_file: str | Path | None = None,
                     test_file: str | Path | None = None, split: str | None = None,
-                    options: dict[str, Any] | None = None, seed: int = 0, implicit: bool = False) -> TrainData:
+                    options: dict[str, Any] | None = None, seed: int = 0, implicit: bool = False,
+                    items: str | Path | None = None) -> TrainData:
     """Read a dataset (``data``: a name or a ratings file, optionally ``split``) or a training
     file with an optional test file; ``options`` are the reader's. With ``implicit``, a file
-    whose columns name no rating is read as events instead of refused."""
+    whose columns name no rating is read as events instead of refused. ``items``: an item
+    metadata file (id, title[, genres, ...]; :func:`aerec.data.items.read_item_file`) whose
+    titles replace any the ratings came with; it is read first, so a bad one fails early."""
     options = dict(options or {})
+    info = None
+    if items is not None:
+        from aerec.data.items import read_item_file
+
+        info = read_item_file(items)
     try:
-        return _read_parts(data, train_file, test_file, split, options, seed)
+        parts = _read_parts(data, train_file, test_file, split, options, seed)
     except DataError as exc:
         if not implicit or "no rating column" not in str(exc):
             raise
-    return _read_parts(data, train_file, test_file, split, {**options, "implicit": True}, seed)
+        parts = _read_parts(data, train_file, test_file, split, {**options, "implicit": True}, seed)
+    return parts if info is None else with_item_info(parts, info, source=str(items))
+
+
+def with_item_info(parts: TrainData, info: pd.DataFrame, *, source: str = "the items file") -> TrainData:
+    """``parts`` with ``info`` as the item metadata of each of its ratings, matched to the
+    training items (see :func:`aerec.data.items.attach_item_info`: no match is an error, a partial
+    one a warning with the counts)."""
+    from aerec.data.items import attach_item_info
+
+    train = attach_item_info(parts.train, info, source=source)
+    return dataclasses.replace(
+        parts, train=train,
+        test=None if parts.test is None else dataclasses.replace(parts.test, item_info=train.item_info),
+        validation=None if parts.validation is None else dataclasses.replace(parts.validation,
+                                                                             item_info=train.item_info),
+    )
 
 
 def _read_parts(data, train_file, test_file, split, options: dict[str, Any], seed: int) -> TrainData:
@@ -576,3 +600,177 @@ def item_title(model: Any, item: Any) -> str | None:
     label = model.items_.label(model.items_.index([item]))[0]
     frame = info.reindex([label])
     return _title(frame, 0)
+
+
+# ----------------------------------------------------------------------------- top-N for every user
+RECS_FORMATS = (".csv", ".parquet")
+
+
+def check_recs_path(out: str | Path) -> Path:
+    """The ``--out`` of :func:`recommend_all`: a ``.csv`` or ``.parquet`` file (by its suffix)."""
+    out = Path(out).expanduser()
+    if out.is_dir():
+        raise ConfigError(f"--out {out} is a folder; give a file name, e.g. {out / 'recs.csv'}")
+    if out.suffix.lower() not in RECS_FORMATS:
+        raise ConfigError(f"--out {out}: the file name must end in .csv or .parquet (the format is chosen by it)")
+    return out
+
+
+def read_user_list(path: str | Path) -> list[str]:
+    """User ids from a file: one id a line, or a CSV/TSV whose header names a ``user`` column."""
+    path = Path(path).expanduser()
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"cannot read the users file ({exc})", path=str(path),
+                        fix="give a UTF-8 text file of one user id a line") from None
+    numbered = [(k, line.strip()) for k, line in enumerate(lines, start=1) if line.strip()]
+    if not numbered:
+        raise DataError("the users file holds no user ids", path=str(path), fix="write one user id a line")
+    sep = next((s for s in ("\t", ",", ";", "|") if s in numbered[0][1]), None)
+    if sep is None:
+        ids = [line for _, line in numbered]
+        return ids[1:] if ids[0].lower() in ("user", "user_id", "userid") else ids
+    header = [h.strip().lower() for h in numbered[0][1].split(sep)]
+    names = [h for h in ("user", "user_id", "userid") if h in header]
+    if not names:
+        raise DataError("the users file has several columns but none is named user", path=str(path), line=numbered[0][0],
+                        value=numbered[0][1], fix="write one user id a line, or a CSV with a header naming a user column")
+    col = header.index(names[0])
+    ids = []
+    for k, line in numbered[1:]:
+        fields = line.split(sep)
+        if col >= len(fields) or not fields[col].strip():
+            raise DataError("the line has no user id", path=str(path), line=k, value=line,
+                            fix=f"give the {names[0]} column on every line")
+        ids.append(fields[col].strip())
+    if not ids:
+        raise DataError("the users file holds no user ids", path=str(path), fix="write one user id a line")
+    return ids
+
+
+def known_users(model: Any, users: list[Any], *, source: str = "the users file") -> np.ndarray:
+    """Vocabulary indices of ``users`` the model knows, in the given order, each once. Unknown
+    ones are warned about (the count and the first few); none known is a :class:`DataError`."""
+    import numpy as np
+
+    idx = model.users_.index(np.asarray(users, dtype=object), unknown="missing")
+    unknown = [u for u, i in zip(users, idx) if i < 0]
+    if len(unknown) == len(users):
+        raise DataError(f"none of the {len(users):,} users in {source} is known to the model",
+                        value=", ".join(map(str, unknown[:5])),
+                        fix="give ids of users the model was trained on")
+    if unknown:
+        first = ", ".join(map(str, unknown[:5])) + (", ..." if len(unknown) > 5 else "")
+        warnings.warn(f"{len(unknown):,} of the {len(users):,} users in {source} are unknown to the model "
+                      f"and left out: {first}", stacklevel=2)
+    kept = idx[idx >= 0]
+    _, first_seen = np.unique(kept, return_index=True)
+    return kept[np.sort(first_seen)]
+
+
+@dataclass
+class RecsWritten:
+    """What :func:`recommend_all` wrote."""
+
+    path: Path
+    n_users: int
+    n_rows: int
+    columns: list[str]
+
+
+def recommend_all(model: Any, out: str | Path, *, n: int = 10, users: list[Any] | str | Path | None = None,
+                  chunk: int = 1024, exclude_rated: bool = True,
+                  progress: Callable[[int, int], None] | None = None) -> RecsWritten:
+    """Write the top-``n`` of every known user (or of ``users``: ids, or a file of them, see
+    :func:`read_user_list`) to ``out``, a ``.csv`` or ``.parquet`` file by its suffix.
+
+    Columns: user, rank (1 = best), item, score[, prediction for rating models][, title when the
+    model knows titles]; each user's rows are :meth:`recommend`'s list. ``chunk`` users are
+    scored at a time and their rows streamed to the file, so memory stays bounded by one
+    ``(chunk, n_items)`` block whatever the number of users. The file appears only when complete
+    (a temporary sibling, then ``os.replace``). ``progress(done, total)`` is called after each chunk.
+    """
+    import os
+    import tempfile
+
+    import numpy as np
+
+    from aerec.base import check_n
+    from aerec.persistence import public_modes
+
+    check_n(n)
+    if not isinstance(chunk, (int, np.integer)) or isinstance(chunk, bool) or chunk < 1:
+        raise ConfigError(f"chunk must be a positive whole number; got {chunk!r}")
+    out = check_recs_path(out)
+    if users is None:
+        u_all = np.arange(len(model.users_))
+    else:
+        source = "the users list"
+        if isinstance(users, (str, Path)):
+            source = str(users)
+            users = read_user_list(users)
+        u_all = known_users(model, list(users), source=source)
+    titles = model.item_info_ is not None and "title" in model.item_info_.columns
+    columns = [*model._batch_columns, *(["title"] if titles else [])]
+    parquet = out.suffix.lower() == ".parquet"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+    os.close(fd)
+    n_rows = 0
+    writer = None
+    try:
+        public_modes(Path(tmp))
+        with open(tmp, "w", encoding="utf-8", newline="") as fh:
+            if not parquet:
+                fh.write(",".join(columns) + "\n")
+            for start in range(0, len(u_all), chunk):
+                block = u_all[start : start + chunk]
+                frame = model.recommend_batch(model.users_.label(block), n, exclude_rated=exclude_rated, chunk=chunk)
+                if titles:
+                    frame["title"] = model.item_info_["title"].reindex(frame["item"].to_numpy()).to_numpy()
+                frame = frame[columns]
+                if parquet:
+                    writer = _write_parquet_chunk(writer, tmp, frame)
+                else:
+                    frame.to_csv(fh, header=False, index=False, lineterminator="\n")
+                n_rows += len(frame)
+                if progress is not None:
+                    progress(min(start + chunk, len(u_all)), len(u_all))
+        if parquet:
+            if writer is None:  # no users: an empty file with the columns
+                import pandas as pd
+
+                writer = _write_parquet_chunk(None, tmp, _empty_recs(model, columns, pd))
+            writer.close()
+            writer = None
+        os.replace(tmp, out)
+    except BaseException:
+        if writer is not None:
+            writer.close()
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return RecsWritten(out, len(u_all), n_rows, columns)
+
+
+def _empty_recs(model: Any, columns: list[str], pd: Any) -> Any:
+    return pd.DataFrame({c: pd.Series([], dtype=object if c in ("user", "item", "title") else "float64")
+                         for c in columns}).astype({"rank": "int64"})
+
+
+def _write_parquet_chunk(writer: Any, path: str, frame: Any) -> Any:
+    """Append ``frame`` to the Parquet file at ``path`` (its first chunk opens the writer)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    if writer is None:
+        schema = table.schema
+        if "title" in schema.names:  # a first chunk without any title must not make the column null-typed
+            schema = schema.set(schema.get_field_index("title"), pa.field("title", pa.string()))
+            table = table.cast(schema)
+        writer = pq.ParquetWriter(path, schema)
+    else:
+        table = table.cast(writer.schema)
+    writer.write_table(table)
+    return writer

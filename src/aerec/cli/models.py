@@ -233,6 +233,11 @@ CheckpointDirOption = typer.Option(
 )
 ResumeOption = typer.Option(False, "--resume", help="Continue from the last checkpoint of the same run.")
 ProgressOption = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on stderr.")
+ItemsFileOption = typer.Option(
+    None, "--items", metavar="FILE", help="Item metadata: a CSV/TSV/Parquet file with an id column and a title "
+    "(optional genres, |-separated, and other columns); the titles show in recommend, similar, the API and the page.",
+    rich_help_panel="Reading files",
+)
 
 
 @app.command("train")
@@ -265,6 +270,7 @@ def train_command(
     duplicates: str | None = DuplicatesOption,
     n_ratings: int | None = NRatingsOption,
     taste: float | None = TasteOption,
+    items_file: Path | None = ItemsFileOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Train a model and save it to --out; evaluate it when a test set is known.
@@ -292,7 +298,8 @@ def train_command(
 
     with warnings_to_console():
         with distributed.main_first():  # rank 0 downloads a dataset once
-            parts = _read_train_data(data, train_file, test_file, split, options, config.resolve_run().seed, implicit)
+            parts = _read_train_data(data, train_file, test_file, split, options, config.resolve_run().seed, implicit,
+                                     items_file)
         plan = workflows.plan_training(config, parts, implicit=implicit, threshold=threshold,
                                        scale_declared=scale is not None)
         with _progress_for(plan, progress) as fit_progress:
@@ -319,7 +326,7 @@ def _check_output_flags(out: Path, checkpoint_dir: Path | None) -> None:
         check_writable(checkpoint_dir, "--checkpoint-dir")
 
 
-def _read_train_data(data, train_file, test_file, split, options, seed: int, implicit: bool):
+def _read_train_data(data, train_file, test_file, split, options, seed: int, implicit: bool, items=None):
     """The training data of ``--data``, ``--train`` and ``--test``, where '-' reads stdin (a copy
     lives until the data is read, and messages name <stdin>)."""
     import contextlib
@@ -331,7 +338,7 @@ def _read_train_data(data, train_file, test_file, split, options, seed: int, imp
         data_in = inputs.enter_context(stdin_as_file(data, "--data"))
         train_in = inputs.enter_context(stdin_as_file(train_file, "--train"))
         test_in = inputs.enter_context(stdin_as_file(test_file, "--test"))
-        parts = read_train_data(data_in, train_in, test_in, split, options, seed, implicit)
+        parts = read_train_data(data_in, train_in, test_in, split, options, seed, implicit, items=items)
     if "-" in (data, str(train_file)):
         parts = dataclasses.replace(parts, source="<stdin>")
     return parts
@@ -520,18 +527,36 @@ def recommend_command(
         help="Implicit models: a new user's items (each a positive), e.g. \"50,172,133\", or a file of one item a line.",
     ),
     n: int = typer.Option(10, "-n", "--n", help="How many items to recommend."),
-    include_rated: bool = typer.Option(False, "--include-rated", help="With --user: also rank items the user rated."),
+    include_rated: bool = typer.Option(
+        False, "--include-rated", help="With --user or --all-users: also rank items the user rated."
+    ),
+    all_users: bool = typer.Option(
+        False, "--all-users", help="Top-N of every user the model knows (or of --users FILE) to --out FILE."
+    ),
+    users_file: Path | None = typer.Option(
+        None, "--users", metavar="FILE", help="With --all-users: only these users (one id a line, or a CSV with a "
+        "user column).",
+    ),
+    out_file: Path | None = typer.Option(
+        None, "--out", metavar="FILE", help="With --all-users: the .csv or .parquet file to write (by its suffix)."
+    ),
+    chunk: int = typer.Option(1024, "--chunk", help="With --all-users: users scored at a time (bounds memory)."),
+    progress: bool = ProgressOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Top-N items for a known user (--user) or for a brand-new one (--ratings, or --items for
-    implicit models), without retraining."""
+    implicit models), without retraining; or for every user to a file (--all-users --out FILE)."""
     from aerec import workflows
 
+    if all_users or users_file is not None or out_file is not None:
+        _recommend_all(model_dir, user, ratings, items, n, include_rated, all_users, users_file, out_file, chunk,
+                       progress, as_json)
+        return
     given = sum(x is not None for x in (user, ratings, items))
     if given != 1:
         raise ConfigError(
             'give one of --user ID (a user the model knows), --ratings FILE|"item=rating,..." or --items "item,..." '
-            "(a new user); got " + {0: "none of them", 2: "two of them"}.get(given, "all three")
+            "(a new user), or --all-users --out FILE; got " + {0: "none of them", 2: "two of them"}.get(given, "all three")
         )
     if include_rated and user is None:
         raise ConfigError("--include-rated goes with --user; a new user's own ratings are never recommended back")
@@ -565,6 +590,60 @@ def recommend_command(
     used = top.ratings_used
     who = f"user {user}" if user is not None else f"a new user with {used} {what[:-1] if used == 1 else what}"
     _print_recommendations(top, f"top {n} for {who}")
+
+
+def _recommend_all(model_dir, user, ratings, items, n, include_rated, all_users, users_file, out_file, chunk,
+                   progress, as_json) -> None:
+    """``recommend --all-users --out FILE [--users FILE]``: every user's top-N streamed to a file."""
+    from aerec import workflows
+
+    if not all_users:
+        raise ConfigError("--users and --out go with --all-users: aerec recommend MODEL --all-users --out recs.csv")
+    if any(x is not None for x in (user, ratings, items)):
+        raise ConfigError("--all-users writes every known user's list; it does not go with --user, --ratings or --items")
+    if out_file is None:
+        raise ConfigError("--all-users needs --out FILE (.csv or .parquet), e.g. --out recs.csv")
+    if n < 1:
+        raise ConfigError(f"-n must be a positive whole number; got {n}")
+    if chunk < 1:
+        raise ConfigError(f"--chunk must be a positive whole number; got {chunk}")
+    out_file = workflows.check_recs_path(out_file)  # before any work
+    check_writable(out_file, "--out")
+    if users_file is not None and not Path(users_file).is_file():
+        raise ConfigError(f"--users {users_file}: no such file; give a file of user ids, one a line")
+    model = load_model(model_dir)
+    with warnings_to_console(), _users_bar(progress and not as_json) as on_chunk:
+        written = workflows.recommend_all(model, out_file, n=n, users=users_file, chunk=chunk,
+                                          exclude_rated=not include_rated, progress=on_chunk)
+    if as_json:
+        typer.echo(json.dumps({"out": str(written.path), "users": written.n_users, "rows": written.n_rows,
+                               "columns": written.columns}))
+        return
+    err_console.print(f"top {n} for {written.n_users:,} users ({written.n_rows:,} rows) written to "
+                      f"{escape(str(written.path))}", soft_wrap=True)
+
+
+def _users_bar(show: bool):
+    """A context giving ``progress(done, total)`` over the users: a Rich bar on stderr, or None."""
+    import contextlib
+
+    if not show:
+        return contextlib.nullcontext(None)
+
+    @contextlib.contextmanager
+    def bar():
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        with Progress(TextColumn("users"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=err_console, transient=True) as shown:
+            task = shown.add_task("users", total=None)
+
+            def advance(done: int, total: int) -> None:
+                shown.update(task, completed=done, total=total)
+
+            yield advance
+
+    return bar()
 
 
 def _print_recommendations(top: Recommendations, title: str) -> None:

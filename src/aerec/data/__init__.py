@@ -5,6 +5,7 @@
 # keeps ``aerec --help`` quick.
 _LAZY = {
     "Orientation": "matrix", "RatingMatrix": "matrix",
+    "attach_item_info": "items", "read_item_file": "items",
     "DuplicatePolicy": "ratings", "Ratings": "ratings",
     "FORMATS": "readers", "detect_format": "readers", "read_items": "readers", "read_ratings": "readers",
     "data_home": "registry", "dataset_dir": "registry", "list_datasets": "registry", "load_dataset": "registry",
@@ -41,6 +42,7 @@ __all__ = [
     "Split",
     "UnknownPolicy",
     "Vocabulary",
+    "attach_item_info",
     "canonical_folds",
     "canonical_split",
     "data_home",
@@ -54,6 +56,7 @@ __all__ = [
     "parse_split",
     "per_user_split",
     "random_split",
+    "read_item_file",
     "read_items",
     "read_ratings",
     "synthetic_matrix",
