@@ -149,8 +149,8 @@ def test_a_data_frame_is_taken_wherever_ratings_are(ratings):
     for wrong in ([1, 2, 3], None):
         with pytest.raises(DataError, match="must be Ratings, a pandas DataFrame"):
             _autorec().fit(wrong)
-    with pytest.raises(DataError, match="not numbers"):  # a table's values are no users x items matrix
-        _autorec().fit(frame.to_numpy())
+    with pytest.raises(DataError, match="not numbers"):  # a table of labels is no users x items matrix
+        _autorec().fit(frame.astype({"user": str}).to_numpy())
     with pytest.raises(DataError, match="missing column"):
         _autorec().fit(frame.drop(columns="rating"))
 
