@@ -34,6 +34,7 @@ from aerec.config import Config
 from aerec.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
     from aerec.data.matrix import RatingMatrix
