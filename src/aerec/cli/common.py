@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ColumnsOption", "DuplicatesOption", "FormatOption", "JsonOption", "NRatingsOption", "ScaleOption", "SepOption",
-    "TasteOption", "check_out_dir", "check_writable", "facts_table", "finite", "fmt_value", "known_label", "load_model",
+    "TasteOption", "build_settings", "check_out_dir", "check_writable", "count_bar", "facts_table", "finite", "fmt_value", "known_label", "load_model",
     "reader_options", "stdin_as_file", "warnings_to_console", "with_synthetic",
 ]
 
@@ -227,3 +227,38 @@ def fmt_value(value: Any, digits: int = 4) -> str:
     if isinstance(value, (int, np.integer)):
         return f"{int(value):,}"
     return escape(str(value))
+
+
+def count_bar(label: str, show: bool):
+    """A context giving ``progress(done, total)`` for a count of ``label`` (folds, users): a
+    Rich bar on stderr, or None when ``show`` is false."""
+    if not show:
+        return contextlib.nullcontext(None)
+
+    @contextlib.contextmanager
+    def bar():
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=err_console, transient=True) as shown:
+            task = shown.add_task(label, total=None)
+
+            def advance(done: int, total: int) -> None:
+                shown.update(task, completed=done, total=total)
+
+            yield advance
+
+    return bar()
+
+
+def build_settings(config_file: Path | None, shortcuts: dict[str, dict[str, Any]], sets: list[str]) -> dict[str, Any]:
+    """A run's settings as a dict: the --config file, then the shortcut flags (``{section:
+    {key: value}}``, unset ones left out), then --set; later wins."""
+    from aerec.config import apply_overrides, load_config
+
+    data = load_config(config_file).to_dict() if config_file is not None else {}
+    for section, values in shortcuts.items():
+        values = {k: v for k, v in values.items() if v is not None}
+        if values:
+            data.setdefault(section, {}).update(values)
+    return apply_overrides(data, sets) if sets else data

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
@@ -25,13 +25,15 @@ from aerec.cli.common import (
     ScaleOption,
     SepOption,
     TasteOption,
+    build_settings,
+    count_bar,
     fmt_value,
     reader_options,
     stdin_as_file,
     warnings_to_console,
     with_synthetic,
 )
-from aerec.config import Config, apply_overrides, load_config
+from aerec.config import Config
 from aerec.errors import ConfigError
 from aerec.registry import family_names
 
@@ -107,13 +109,16 @@ def cv_command(
         check_fold_count(folds, 2**62)  # below 2: refused before any data is read
     if k < 1:
         raise ConfigError(f"--k {k}: the list length must be a positive whole number, e.g. --k 10")
-    config = _config(config_file, {"kind": model, "preset": preset}, {"epochs": epochs},
-                     {"seed": seed, "device": device, "threads": threads}, sets or [])
+    shortcuts = {"model": {"kind": model, "preset": preset}, "train": {"epochs": epochs},
+                 "run": {"seed": seed, "device": device, "threads": threads}}
+    settings = build_settings(config_file, shortcuts, sets or [])
+    settings.setdefault("model", {})
+    config = Config.from_dict(settings, source=str(config_file) if config_file else "settings")
     options = with_synthetic(reader_options(fmt, columns, sep, scale, duplicates), data, n_ratings, taste)
     specs = None if splits is None else splits.split(",")
     with warnings_to_console(), stdin_as_file(train_file, "--train") as train_in:
         source = data if data is not None else Path(train_in)
-        with _fold_bar(progress and not as_json) as on_fold:
+        with count_bar("folds", progress and not as_json) as on_fold:
             result = cross_validate(source, folds=folds, splits=specs, config=config, k=k, relevant=relevant,
                                     jobs=jobs, options=options, progress=on_fold)
     if str(train_file) == "-":
@@ -122,43 +127,6 @@ def cv_command(
         typer.echo(json.dumps(result.to_dict()))
     else:
         print_table(result, k)
-
-
-def _config(config_file: Path | None, model: dict[str, Any], train: dict[str, Any], run: dict[str, Any],
-            sets: list[str]) -> Config:
-    """The settings, later wins: --config file, then the shortcut flags, then --set."""
-    settings = load_config(config_file).to_dict() if config_file is not None else {}
-    for section, values in (("model", model), ("train", train), ("run", run)):
-        values = {key: v for key, v in values.items() if v is not None}
-        if values:
-            settings.setdefault(section, {}).update(values)
-    if sets:
-        settings = apply_overrides(settings, sets)
-    settings.setdefault("model", {})
-    return Config.from_dict(settings, source=str(config_file) if config_file else "settings")
-
-
-def _fold_bar(show: bool):
-    """A context giving ``progress(done, total)`` for the folds: a Rich bar on stderr, or None."""
-    import contextlib
-
-    if not show:
-        return contextlib.nullcontext(None)
-
-    @contextlib.contextmanager
-    def bar():
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        with Progress(TextColumn("folds"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=err_console, transient=True) as shown:
-            task = shown.add_task("folds", total=None)
-
-            def advance(done: int, total: int) -> None:
-                shown.update(task, completed=done, total=total)
-
-            yield advance
-
-    return bar()
 
 
 def print_table(result: CVResult, k: int) -> None:

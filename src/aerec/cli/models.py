@@ -35,6 +35,8 @@ from aerec.cli.common import (
     ScaleOption,
     SepOption,
     TasteOption,
+    build_settings,
+    count_bar,
     check_out_dir,
     check_writable,
     facts_table,
@@ -47,7 +49,7 @@ from aerec.cli.common import (
     warnings_to_console,
     with_synthetic,
 )
-from aerec.config import Config, apply_overrides, load_config
+from aerec.config import Config
 from aerec.errors import ConfigError, DataError
 from aerec.registry import family_names
 
@@ -177,16 +179,6 @@ def _check_train_flags(data, train_file, test_file, split) -> None:
         raise ConfigError("--split and --test both name the test set: give one of them")
 
 
-def _build_config(config_file: Path | None, shortcuts: dict[str, dict[str, Any]], sets: list[str]) -> dict[str, Any]:
-    """The run's settings as a dict: --config file, then shortcut flags, then --set (later wins)."""
-    data = load_config(config_file).to_dict() if config_file is not None else {}
-    for section, values in shortcuts.items():
-        values = {k: v for k, v in values.items() if v is not None}
-        if values:
-            data.setdefault(section, {}).update(values)
-    return apply_overrides(data, sets) if sets else data
-
-
 # train's options, named here so that the command's signature reads as a list of flags.
 OutOption = typer.Option(..., "--out", help="Model directory to write (replaced atomically).")
 DataOption = typer.Option(
@@ -291,7 +283,7 @@ def train_command(
         "train": {"epochs": epochs, "batch_size": 1 if online else batch_size, "lr": lr},
         "run": {"seed": seed, "device": device, "threads": threads},
     }
-    settings = _build_config(config_file, shortcuts, sets or [])
+    settings = build_settings(config_file, shortcuts, sets or [])
     config = Config.from_dict(settings, source=str(config_file) if config_file else "settings")
     workflows.prepare_run(config)  # a device this machine lacks fails before anything is read or written
     options = with_synthetic(reader_options(fmt, columns, sep, scale, duplicates), data, n_ratings, taste)
@@ -612,7 +604,7 @@ def _recommend_all(model_dir, user, ratings, items, n, include_rated, all_users,
     if users_file is not None and not Path(users_file).is_file():
         raise ConfigError(f"--users {users_file}: no such file; give a file of user ids, one a line")
     model = load_model(model_dir)
-    with warnings_to_console(), _users_bar(progress and not as_json) as on_chunk:
+    with warnings_to_console(), count_bar("users", progress and not as_json) as on_chunk:
         written = workflows.recommend_all(model, out_file, n=n, users=users_file, chunk=chunk,
                                           exclude_rated=not include_rated, progress=on_chunk)
     if as_json:
@@ -621,29 +613,6 @@ def _recommend_all(model_dir, user, ratings, items, n, include_rated, all_users,
         return
     err_console.print(f"top {n} for {written.n_users:,} users ({written.n_rows:,} rows) written to "
                       f"{escape(str(written.path))}", soft_wrap=True)
-
-
-def _users_bar(show: bool):
-    """A context giving ``progress(done, total)`` over the users: a Rich bar on stderr, or None."""
-    import contextlib
-
-    if not show:
-        return contextlib.nullcontext(None)
-
-    @contextlib.contextmanager
-    def bar():
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        with Progress(TextColumn("users"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=err_console, transient=True) as shown:
-            task = shown.add_task("users", total=None)
-
-            def advance(done: int, total: int) -> None:
-                shown.update(task, completed=done, total=total)
-
-            yield advance
-
-    return bar()
 
 
 def _print_recommendations(top: Recommendations, title: str) -> None:
