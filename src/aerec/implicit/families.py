@@ -94,8 +94,8 @@ class CDAEParams:
 
 @dataclass
 class RecVAEParams:
-    """RecVAE: encoder width and code size, input dropout, ``gamma`` (the KL weight of a user
-    is ``gamma`` times their number of positives), the encoder and decoder passes per epoch."""
+    """RecVAE: encoder width, depth and code size, input dropout, ``gamma`` (the KL weight of a
+    user is ``gamma`` times their number of positives), the encoder and decoder passes per epoch."""
 
     hidden: int = 600
     latent: int = 200
@@ -103,6 +103,7 @@ class RecVAEParams:
     gamma: float = 0.01  # the paper's 0.005 did worse on ML-100K's validation users (docs/benchmarks.md)
     n_enc_epochs: int = 3
     n_dec_epochs: int = 1
+    depth: int = 5  # the encoder's densely connected layers (the paper's 5)
 
     def __post_init__(self) -> None:
         if isinstance(self.hidden, list) and len(self.hidden) == 1:
@@ -195,7 +196,7 @@ def _build_recvae(params: RecVAEParams, n_items: int, n_users: int) -> nn.Module
     from aerec.implicit.networks import RecVAE
 
     return RecVAE(n_items, params.hidden, params.latent, dropout=params.dropout, gamma=params.gamma,
-                  n_enc_epochs=params.n_enc_epochs, n_dec_epochs=params.n_dec_epochs)
+                  n_enc_epochs=params.n_enc_epochs, n_dec_epochs=params.n_dec_epochs, depth=params.depth)
 
 
 # Mult-VAE's default has no hidden layer: on ML-100K's 743 training users the input goes straight

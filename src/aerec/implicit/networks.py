@@ -374,17 +374,20 @@ class RecVAE(_Multinomial):
         n_enc_epochs, n_dec_epochs: passes per epoch over the training rows for each part (3, 1).
         mixture: weights of the standard, old-posterior and wide normals of the prior.
         wide_logvar: log-variance of the wide normal (10).
+        depth: encoder layers (the paper's 5).
     """
 
     PASSES = ("encoder", "decoder", "joint")
 
     def __init__(self, n_items: int, hidden: int = 600, latent: int = 200, *, dropout: float = 0.5,
                  gamma: float = 0.005, n_enc_epochs: int = 3, n_dec_epochs: int = 1,
-                 mixture: Sequence[float] = (3 / 20, 3 / 4, 1 / 10), wide_logvar: float = 10.0) -> None:
+                 mixture: Sequence[float] = (3 / 20, 3 / 4, 1 / 10), wide_logvar: float = 10.0, depth: int = 5) -> None:
         super().__init__(n_items, [hidden, latent], dropout, "swish", 0.0)
         mixture = [float(w) for w in mixture]
         if gamma < 0:
             raise ConfigError(f"model.gamma must be >= 0; got {gamma}")
+        if depth < 1:
+            raise ConfigError(f"model.depth must be >= 1 (encoder layers); got {depth}")
         if n_enc_epochs < 1 or n_dec_epochs < 1:
             raise ConfigError(f"model.n_enc_epochs and model.n_dec_epochs must be >= 1; got {n_enc_epochs}, "
                               f"{n_dec_epochs}")
@@ -394,11 +397,11 @@ class RecVAE(_Multinomial):
         self.log_mixture = [math.log(w) for w in mixture]
         self.wide_logvar = float(wide_logvar)
         self.code_size = latent
-        self.encoder = RecVAEEncoder(n_items, hidden, latent)
+        self.encoder = RecVAEEncoder(n_items, hidden, latent, depth=depth)
         # The prior's encoder: never trained, overwritten by the encoder once per epoch. It is
         # part of the state (checkpoints resume with it); the authors start it at its own random
         # draw, as here.
-        self.encoder_old = RecVAEEncoder(n_items, hidden, latent).requires_grad_(False)
+        self.encoder_old = RecVAEEncoder(n_items, hidden, latent, depth=depth).requires_grad_(False)
         self.decoder = nn.ModuleList([nn.Linear(latent, n_items)])  # one layer: _decode adds no activation
         self.phase = "joint"  # what training_loss trains: encoder, decoder, or both (outside the trainer)
 
