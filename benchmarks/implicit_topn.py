@@ -4,9 +4,9 @@ Protocol (docs/evaluation.md, Liang et al. 2018): ratings >= 4 are the positives
 ``user_split`` holds out ``--test-users`` and ``--val-users`` whole users; the models train on
 the other users' positives only. Validation and test users fold in 80 % of their positives
 (seeded) and rank the other 20 % among every item they did not give. Validation users select
-each network's epoch (NDCG@100, early stopping) and EASE's lambda; the test users are scored
-once, at the end. Every model sees the same split, the same fold-in draws and the same thread
-count, so the rows of one seed are directly comparable.
+each network's epoch (NDCG@100, early stopping), EASE's lambda and easedae's share of the DAE;
+the test users are scored once, at the end. Every model sees the same split, the same fold-in
+draws and the same thread count, so the rows of one seed are directly comparable.
 
 Data: ``ml-100k`` (``$AEREC_DATA_HOME/ml-100k/u.data``), ``synthetic`` (aerec's built-in
 MovieLens-like ratings, 100,000 of them, seed 0, taste 1: users pick items they like, so the
@@ -66,7 +66,7 @@ INTRO = """\
 Protocol ([evaluation.md](evaluation.md), Mult-VAE's): ratings >= 4 are positives; per seed, whole users are held out
 for validation and test, and models train on the others only. Held-out users fold in 80 % of their
 positives (seeded) and rank the other 20 % among all items they did not give. Validation users
-choose each network's epoch (NDCG@100) and EASE's lambda; test users are scored once. Every model
+choose each network's epoch (NDCG@100), EASE's lambda and easedae's share; test users are scored once. Every model
 of a seed sees the same split and the same fold-in draws. Fit times are wall-clock seconds on one
 thread, validation passes included.
 """

@@ -1,7 +1,7 @@
-"""Implicit feedback and top-N recommendation: Mult-VAE, Mult-DAE, CDAE, RecVAE, EASE, popularity.
+"""Implicit feedback and top-N recommendation: Mult-VAE, Mult-DAE, CDAE, RecVAE, EASE, EASE + DAE, popularity.
 
 * :mod:`aerec.implicit.views` - positives of rating data (a threshold) or of event logs.
-* :mod:`aerec.implicit.networks` - the Mult-DAE, Mult-VAE, CDAE and RecVAE networks.
+* :mod:`aerec.implicit.networks` - the Mult-DAE, Mult-VAE, CDAE, RecVAE and EASE + DAE networks.
 * :mod:`aerec.implicit.families` - hyper-parameters, defaults, presets and sources (their
   records join the rating families' in :mod:`aerec.registry`).
 * :mod:`aerec.implicit.ease` - EASE's closed form and its memory check.

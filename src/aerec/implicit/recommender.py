@@ -7,8 +7,9 @@ row of positives to score every item. A brand-new user's positives are read the 
 recommendations for new users need no retraining (CDAE gives them the mean user node).
 
 Scores rank items within one user's list; their units are the model's own (Mult-DAE/VAE:
-logits of the softmax over items; CDAE: logits; EASE: the linear reconstruction; popularity:
-the share of training users who liked the item). Items no training user liked are never
+logits of the softmax over items; CDAE: logits; EASE: the linear reconstruction; easedae: the
+mixture of EASE's and the DAE's standardised scores; popularity: the share of training users who
+liked the item). Items no training user liked are never
 recommended. Every scoring pass works on chunks of users (``chunk x n_items``).
 """
 
@@ -65,8 +66,8 @@ _TRAIN_FLAGS = {"epochs": "--epochs", "lr": "--lr", "batch_size": "--batch-size 
 
 
 class ImplicitRecommender(Estimator):
-    """A top-N recommender for implicit feedback (``multvae``, ``multdae``, ``cdae``, ``ease``,
-    ``popularity``): the :class:`~aerec.base.Estimator` contract with ``feedback = "implicit"``.
+    """A top-N recommender for implicit feedback (``multvae``, ``multdae``, ``cdae``, ``recvae``,
+    ``ease``, ``easedae``, the default, ``popularity``): the :class:`~aerec.base.Estimator` contract with ``feedback = "implicit"``.
     It ranks items and predicts no ratings (``predicts_ratings`` is False).
 
     >>> model = ImplicitRecommender("multvae")            # doctest: +SKIP
