@@ -104,6 +104,11 @@ TUNE_GRID = [
     ("recvae gamma 0.005 (the paper's)", {"kind": "recvae", "gamma": 0.005}, {}),
     ("recvae paper preset (gamma 0.005, lr 5e-4, batch 500)", {"kind": "recvae", "preset": "paper"}, {}),
     ("recvae gamma 0.02", {"kind": "recvae", "gamma": 0.02}, {}),
+    ("recvae latent 300, dropout 0.3 (Mult-VAE's code and dropout)",
+     {"kind": "recvae", "latent": 300, "dropout": 0.3}, {}),
+    ("recvae depth 1, latent 300, dropout 0.3 (one encoder layer)",
+     {"kind": "recvae", "depth": 1, "latent": 300, "dropout": 0.3}, {}),
+    ("easedae (EASE + Mult-DAE, lambda and share on validation)", {"kind": "easedae"}, {}),
     ("ease (lambda on validation)", {"kind": "ease"}, {}),
 ]
 
