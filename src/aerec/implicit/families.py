@@ -297,7 +297,8 @@ IMPLICIT_FAMILIES: dict[str, Family] = {
 
 DEFAULT_IMPLICIT = "easedae"
 """The family ``aerec train`` uses on implicit data without ``--model``: the strongest measured on
-ML-100K under strong generalization (docs/benchmarks.md), in well under a minute there. Past
+ML-100K under strong generalization (docs/benchmarks.md; its whole ``aerec train`` there takes
+about 20 s on one thread). Past
 ``DEFAULT_EASE_MAX_ITEMS`` items :func:`default_implicit_kind` switches to ``multvae``."""
 DEFAULT_EASE_MAX_ITEMS = 20_000  # EASE's items x items float32 matrices: about 6 GiB at 20,000 items
 
