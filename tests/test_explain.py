@@ -1,0 +1,239 @@
+"""Explanations ("because you liked ..."): recommend(..., explain=True), the command line, the API.
+
+Planted data whose right answer is known: two item groups (x and y); half the users love x and
+hate y, half the other way round. The user under test, ``mixed``, loved five items of each
+group, so both groups' items are recommended to them; an x item must then be explained by the
+x items they loved, never by the y items, and the other way round.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from aerec import ImplicitRecommender, Ratings, Recommender
+from aerec.config import Config
+from aerec.errors import DataError
+from aerec.testing import single_thread
+
+X = [f"x{k}" for k in range(15)]
+Y = [f"y{k}" for k in range(15)]
+LOVED = X[:5] + Y[:5]  # what the mixed user loved (5 stars)
+
+
+def planted_mixed(n_users: int = 300, per_user: int = 14, seed: int = 0) -> Ratings:
+    """Users who love one group (4-5) and hate the other (1-2), ``per_user`` random ratings
+    each, plus ``mixed``, who gave every item of :data:`LOVED` 5 stars."""
+    rng = np.random.default_rng(seed)
+    users, items, values = [], [], []
+    for u in range(n_users):
+        home = X if u % 2 == 0 else Y
+        for item in rng.choice(X + Y, per_user, replace=False):
+            users.append(f"u{u}")
+            items.append(str(item))
+            values.append(float(rng.choice([4, 5]) if item in home else rng.choice([1, 2])))
+    users += ["mixed"] * len(LOVED)
+    items += LOVED
+    values += [5.0] * len(LOVED)
+    titles = pd.DataFrame({"item": X + Y, "title": [f"Opera {k}" for k in range(15)] + [f"Drama {k}" for k in range(15)]})
+    ratings = Ratings.from_arrays(np.array(users), np.array(items), np.array(values), source="planted")
+    return dataclasses.replace(ratings, item_info=titles.set_index("item"))
+
+
+def group(item: str) -> str:
+    return item[0]
+
+
+def _rating_model(**model) -> Recommender:
+    config = Config(model={"kind": "autorec", "hidden": [16], "l2": 1.0, **model},
+                    train={"epochs": 6, "lbfgs_iterations": 10})
+    with single_thread():
+        return Recommender(config=config).fit(planted_mixed())
+
+
+@pytest.fixture(scope="module")
+def data() -> Ratings:
+    return planted_mixed()
+
+
+@pytest.fixture(scope="module")
+def rating_model() -> Recommender:
+    return _rating_model()
+
+
+@pytest.fixture(scope="module")
+def ease(data) -> ImplicitRecommender:
+    with single_thread():
+        return ImplicitRecommender("ease").fit(data)
+
+
+@pytest.fixture(scope="module")
+def multdae(data) -> ImplicitRecommender:
+    with single_thread():
+        return ImplicitRecommender("multdae", hidden=[32], epochs=60, seed=0).fit(data)
+
+
+def assert_explained_by_own_group(frame: pd.DataFrame) -> None:
+    """Every recommended item has reasons, and all of them are of the item's group."""
+    assert {"because", "because_detail"} <= set(frame.columns)
+    groups = {group(i) for i in frame["item"]}
+    assert groups == {"x", "y"}, frame  # both groups are recommended: the test can fail
+    for item, because in zip(frame["item"], frame["because"]):
+        assert because, f"{item} has no reason"
+        assert all(group(b) == group(item) for b in because), (item, because)
+        assert set(because) <= set(LOVED)
+
+
+# ----------------------------------------------------------------------------- planted answers
+@pytest.mark.parametrize("orientation", ["item", "user"])
+def test_rating_models_explain_by_the_items_group(orientation, rating_model):
+    model = rating_model if orientation == "item" else _rating_model(orientation="user")
+    assert_explained_by_own_group(model.recommend("mixed", n=8, explain=True))
+    new = model.recommend_new({**dict.fromkeys(X[:4], 5.0), **dict.fromkeys(Y[:4], 5.0)}, n=8, explain=True)
+    assert_explained_by_own_group(new)
+
+
+@pytest.mark.parametrize("kind", ["ease", "multdae"])
+def test_implicit_models_explain_by_the_items_group(kind, request):
+    model = request.getfixturevalue(kind)
+    assert_explained_by_own_group(model.recommend("mixed", n=8, explain=True))
+    assert_explained_by_own_group(model.recommend_new(X[:4] + Y[:4], n=8, explain=True))
+
+
+def test_detail_records_name_rating_title_and_a_positive_contribution(rating_model):
+    frame = rating_model.recommend("mixed", n=5, explain=True, explain_top=2)
+    for because, detail in zip(frame["because"], frame["because_detail"]):
+        assert 1 <= len(detail) <= 2
+        assert [d["item"] for d in detail] == because
+        contributions = [d["contribution"] for d in detail]
+        assert all(c > 0 for c in contributions) and contributions == sorted(contributions, reverse=True)
+        assert all(d["rating"] == 5.0 for d in detail)
+        assert all(d["title"] == ("Opera " if d["item"][0] == "x" else "Drama ") + d["item"][1:] for d in detail)
+
+
+def test_a_disliked_item_is_never_a_reason(rating_model):
+    # A low rating of a y item predicts liking x items (a positive share), but it is no "liked".
+    frame = rating_model.recommend_new({"x0": 5.0, "y0": 1.0, "y1": 1.0}, n=5, explain=True)
+    assert all(b == ["x0"] for b in frame["because"] if b), frame
+    assert any(frame["because"])
+
+
+# ----------------------------------------------------------------------------- faithfulness
+def test_fold_in_shares_add_up_to_the_prediction(rating_model):
+    fold_in = rating_model.read_.fold_in
+    idx = rating_model.items_.index(["x0", "x1", "y3"])
+    values = np.array([5.0, 4.0, 2.0])
+    targets = np.arange(len(rating_model.items_))
+    shares = fold_in.contributions(idx, values, targets)  # (n_items, 3)
+    choice = fold_in.choice
+    mean = fold_in.means[choice.prior[1 if len(idx) == 1 else 2]]
+    # The default autorec output is the identity: shares sum to prediction - prior mean, exactly.
+    np.testing.assert_allclose(shares.sum(1) + mean, rating_model.new_user_scores(idx, values), atol=1e-9)
+
+
+def test_ease_shares_are_its_weights_and_add_up_to_the_score(ease):
+    u = int(ease.users_.index(["mixed"])[0])
+    targets = np.arange(len(ease.items_))
+    liked, _, shares = ease._known_contributions(u, targets)
+    np.testing.assert_allclose(shares.sum(1), ease.known_user_scores(u), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(shares, ease.ease_[torch.from_numpy(liked)].T.double().numpy(), atol=0)
+
+
+def test_network_shares_are_leave_one_out_changes(multdae):
+    given = multdae.items_.index(X[:3] + Y[:2])
+    targets = multdae.items_.index(["x7", "y9"])
+    liked, _, shares = multdae._new_contributions(given, None, targets)
+
+    def log_share(items):
+        return torch.log_softmax(torch.from_numpy(multdae.new_user_scores(items)), 0).numpy()[targets]
+
+    full = log_share(given)
+    for j, item in enumerate(liked):
+        np.testing.assert_allclose(shares[:, j], full - log_share(given[given != item]), atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- bad input and no change
+@pytest.mark.parametrize("kwargs", [{"explain": "yes"}, {"explain": 1}, {"explain": True, "explain_top": 0},
+                                    {"explain": True, "explain_top": True}, {"explain": True, "explain_top": 1.5}])
+def test_bad_explain_arguments_are_named(rating_model, ease, kwargs):
+    for model in (rating_model, ease):
+        with pytest.raises(DataError, match="explain"):
+            model.recommend("mixed", n=3, **kwargs)
+    with pytest.raises(DataError, match="explain"):
+        rating_model.recommend_new({"x0": 5.0}, n=3, **kwargs)
+
+
+def test_unknown_user_is_refused_as_before(rating_model):
+    with pytest.raises(DataError, match="nobody"):
+        rating_model.recommend("nobody", n=3, explain=True)
+
+
+def test_without_explain_the_lists_are_unchanged(rating_model, ease):
+    for model in (rating_model, ease):
+        plain = model.recommend("mixed", n=6)
+        explained = model.recommend("mixed", n=6, explain=True)
+        assert "because" not in plain.columns
+        pd.testing.assert_frame_equal(plain, explained.drop(columns=["because", "because_detail"]))
+
+
+def test_a_model_without_a_reason_gives_empty_lists(data):
+    with single_thread():
+        popularity = ImplicitRecommender("popularity").fit(data)
+    frame = popularity.recommend("mixed", n=4, explain=True)
+    assert frame["because"].tolist() == [[]] * 4
+    cold = popularity.recommend_new([], n=3, explain=True)
+    assert cold["because"].tolist() == [[]] * 3
+
+
+# ----------------------------------------------------------------------------- command line
+@pytest.fixture(scope="module")
+def model_dir(rating_model, tmp_path_factory):
+    return rating_model.save(tmp_path_factory.mktemp("explain") / "m")
+
+
+def _cli(*args):
+    from typer.testing import CliRunner
+
+    from aerec.cli import app
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def test_cli_json_has_a_because_list(model_dir):
+    r = _cli("recommend", model_dir, "--user", "mixed", "-n", "6", "--explain", "--explain-top", "2", "--json")
+    assert r.exit_code == 0, r.output
+    recs = json.loads(r.stdout)["recommendations"]
+    for rec in recs:
+        assert 1 <= len(rec["because"]) <= 2
+        for b in rec["because"]:
+            assert set(b) == {"item_id", "title", "rating", "contribution"}
+            assert group(b["item_id"]) == group(rec["item_id"]) and b["contribution"] > 0 and b["rating"] == 5.0
+    plain = json.loads(_cli("recommend", model_dir, "--user", "mixed", "-n", "6", "--json").stdout)
+    assert all("because" not in rec for rec in plain["recommendations"])
+
+
+def test_cli_table_has_a_because_column_for_new_users_too(model_dir):
+    r = _cli("recommend", model_dir, "--ratings", "x0=5,x1=5,y0=5,y1=4", "-n", "4", "--explain")
+    assert r.exit_code == 0, r.output
+    assert "because you liked" in r.stdout
+    assert "Opera 0 (5)" in r.stdout and "Drama 0 (5)" in r.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--user", "mixed", "--explain", "--explain-top", "0"], "--explain-top must be a positive"),
+    (["--user", "mixed", "--explain-top", "2"], "--explain-top goes with --explain"),
+    (["--all-users", "--out", "recs.csv", "--explain"], "--explain goes with one user's list"),
+    (["--user", "nobody", "--explain"], "unknown user"),
+])
+def test_cli_bad_explain_flags_exit_2(model_dir, args, message):
+    r = _cli("recommend", model_dir, *args)
+    assert r.exit_code == 2, r.output
+    assert message in " ".join(r.output.split())
