@@ -533,13 +533,10 @@ def recommend_command(
         None, "--out", metavar="FILE", help="With --all-users: the .csv or .parquet file to write (by its suffix)."
     ),
     chunk: int = typer.Option(1024, "--chunk", help="With --all-users: users scored at a time (bounds memory)."),
-    explain: bool = typer.Option(
-        False, "--explain", help="Say for each item which of the user's rated items pushed it up most "
-        "(\"because you liked\"; docs/explanations.md).",
-    ),
-    explain_top: int | None = typer.Option(
-        None, "--explain-top", metavar="N", help="With --explain: at most N rated items per recommendation (default 3).",
-    ),
+    explain: bool = typer.Option(False, "--explain", help="Say for each item which of the user's rated items "
+                                 "pushed it up most (\"because you liked\"; docs/explanations.md)."),
+    explain_top: int | None = typer.Option(None, "--explain-top", metavar="N",
+                                           help="With --explain: at most N rated items per recommendation (default 3)."),
     progress: bool = ProgressOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -547,8 +544,8 @@ def recommend_command(
     implicit models), without retraining; or for every user to a file (--all-users --out FILE)."""
     from aerec import workflows
 
-    because = _explain_count(explain, explain_top, all_users or users_file is not None or out_file is not None)
-    if all_users or users_file is not None or out_file is not None:
+    because = _explain_count(explain, explain_top, to_file := bool(all_users or users_file or out_file))
+    if to_file:
         _recommend_all(model_dir, user, ratings, items, n, include_rated, all_users, users_file, out_file, chunk,
                        progress, as_json)
         return
