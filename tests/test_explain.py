@@ -237,3 +237,44 @@ def test_cli_bad_explain_flags_exit_2(model_dir, args, message):
     r = _cli("recommend", model_dir, *args)
     assert r.exit_code == 2, r.output
     assert message in " ".join(r.output.split())
+
+
+# ----------------------------------------------------------------------------- every family
+FAMILIES = [
+    (Recommender, {"kind": "sae", "hidden": [8]}),
+    (Recommender, {"kind": "deep", "hidden": [16, 8, 16], "code_dropout": 0.0}),
+    (Recommender, {"kind": "dae", "hidden": [16]}),
+    (Recommender, {"kind": "sparse", "hidden": [16]}),
+    (ImplicitRecommender, {"kind": "multvae", "hidden": [16]}),
+    (ImplicitRecommender, {"kind": "cdae", "hidden": 16}),
+    (ImplicitRecommender, {"kind": "recvae", "hidden": 32, "latent": 8}),
+]
+
+
+@pytest.mark.parametrize("estimator, model", FAMILIES, ids=[m["kind"] for _, m in FAMILIES])
+def test_every_family_explains_with_the_users_liked_items(estimator, model, data, tmp_path):
+    config = Config(model=model, train={"epochs": 3})
+    with single_thread():
+        fitted = estimator(config=config).fit(data)
+    for frame in (fitted.recommend("mixed", n=5, explain=True, explain_top=2),
+                  fitted.recommend_new({item: 5.0 for item in LOVED[:3] + LOVED[5:8]}, n=5, explain=True)):
+        assert len(frame) == 5 and frame["because"].map(len).max() >= 1
+        for because, detail in zip(frame["because"], frame["because_detail"]):
+            assert set(because) <= set(LOVED) and [d["item"] for d in detail] == because
+            shares = [d["contribution"] for d in detail]
+            assert all(s > 0 for s in shares) and shares == sorted(shares, reverse=True)
+    again = type(fitted).load(fitted.save(tmp_path / "m")).recommend("mixed", n=5, explain=True)
+    assert again["because"].tolist() == fitted.recommend("mixed", n=5, explain=True)["because"].tolist()
+
+
+def test_like_dislike_data_explains_by_the_likes():
+    from aerec.testing import planted_ratings
+
+    planted = planted_ratings(binary=True)
+    config = Config(model={"kind": "autorec", "hidden": [16], "l2": 1.0}, train={"epochs": 4, "lbfgs_iterations": 10})
+    with single_thread():
+        model = Recommender(config=config).fit(planted.train)
+    frame = model.recommend_new({planted.x_items[0]: 1.0, planted.x_items[1]: 1.0, planted.y_items[0]: 0.0}, n=4,
+                                explain=True)
+    reasons = {b for because in frame["because"] for b in because}
+    assert reasons and reasons <= {planted.x_items[0], planted.x_items[1]}  # a dislike (0) is never a reason
