@@ -660,7 +660,7 @@ def _print_recommendations(top: Recommendations, title: str) -> None:
 
 
 def _because_text(because: list[dict[str, Any]]) -> str:
-    """``Title (5), Other title (4.5)``: the rated items (ids where titles are unknown) with the
+    """``Title (5); Other title (4.5)``: the rated items (ids where titles are unknown) with the
     user's rating when the model keeps it; "-" when no rated item pushed the item up."""
     parts = []
     for b in because:
