@@ -318,3 +318,17 @@ def test_cli_explains_an_implicit_models_new_user(ease, tmp_path):
                                       for b in rec["because"])
     table = _cli("recommend", directory, "--user", "mixed", "-n", "2", "--explain")
     assert table.exit_code == 0 and "because you liked" in table.stdout and "Opera" in table.stdout
+
+
+def test_many_ratings_take_the_woodbury_path_to_the_same_shares():
+    from aerec.foldin import _gram_solve
+
+    rng = np.random.default_rng(0)
+    k, d = 40, 5  # k > 2 (d + 1): the Woodbury form
+    f_k = rng.normal(size=(k, d))
+    cov = np.cov(rng.normal(size=(50, d)), rowvar=False)
+    rhs = rng.normal(size=(k, 7))
+    direct = np.linalg.solve(0.7 * (f_k @ cov @ f_k.T) + 0.3 + 0.5 * np.eye(k), rhs)
+    np.testing.assert_allclose(_gram_solve(f_k, f_k @ cov, 0.7, 0.3, 0.5, rhs), direct, atol=1e-9)
+    np.testing.assert_allclose(_gram_solve(f_k[:10], f_k[:10] @ cov, 0.7, 0.3, 0.5, rhs[:10]),
+                               np.linalg.solve(0.7 * (f_k[:10] @ cov @ f_k[:10].T) + 0.3 + 0.5 * np.eye(10), rhs[:10]))
