@@ -223,7 +223,7 @@ def is_implicit_run(config: Config, train: Ratings, implicit: bool = False, thre
     """Whether ``train`` trains an implicit model (asked for, an implicit kind, or event data
     without a kind); fills in the default implicit kind. ConfigError for contradictions (an
     implicit run of a rating model, a threshold for a rating model)."""
-    from aerec.implicit.families import (
+    from aerec.models.implicit_families import (
         DEFAULT_IMPLICIT,
         IMPLICIT_FAMILIES,
         default_implicit_kind,

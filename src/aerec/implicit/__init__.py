@@ -1,24 +1,25 @@
 """Implicit feedback and top-N recommendation: Mult-VAE, Mult-DAE, CDAE, RecVAE, EASE, popularity.
 
 * :mod:`aerec.implicit.views` - positives of rating data (a threshold) or of event logs.
-* :mod:`aerec.implicit.networks` - the Mult-DAE, Mult-VAE, CDAE and RecVAE networks.
-* :mod:`aerec.implicit.families` - hyper-parameters, defaults, presets and sources (their
-  records join the rating families' in :mod:`aerec.registry`).
-* :mod:`aerec.implicit.ease` - EASE's closed form and its memory check.
 * :mod:`aerec.implicit.protocol` - strong generalization and per-user hold-out tasks.
 * :mod:`aerec.implicit.recommender` - :class:`ImplicitRecommender`, the estimator (an
   :class:`aerec.base.Estimator`).
 
-Metrics live in :mod:`aerec.ranking`; docs/implicit.md walks through it all.
+The networks and their families sit a layer below, with the rating models':
+:mod:`aerec.models.implicit_networks` (Mult-DAE, Mult-VAE, CDAE, RecVAE),
+:mod:`aerec.models.implicit_families` (hyper-parameters, defaults, presets, sources; their records
+join the rating families' in :mod:`aerec.registry`) and :mod:`aerec.models.ease` (EASE's closed
+form and its memory check). Metrics live in :mod:`aerec.ranking`; docs/implicit.md walks through
+it all.
 """
 
 # name -> module that defines it, imported on first use (PEP 562), as in ``aerec``: importing
-# a submodule such as aerec.implicit.families must not pull in the estimator, which sits a
-# layer above the families (aerec.registry gathers them before any estimator exists).
+# aerec.implicit, or a light submodule such as aerec.implicit.views, must not pull in the
+# estimator and torch.
 _LAZY = {
-    "DEFAULT_IMPLICIT": "aerec.implicit.families",
-    "IMPLICIT_FAMILIES": "aerec.implicit.families",
-    "is_implicit_kind": "aerec.implicit.families",
+    "DEFAULT_IMPLICIT": "aerec.models.implicit_families",
+    "IMPLICIT_FAMILIES": "aerec.models.implicit_families",
+    "is_implicit_kind": "aerec.models.implicit_families",
     "RankingTask": "aerec.implicit.protocol",
     "ranking_task": "aerec.implicit.protocol",
     "task_from_parts": "aerec.implicit.protocol",

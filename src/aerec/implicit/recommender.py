@@ -36,8 +36,8 @@ from aerec.data.new_user import known_items, rating_values
 from aerec.data.checks import as_ratings
 from aerec.data.ratings import Ratings
 from aerec.errors import ConfigError, DataError
-from aerec.implicit.ease import EASESolver, check_ease_size, ease_final_weights
-from aerec.implicit.families import DEFAULT_IMPLICIT, NEURAL
+from aerec.models.ease import EASESolver, check_ease_size, ease_final_weights
+from aerec.models.implicit_families import DEFAULT_IMPLICIT, NEURAL
 from aerec.implicit.protocol import RankingTask, carve_validation, ranking_task, task_from_parts
 from aerec.implicit.views import implicit_matrix, positives
 from aerec.persistence import check_shapes, read_history_csv
@@ -76,7 +76,7 @@ class ImplicitRecommender(Estimator):
     >>> model.evaluate(test_ratings)["ndcg@100"]          # doctest: +SKIP
 
     Args:
-        kind: the model family (see :mod:`aerec.implicit.families`).
+        kind: the model family (see :mod:`aerec.models.implicit_families`).
         config: a full :class:`~aerec.config.Config` (its ``model.kind`` wins over ``kind``).
         **model_params: hyper-parameters of the family, e.g. ``hidden=[600, 200]``.
     """

@@ -1,6 +1,6 @@
 """Training: the epoch loop, its checkpoints, and the run context it needs.
 
-Networks (:mod:`aerec.models`, :mod:`aerec.implicit.networks`) hold only architecture; this
+Networks (:mod:`aerec.models`, rating and top-N models alike) hold only architecture; this
 package owns how they learn. It knows the data layer (sparse rows, batches) and the networks'
 small protocol (``forward``, optionally ``forward_observed``, ``training_loss``,
 ``epoch_passes``), and nothing above: estimators call it, it never calls them.

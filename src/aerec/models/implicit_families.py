@@ -12,7 +12,7 @@
                         decoder, composite prior, per-user KL weight, alternating updates.
 ``ease``                EASE^R (Steck, WWW 2019): the closed-form linear autoencoder
                         ``B = I - P diag(1/diag(P))``, ``P = (X'X + l2 I)^-1``
-                        (solved in :mod:`aerec.implicit.ease`).
+                        (solved in :mod:`aerec.models.ease`).
 ``popularity``          the most-liked items, for every user alike (a reference).
 ======================  =================================================================
 
@@ -132,7 +132,7 @@ class PopularityParams:
 # help and the docs read, lists these families without loading torch.
 def _build_mult(vae: bool):
     def build(params: MultParams, n_items: int, n_users: int) -> nn.Module:
-        from aerec.implicit.networks import MultDAE, MultVAE
+        from aerec.models.implicit_networks import MultDAE, MultVAE
 
         common = dict(dropout=params.dropout, activation=params.activation, l2=params.l2)
         if vae:
@@ -144,14 +144,14 @@ def _build_mult(vae: bool):
 
 
 def _build_cdae(params: CDAEParams, n_items: int, n_users: int) -> nn.Module:
-    from aerec.implicit.networks import CDAE
+    from aerec.models.implicit_networks import CDAE
 
     return CDAE(n_items, n_users, params.hidden, corruption=params.corruption, activation=params.activation,
                 l2=params.l2, negatives=params.negatives)
 
 
 def _build_recvae(params: RecVAEParams, n_items: int, n_users: int) -> nn.Module:
-    from aerec.implicit.networks import RecVAE
+    from aerec.models.implicit_networks import RecVAE
 
     return RecVAE(n_items, params.hidden, params.latent, dropout=params.dropout, gamma=params.gamma,
                   n_enc_epochs=params.n_enc_epochs, n_dec_epochs=params.n_dec_epochs)
