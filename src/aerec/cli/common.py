@@ -29,12 +29,30 @@ if TYPE_CHECKING:
     from rich.table import Table
 
 __all__ = [
-    "ColumnsOption", "DuplicatesOption", "FormatOption", "JsonOption", "NRatingsOption", "ScaleOption", "SepOption",
-    "TasteOption", "build_settings", "check_out_dir", "check_writable", "count_bar", "facts_table", "finite", "fmt_value", "known_label", "load_model",
+    "ColumnsOption", "ConfigFileOption", "DataOption", "DeviceOption", "DuplicatesOption", "EpochsOption",
+    "FormatOption", "JsonOption", "NRatingsOption", "PresetOption", "ProgressOption", "ScaleOption", "SepOption",
+    "SetOption", "TasteOption", "build_settings", "check_out_dir", "check_writable", "count_bar", "facts_table", "finite", "fmt_value", "known_label", "load_model",
     "reader_options", "stdin_as_file", "warnings_to_console", "with_synthetic",
 ]
 
 # ----------------------------------------------------------------------------- shared options
+# Each flag that several commands take with one meaning is declared here once; a command lists it
+# in its signature (``seed: int | None = SeedOption``), which is where Typer reads its flags.
+DataOption = typer.Option(
+    None, "--data", metavar="NAME|PATH", help="A dataset name (aerec datasets list) or a ratings file/folder."
+)
+PresetOption = typer.Option(None, "--preset", metavar="NAME", help="A preset of the family, e.g. course (sae).")
+ConfigFileOption = typer.Option(
+    None, "--config", metavar="FILE.toml", help="TOML settings file with model, train and run tables."
+)
+SetOption = typer.Option(
+    None, "--set", metavar="KEY=VALUE", help="Override a setting, e.g. train.lr=0.01 (repeatable; wins over all)."
+)
+EpochsOption = typer.Option(None, "--epochs", help="Most passes over the data (train.epochs).")
+DeviceOption = typer.Option(None, "--device", metavar="cpu|cuda|auto", help="Where to train (run.device).")
+ProgressOption = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on stderr.")
+
+# The reading flags (the "Reading files" panel of every command that reads ratings).
 FormatOption = typer.Option(
     None, "--format", help="File format (default: detected).", rich_help_panel="Reading files"
 )

@@ -18,12 +18,18 @@ from rich.markup import escape
 from aerec.cli import app, err_console
 from aerec.cli.common import (
     ColumnsOption,
+    ConfigFileOption,
+    DataOption,
+    DeviceOption,
     DuplicatesOption,
+    EpochsOption,
     FormatOption,
     JsonOption,
     NRatingsOption,
+    PresetOption,
     ScaleOption,
     SepOption,
+    SetOption,
     TasteOption,
     build_settings,
     count_bar,
@@ -49,9 +55,7 @@ COLUMNS = (
 
 @app.command("cv")
 def cv_command(
-    data: str | None = typer.Option(
-        None, "--data", metavar="NAME|PATH", help="A dataset name (aerec datasets list) or a ratings file/folder."
-    ),
+    data: str | None = DataOption,
     train_file: Path | None = typer.Option(None, "--train", metavar="FILE", help="A ratings file (- for stdin)."),
     folds: int | None = typer.Option(
         None, "--folds", metavar="K", help="A random K-fold of the ratings (seeded with --seed): each rating is "
@@ -64,15 +68,11 @@ def cv_command(
     model: str | None = typer.Option(
         None, "--model", metavar="NAME", help=f"Model family: {family_names('explicit')} (default: autorec)."
     ),
-    preset: str | None = typer.Option(None, "--preset", metavar="NAME", help="A preset of the family."),
-    config_file: Path | None = typer.Option(
-        None, "--config", metavar="FILE.toml", help="TOML settings file with model, train and run tables."
-    ),
-    sets: list[str] | None = typer.Option(
-        None, "--set", metavar="KEY=VALUE", help="Override a setting, e.g. train.lr=0.01 (repeatable; wins over all)."
-    ),
-    epochs: int | None = typer.Option(None, "--epochs", help="Most passes over the data (train.epochs)."),
-    device: str | None = typer.Option(None, "--device", metavar="cpu|cuda|auto", help="Where to train (run.device)."),
+    preset: str | None = PresetOption,
+    config_file: Path | None = ConfigFileOption,
+    sets: list[str] | None = SetOption,
+    epochs: int | None = EpochsOption,
+    device: str | None = DeviceOption,
     seed: int | None = typer.Option(None, "--seed", help="Random seed for the folds, the weights and shuffling."),
     threads: int | None = typer.Option(None, "--threads", help="CPU threads (run.threads; 0 = automatic; "
                                        "1 in each process with --jobs > 1)."),

@@ -21,8 +21,11 @@ from rich.table import Table
 from aerec.cli import app, err_console
 from aerec.cli.common import (
     ColumnsOption,
+    DataOption,
+    DeviceOption,
     DuplicatesOption,
     FormatOption,
+    JsonOption,
     ScaleOption,
     SepOption,
     reader_options,
@@ -81,7 +84,7 @@ def _base_config(config: Path | None, sets: list[str], model: str | None, device
 @app.command("tune")
 def tune_command(
     ctx: typer.Context,
-    data: str | None = typer.Option(None, "--data", metavar="NAME|PATH", help="A dataset name (aerec datasets list) or a ratings file."),
+    data: str | None = DataOption,
     split: str | None = typer.Option(None, "--split", metavar="SPEC", help="Hold out test ratings from --data (u1, random:0.1, ...)."),
     train: Path | None = typer.Option(None, "--train", metavar="FILE", help="Training ratings file (instead of --data)."),
     test: Path | None = typer.Option(None, "--test", metavar="FILE", help="Test ratings, scored once after the search."),
@@ -93,10 +96,10 @@ def tune_command(
     timeout: float | None = typer.Option(None, "--timeout", min=0.001, metavar="S", help="Stop starting trials after S seconds."),
     seed: int | None = typer.Option(None, "--seed", min=0, metavar="S", help="Seed of the sampler, the validation carving and the weights."),
     validation: float = typer.Option(0.1, "--validation", metavar="F", help="Fraction of the training ratings used as the objective."),
-    device: str | None = typer.Option(None, "--device", metavar="DEVICE", help="cpu, cuda or auto."),
+    device: str | None = DeviceOption,
     prune: bool = typer.Option(True, "--prune/--no-prune", help="Stop trials worse than the median early."),
     out: Path | None = typer.Option(None, "--out", metavar="DIR", help="Refit the best settings and save the model, best.toml and trials.csv here."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+    as_json: bool = JsonOption,
     fmt: str | None = FormatOption,
     columns: str | None = ColumnsOption,
     sep: str | None = SepOption,
