@@ -13,9 +13,11 @@ form and its memory check). Metrics live in :mod:`aerec.ranking`; docs/implicit.
 it all.
 """
 
-# name -> module that defines it, imported on first use (PEP 562), as in ``aerec``: importing
-# aerec.implicit, or a light submodule such as aerec.implicit.views, must not pull in the
-# estimator and torch.
+from aerec._lazy import lazy_exports as _lazy_exports
+
+# The public API: name -> module that defines it, imported on first use (PEP 562), as in
+# ``aerec``: importing aerec.implicit, or a light submodule such as aerec.implicit.views, must
+# not pull in the estimator and torch.
 _LAZY = {
     "DEFAULT_IMPLICIT": "aerec.models.implicit_families",
     "IMPLICIT_FAMILIES": "aerec.models.implicit_families",
@@ -29,30 +31,6 @@ _LAZY = {
     "implicit_view": "aerec.implicit.views",
 }
 
+__getattr__, __dir__ = _lazy_exports(__name__, _LAZY)
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'aerec.implicit' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
-
-
-__all__ = [
-    "DEFAULT_IMPLICIT",
-    "IMPLICIT_FAMILIES",
-    "ImplicitRecommender",
-    "RankingTask",
-    "default_threshold",
-    "implicit_matrix",
-    "implicit_view",
-    "is_implicit_kind",
-    "ranking_task",
-    "task_from_parts",
-]
+__all__ = [*_LAZY]
