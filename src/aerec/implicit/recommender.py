@@ -42,14 +42,7 @@ from aerec.implicit.protocol import RankingTask, carve_validation, ranking_task,
 from aerec.implicit.views import implicit_matrix, positives
 from aerec.persistence import check_shapes, read_history_csv
 from aerec.ranking import DEFAULT_METRICS, evaluate_ranking, parse_metric, recommendation_rows, top_indices, top_rows
-from aerec.training import (
-    EpochRecord,
-    Trainer,
-    TrainResult,
-    resolve_device,
-    resolve_threads,
-    seed_everything,
-)
+from aerec.training import EpochRecord, Trainer, TrainResult, fit_device, seed_everything
 
 __all__ = ["NOT_A_RATING_MODEL", "VAL_METRIC", "ImplicitRecommender"]
 
@@ -146,8 +139,7 @@ class ImplicitRecommender(Estimator):
         self.item_info_ = matrix.item_info
         self.fingerprint_ = matrix.fingerprint()
         self.val_metric_ = val_metric
-        self.device_ = resolve_device(run.device)
-        torch.set_num_threads(resolve_threads(run.threads))  # 0: an informed automatic choice
+        self.device_ = fit_device(run.device, run.threads)
 
         fit_csr, task = self._validation_task(matrix, validation, train_cfg.validation, run.seed)
         fit_rankable = _liked(fit_csr)  # (n_items,): what validation can rank

@@ -24,7 +24,7 @@ from aerec.training.batch_format import choose_batch_format
 from aerec.training.checkpoints import has_checkpoint, read_checkpoint, write_checkpoint
 from aerec.training.history import EpochRecord, TrainResult
 from aerec.training.loop import Trainer
-from aerec.training.runtime import compile_network, resolve_device, resolve_threads, seed_everything
+from aerec.training.runtime import compile_network, fit_device, resolve_device, resolve_threads, seed_everything
 
 __all__ = [
     "EpochRecord",
@@ -32,6 +32,7 @@ __all__ = [
     "Trainer",
     "choose_batch_format",
     "compile_network",
+    "fit_device",
     "has_checkpoint",
     "read_checkpoint",
     "resolve_device",
