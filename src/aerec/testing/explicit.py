@@ -8,13 +8,7 @@ seeded reproducibility, new-user fold-in, the unknown-id fallback, exact predict
 save/load) and
 that the model actually *learns*: on :func:`planted_ratings`, where two groups of users have
 opposite tastes for two groups of items, it must beat the bias baseline by a wide margin and
-recommend each group its own items. Like ``implicit``'s shared test mixin and ``lenskit.testing``:
-
->>> from aerec.testing import RecommenderContract          # doctest: +SKIP
->>> class TestMyModel(RecommenderContract):                # doctest: +SKIP
-...     def make_model(self):
-...         config = Config(model={"kind": "autorec", "hidden": [16], "l2": 1.0}, train={"epochs": 8})
-...         return Recommender(config=config)
+recommend each group its own items. :mod:`aerec.testing` shows a family's test class in full.
 
 Needs pytest (``pip install aerec[test]``).
 """
