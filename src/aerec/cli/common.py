@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ColumnsOption", "ConfigFileOption", "DataOption", "DeviceOption", "DuplicatesOption", "EpochsOption",
     "FormatOption", "JsonOption", "NRatingsOption", "PresetOption", "ProgressOption", "ScaleOption", "SepOption",
-    "SetOption", "TasteOption", "build_settings", "check_out_dir", "check_writable", "count_bar", "facts_table", "finite", "fmt_value", "known_label", "load_model",
+    "SetOption", "TasteOption", "build_settings", "check_out_dir", "check_writable", "count_bar", "facts_table", "finite", "fmt_value", "json_default", "known_label", "load_model",
     "reader_options", "stdin_as_file", "warnings_to_console", "with_synthetic",
 ]
 
@@ -216,6 +216,15 @@ def finite(obj: Any) -> Any:
     from aerec.workflows import json_ready
 
     return json_ready(obj)
+
+
+def json_default(x: Any) -> Any:
+    """``json.dumps``' fallback for what ends up in summaries: NumPy scalars and arrays, paths."""
+    if hasattr(x, "tolist"):
+        return x.tolist()
+    if isinstance(x, Path):
+        return str(x)
+    raise TypeError(f"not JSON serialisable: {type(x).__name__}")
 
 
 def known_label(vocab, text: str) -> Any:

@@ -28,6 +28,7 @@ from aerec.cli.common import (
     JsonOption,
     ScaleOption,
     SepOption,
+    json_default,
     reader_options,
 )
 from aerec.config import Config, load_config
@@ -145,7 +146,7 @@ def tune_command(
     if as_json:
         payload = result.to_json()
         payload["model_dir"] = str(out) if out is not None else None
-        typer.echo(json.dumps(payload, default=_plain))
+        typer.echo(json.dumps(payload, default=json_default))
         return
     err_console.print(_table(result))
     _print_summary(result, out)
@@ -222,11 +223,3 @@ def _print_summary(result, out: Path | None) -> None:
     if out is not None:
         err_console.print(f"saved the model, best.toml and trials.csv to {escape(str(out))}", soft_wrap=True)
     err_console.print("best settings (TOML for aerec train --config) on stdout:")
-
-
-def _plain(x: Any) -> Any:
-    if hasattr(x, "item"):
-        return x.item()
-    if isinstance(x, Path):
-        return str(x)
-    raise TypeError(f"not JSON serialisable: {type(x).__name__}")
