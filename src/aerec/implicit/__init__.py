@@ -21,7 +21,7 @@ from aerec._lazy import lazy_exports as _lazy_exports
 _LAZY = {
     "DEFAULT_IMPLICIT": "aerec.models.implicit_families",
     "IMPLICIT_FAMILIES": "aerec.models.implicit_families",
-    "is_implicit_kind": "aerec.models.implicit_families",
+    "is_implicit_kind": "aerec.registry",
     "RankingTask": "aerec.implicit.protocol",
     "ranking_task": "aerec.implicit.protocol",
     "task_from_parts": "aerec.implicit.protocol",

@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from aerec.errors import ConfigError
-from aerec.models.families import FAMILIES as EXPLICIT_FAMILIES
 from aerec.models.family import Family
 
 if TYPE_CHECKING:
@@ -44,8 +43,6 @@ __all__ = [
     "RecVAEParams",
     "NEURAL",
     "default_implicit_kind",
-    "get_implicit_family",
-    "is_implicit_kind",
 ]
 
 
@@ -257,18 +254,3 @@ def default_implicit_kind(n_items: int | None = None) -> str:
     return DEFAULT_IMPLICIT
 
 NEURAL = ("multvae", "multdae", "cdae", "recvae")
-
-
-def is_implicit_kind(kind: str | None) -> bool:
-    """Whether ``kind`` names an implicit-feedback family."""
-    return kind is not None and str(kind) in IMPLICIT_FAMILIES
-
-
-def get_implicit_family(kind: str) -> Family:
-    """The implicit family ``kind`` (:func:`aerec.registry.get_family` looks up either feedback)."""
-    if kind not in IMPLICIT_FAMILIES:
-        if kind in EXPLICIT_FAMILIES:
-            raise ConfigError(f"{kind!r} is a rating model, not a top-N one: use Recommender (on the command "
-                              f"line: aerec train --model {kind}, without --implicit)")
-        raise ConfigError(f"unknown implicit model {kind!r}; choose one of {', '.join(sorted(IMPLICIT_FAMILIES))}")
-    return IMPLICIT_FAMILIES[kind]
