@@ -31,13 +31,14 @@ if TYPE_CHECKING:
 __all__ = [
     "ColumnsOption", "ConfigFileOption", "DataOption", "DeviceOption", "DuplicatesOption", "EpochsOption",
     "FormatOption", "JsonOption", "NRatingsOption", "PresetOption", "ProgressOption", "ScaleOption", "SepOption",
-    "SetOption", "TasteOption", "build_settings", "check_out_dir", "check_writable", "count_bar", "facts_table", "finite", "fmt_value", "json_default", "known_label", "load_model",
-    "reader_options", "stdin_as_file", "warnings_to_console", "with_synthetic",
+    "SetOption", "TasteOption", "build_settings", "check_out_dir", "check_writable", "count_bar", "facts_table",
+    "finite", "fmt_value", "json_default", "known_label", "load_model", "reader_options", "stdin_as_file",
+    "warnings_to_console", "with_synthetic",
 ]
 
 # ----------------------------------------------------------------------------- shared options
 # Each flag that several commands take with one meaning is declared here once; a command lists it
-# in its signature (``seed: int | None = SeedOption``), which is where Typer reads its flags.
+# in its signature (``device: str | None = DeviceOption``), which is where Typer reads its flags.
 DataOption = typer.Option(
     None, "--data", metavar="NAME|PATH", help="A dataset name (aerec datasets list) or a ratings file/folder."
 )
