@@ -28,10 +28,12 @@ from aerec.errors import AerecError, ConfigError
 if TYPE_CHECKING:
     from rich.table import Table
 
+    from aerec.config import Config
+
 __all__ = [
     "ColumnsOption", "ConfigFileOption", "DataOption", "DeviceOption", "DuplicatesOption", "EpochsOption",
     "FormatOption", "JsonOption", "NRatingsOption", "PresetOption", "ProgressOption", "ScaleOption", "SepOption",
-    "SetOption", "TasteOption", "build_settings", "check_out_dir", "check_writable", "count_bar", "facts_table",
+    "SetOption", "TasteOption", "build_config", "check_out_dir", "check_writable", "count_bar", "facts_table",
     "finite", "fmt_value", "json_default", "known_label", "load_model", "reader_options", "stdin_as_file",
     "warnings_to_console", "with_synthetic",
 ]
@@ -279,14 +281,15 @@ def count_bar(label: str, show: bool):
     return bar()
 
 
-def build_settings(config_file: Path | None, shortcuts: dict[str, dict[str, Any]], sets: list[str]) -> dict[str, Any]:
-    """A run's settings as a dict: the --config file, then the shortcut flags (``{section:
-    {key: value}}``, unset ones left out), then --set; later wins."""
-    from aerec.config import apply_overrides, load_config
+def build_config(config_file: Path | None, shortcuts: dict[str, dict[str, Any]], sets: list[str] | None) -> Config:
+    """A run's settings: the --config file, then the shortcut flags (``{section: {key: value}}``,
+    unset ones left out), then --set; later wins."""
+    from aerec.config import Config, apply_overrides, load_config
 
     data = load_config(config_file).to_dict() if config_file is not None else {}
     for section, values in shortcuts.items():
         values = {k: v for k, v in values.items() if v is not None}
         if values:
             data.setdefault(section, {}).update(values)
-    return apply_overrides(data, sets) if sets else data
+    data = apply_overrides(data, sets) if sets else data
+    return Config.from_dict(data, source=str(config_file) if config_file else "settings")

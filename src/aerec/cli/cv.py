@@ -31,7 +31,7 @@ from aerec.cli.common import (
     SepOption,
     SetOption,
     TasteOption,
-    build_settings,
+    build_config,
     count_bar,
     fmt_value,
     reader_options,
@@ -39,7 +39,6 @@ from aerec.cli.common import (
     warnings_to_console,
     with_synthetic,
 )
-from aerec.config import Config
 from aerec.errors import ConfigError
 from aerec.registry import family_names
 
@@ -111,9 +110,7 @@ def cv_command(
         raise ConfigError(f"--k {k}: the list length must be a positive whole number, e.g. --k 10")
     shortcuts = {"model": {"kind": model, "preset": preset}, "train": {"epochs": epochs},
                  "run": {"seed": seed, "device": device, "threads": threads}}
-    settings = build_settings(config_file, shortcuts, sets or [])
-    settings.setdefault("model", {})
-    config = Config.from_dict(settings, source=str(config_file) if config_file else "settings")
+    config = build_config(config_file, shortcuts, sets)
     options = with_synthetic(reader_options(fmt, columns, sep, scale, duplicates), data, n_ratings, taste)
     specs = None if splits is None else splits.split(",")
     with warnings_to_console(), stdin_as_file(train_file, "--train") as train_in:

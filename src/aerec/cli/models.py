@@ -42,7 +42,7 @@ from aerec.cli.common import (
     SepOption,
     SetOption,
     TasteOption,
-    build_settings,
+    build_config,
     count_bar,
     check_out_dir,
     check_writable,
@@ -56,7 +56,6 @@ from aerec.cli.common import (
     warnings_to_console,
     with_synthetic,
 )
-from aerec.config import Config
 from aerec.errors import ConfigError, DataError
 from aerec.registry import family_names
 
@@ -277,8 +276,7 @@ def train_command(
         "train": {"epochs": epochs, "batch_size": 1 if online else batch_size, "lr": lr},
         "run": {"seed": seed, "device": device, "threads": threads},
     }
-    settings = build_settings(config_file, shortcuts, sets or [])
-    config = Config.from_dict(settings, source=str(config_file) if config_file else "settings")
+    config = build_config(config_file, shortcuts, sets)
     workflows.prepare_run(config)  # a device this machine lacks fails before anything is read or written
     options = with_synthetic(reader_options(fmt, columns, sep, scale, duplicates), data, n_ratings, taste)
 
