@@ -83,7 +83,6 @@ per-user and per-item parameters.
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -313,16 +312,26 @@ def synthetic_ratings(
     return Ratings(frame, gen.scale, gen.source, meta=gen.meta())
 
 
-def synthetic_matrix_with_info(n_ratings: int = 100_000, **options: Any) -> tuple[RatingMatrix, SyntheticInfo]:
-    """:func:`synthetic_matrix` plus its :class:`SyntheticInfo` (the noise floor and meta); the
-    arguments are :func:`synthetic_ratings`'.
+def synthetic_matrix_with_info(
+    n_ratings: int = 100_000,
+    *,
+    n_users: int | None = None,
+    n_items: int | None = None,
+    rank: int = 8,
+    noise: float = 0.6,
+    scale: RatingScale = FIVE_STARS,
+    seed: int = 0,
+    chunk_ratings: int = 2_000_000,
+    taste: float = 0.0,
+) -> tuple[RatingMatrix, SyntheticInfo]:
+    """:func:`synthetic_matrix` plus its :class:`SyntheticInfo` (the noise floor and meta).
 
     Builds the CSR chunk by chunk straight into preallocated arrays (never a DataFrame): the
     row lengths are known before any item is drawn, so each chunk's entries go to their final
     place. Memory is the result (float32 values, int32 indices, int64 timestamps) plus one
     chunk of temporaries.
     """
-    gen = _generator(n_ratings, options)
+    gen = _Generator(n_ratings, n_users, n_items, rank, noise, scale, seed, chunk_ratings, taste)
     n = gen.n_ratings
     idx_dtype = np.int32 if max(gen.n_users, gen.n_items, n) < 2**31 else np.int64
     indptr = np.zeros(gen.n_users + 1, dtype=idx_dtype)
@@ -357,14 +366,27 @@ def synthetic_matrix_with_info(n_ratings: int = 100_000, **options: Any) -> tupl
     return matrix, SyntheticInfo(meta["noise_floor_rmse"], meta)
 
 
-def synthetic_matrix(n_ratings: int = 100_000, **options: Any) -> RatingMatrix:
-    """The :func:`synthetic_ratings` data (the same arguments) as a :class:`RatingMatrix`, built
-    with bounded memory.
+def synthetic_matrix(
+    n_ratings: int = 100_000,
+    *,
+    n_users: int | None = None,
+    n_items: int | None = None,
+    rank: int = 8,
+    noise: float = 0.6,
+    scale: RatingScale = FIVE_STARS,
+    seed: int = 0,
+    chunk_ratings: int = 2_000_000,
+    taste: float = 0.0,
+) -> RatingMatrix:
+    """The :func:`synthetic_ratings` data as a :class:`RatingMatrix`, built with bounded memory.
 
     For 10^7..10^8 ratings. The noise floor is not on the matrix (it has no meta field): use
     :func:`synthetic_matrix_with_info` to get it too.
     """
-    return synthetic_matrix_with_info(n_ratings, **options)[0]
+    return synthetic_matrix_with_info(
+        n_ratings, n_users=n_users, n_items=n_items, rank=rank, noise=noise, scale=scale,
+        seed=seed, chunk_ratings=chunk_ratings, taste=taste,
+    )[0]
 
 
 # ----------------------------------------------------------------------------- the generator
@@ -384,15 +406,6 @@ def _check_number(name: str, value: Any, note: str = "") -> float:
     if not numeric or not math.isfinite(value) or value < 0:
         raise ConfigError(f"{name} must be a finite number >= 0{note}; got {value!r}")
     return float(value)
-
-
-def _generator(n_ratings: int, options: dict[str, Any]) -> _Generator:
-    """The generator of ``synthetic_ratings(n_ratings, **options)``: that function's signature is
-    the one list of the generator's arguments and their defaults (an unknown one is a TypeError,
-    as in a call)."""
-    arguments = inspect.signature(synthetic_ratings).bind(n_ratings, **options)
-    arguments.apply_defaults()
-    return _Generator(**arguments.arguments)
 
 
 class _Generator:
