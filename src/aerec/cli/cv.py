@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import typer
 from rich.markup import escape
 
-from aerec.cli import app, err_console
+from aerec.cli import app, out_console
 from aerec.cli.common import (
     ColumnsOption,
     ConfigFileOption,
@@ -150,7 +150,7 @@ def print_table(result: CVResult, k: int) -> None:
         table.add_row(label, "", *[fmt_value(values.get(key), d) for key, _, d in columns], style=style,
                       end_section=n == 1)
     table.rows[len(result.folds) - 1].end_section = True
-    err_console.print(table)
-    err_console.print("std: standard deviation over the folds (population, as Surprise's cross_validate); "
+    out_console.print(table)  # the result itself: stdout, so `> file` keeps it
+    out_console.print("std: standard deviation over the folds (population, as Surprise's cross_validate); "
                       "bias: mu + b_u + b_i (aerec.BiasModel) fitted and tested on the same folds", soft_wrap=True,
                       style="dim")

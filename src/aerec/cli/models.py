@@ -450,7 +450,7 @@ def _print_evaluation(model_dir: Path, source: str, metrics: dict[str, Any], k: 
                   f"{metrics['relevant_from']:g}")
     for name in ("precision", "recall", "ndcg"):
         table.add_row(f"{'NDCG' if name == 'ndcg' else name}@{k}", fmt_value(metrics[f"{name}@{k}"]))
-    err_console.print(table)
+    out_console.print(table)  # the result itself: stdout, so `> file` keeps it
 
 
 # ----------------------------------------------------------------------------- predict
