@@ -39,14 +39,7 @@ from aerec.explain import DEFAULT_EXPLAIN_TOP, check_explain
 from aerec.persistence import check_shapes, read_history_csv
 from aerec.ranking import recommendation_rows, top_indices, top_rows
 from aerec.relevance import Relevance
-from aerec.training import (
-    EpochRecord,
-    Trainer,
-    TrainResult,
-    resolve_device,
-    resolve_threads,
-    seed_everything,
-)
+from aerec.training import EpochRecord, Trainer, TrainResult, fit_device, seed_everything
 
 __all__ = ["Recommender", "Predictions", "check_n"]
 
@@ -121,8 +114,7 @@ class Recommender(Estimator):
         self.loss_ = params.loss if params.loss != "auto" else ("bce" if matrix.scale.is_binary else "mse")
         self.item_info_ = matrix.item_info
         self.fingerprint_ = matrix.fingerprint()
-        self.device_ = resolve_device(run.device)
-        torch.set_num_threads(resolve_threads(run.threads))  # 0: an informed automatic choice
+        self.device_ = fit_device(run.device, run.threads)
 
         if self.loss_ == "bce" and getattr(params, "baseline", False):
             params = dataclasses.replace(params, baseline=False)  # a rating-scale bias makes no sense on logits

@@ -223,12 +223,8 @@ def is_implicit_run(config: Config, train: Ratings, implicit: bool = False, thre
     """Whether ``train`` trains an implicit model (asked for, an implicit kind, or event data
     without a kind); fills in the default implicit kind. ConfigError for contradictions (an
     implicit run of a rating model, a threshold for a rating model)."""
-    from aerec.implicit.families import (
-        DEFAULT_IMPLICIT,
-        IMPLICIT_FAMILIES,
-        default_implicit_kind,
-        is_implicit_kind,
-    )
+    from aerec.models.implicit_families import DEFAULT_IMPLICIT, IMPLICIT_FAMILIES, default_implicit_kind
+    from aerec.registry import is_implicit_kind
 
     kind = config.model.get("kind")
     wanted = implicit or is_implicit_kind(kind) or (kind is None and train.implicit)

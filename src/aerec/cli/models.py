@@ -28,14 +28,21 @@ from rich.markup import escape
 from aerec.cli import app, err_console, out_console
 from aerec.cli.common import (
     ColumnsOption,
+    ConfigFileOption,
+    DataOption,
+    DeviceOption,
     DuplicatesOption,
+    EpochsOption,
     FormatOption,
     JsonOption,
     NRatingsOption,
+    PresetOption,
+    ProgressOption,
     ScaleOption,
     SepOption,
+    SetOption,
     TasteOption,
-    build_settings,
+    build_config,
     count_bar,
     check_out_dir,
     check_writable,
@@ -49,7 +56,6 @@ from aerec.cli.common import (
     warnings_to_console,
     with_synthetic,
 )
-from aerec.config import Config
 from aerec.errors import ConfigError, DataError
 from aerec.registry import family_names
 
@@ -181,9 +187,6 @@ def _check_train_flags(data, train_file, test_file, split) -> None:
 
 # train's options, named here so that the command's signature reads as a list of flags.
 OutOption = typer.Option(..., "--out", help="Model directory to write (replaced atomically).")
-DataOption = typer.Option(
-    None, "--data", metavar="NAME|PATH", help="A dataset name (aerec datasets list) or a ratings file/folder."
-)
 SplitOption = typer.Option(
     None, "--split", metavar="SPEC", help="Hold out a test set: u1..u5, random:0.1, peruser:0.2, ... "
     "(seeded with --seed unless the spec says seed=)."
@@ -205,18 +208,9 @@ ThresholdOption = typer.Option(
     None, "--threshold", help="Implicit models: the lowest rating that is a positive (default 4 on 1..5, "
     "3.5 on half stars)."
 )
-PresetOption = typer.Option(None, "--preset", metavar="NAME", help="A preset of the family, e.g. course (sae).")
-ConfigFileOption = typer.Option(
-    None, "--config", metavar="FILE.toml", help="TOML settings file with model, train and run tables."
-)
-SetOption = typer.Option(
-    None, "--set", metavar="KEY=VALUE", help="Override a setting, e.g. train.lr=0.01 (repeatable; wins over all)."
-)
-EpochsOption = typer.Option(None, "--epochs", help="Most passes over the data (train.epochs).")
 BatchSizeOption = typer.Option(None, "--batch-size", help="Rows per update (train.batch_size; 0 = full batch).")
 OnlineOption = typer.Option(False, "--online", help="One row per update, as in the course (train.batch_size=1).")
 LrOption = typer.Option(None, "--lr", help="Learning rate (train.lr).")
-DeviceOption = typer.Option(None, "--device", metavar="cpu|cuda|auto", help="Where to train (run.device).")
 SeedOption = typer.Option(None, "--seed", help="Random seed for weights, shuffling, validation and --split.")
 ThreadsOption = typer.Option(None, "--threads", help="CPU threads (run.threads; 0 = automatic).")
 CheckpointDirOption = typer.Option(
@@ -224,7 +218,6 @@ CheckpointDirOption = typer.Option(
     "removed after a successful save)."
 )
 ResumeOption = typer.Option(False, "--resume", help="Continue from the last checkpoint of the same run.")
-ProgressOption = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on stderr.")
 ItemsFileOption = typer.Option(
     None, "--items", metavar="FILE", help="Item metadata: a CSV/TSV/Parquet file with an id column and a title "
     "(optional genres, |-separated, and other columns); the titles show in recommend, similar, the API and the page.",
@@ -283,8 +276,7 @@ def train_command(
         "train": {"epochs": epochs, "batch_size": 1 if online else batch_size, "lr": lr},
         "run": {"seed": seed, "device": device, "threads": threads},
     }
-    settings = build_settings(config_file, shortcuts, sets or [])
-    config = Config.from_dict(settings, source=str(config_file) if config_file else "settings")
+    config = build_config(config_file, shortcuts, sets)
     workflows.prepare_run(config)  # a device this machine lacks fails before anything is read or written
     options = with_synthetic(reader_options(fmt, columns, sep, scale, duplicates), data, n_ratings, taste)
 
@@ -458,7 +450,7 @@ def _print_evaluation(model_dir: Path, source: str, metrics: dict[str, Any], k: 
                   f"{metrics['relevant_from']:g}")
     for name in ("precision", "recall", "ndcg"):
         table.add_row(f"{'NDCG' if name == 'ndcg' else name}@{k}", fmt_value(metrics[f"{name}@{k}"]))
-    err_console.print(table)
+    out_console.print(table)  # the result itself: stdout, so `> file` keeps it
 
 
 # ----------------------------------------------------------------------------- predict

@@ -37,20 +37,13 @@ from aerec.data.checks import as_ratings
 from aerec.data.ratings import Ratings
 from aerec.errors import ConfigError, DataError
 from aerec.explain import DEFAULT_EXPLAIN_TOP, check_explain
-from aerec.implicit.ease import EASESolver, check_ease_size, ease_final_weights
-from aerec.implicit.families import DEFAULT_IMPLICIT, NEURAL
+from aerec.models.ease import EASESolver, check_ease_size, ease_final_weights
+from aerec.models.implicit_families import DEFAULT_IMPLICIT, NEURAL
 from aerec.implicit.protocol import RankingTask, carve_validation, ranking_task, task_from_parts
 from aerec.implicit.views import implicit_matrix, positives
 from aerec.persistence import check_shapes, read_history_csv
 from aerec.ranking import DEFAULT_METRICS, evaluate_ranking, parse_metric, recommendation_rows, top_indices, top_rows
-from aerec.training import (
-    EpochRecord,
-    Trainer,
-    TrainResult,
-    resolve_device,
-    resolve_threads,
-    seed_everything,
-)
+from aerec.training import EpochRecord, Trainer, TrainResult, fit_device, seed_everything
 
 __all__ = ["NOT_A_RATING_MODEL", "VAL_METRIC", "ImplicitRecommender"]
 
@@ -78,7 +71,7 @@ class ImplicitRecommender(Estimator):
     >>> model.evaluate(test_ratings)["ndcg@100"]          # doctest: +SKIP
 
     Args:
-        kind: the model family (see :mod:`aerec.implicit.families`).
+        kind: the model family (see :mod:`aerec.models.implicit_families`).
         config: a full :class:`~aerec.config.Config` (its ``model.kind`` wins over ``kind``).
         **model_params: hyper-parameters of the family, e.g. ``hidden=[600, 200]``.
     """
@@ -148,8 +141,7 @@ class ImplicitRecommender(Estimator):
         self.item_info_ = matrix.item_info
         self.fingerprint_ = matrix.fingerprint()
         self.val_metric_ = val_metric
-        self.device_ = resolve_device(run.device)
-        torch.set_num_threads(resolve_threads(run.threads))  # 0: an informed automatic choice
+        self.device_ = fit_device(run.device, run.threads)
 
         fit_csr, task = self._validation_task(matrix, validation, train_cfg.validation, run.seed)
         fit_rankable = _liked(fit_csr)  # (n_items,): what validation can rank
