@@ -23,7 +23,7 @@ LAYERS = [
     ("training", ["aerec.training"]),
     ("registry", ["aerec.registry"]),
     ("estimators", ["aerec.base", "aerec.recommender", "aerec.implicit", "aerec.baseline", "aerec.foldin",
-                    "aerec.relevance", "aerec.loading", "aerec.evaluation", "aerec.ranking"]),
+                    "aerec.explain", "aerec.relevance", "aerec.loading", "aerec.evaluation", "aerec.ranking"]),
     ("workflows", ["aerec.workflows", "aerec.tuning", "aerec.crossval", "aerec.demo", "aerec.testing"]),
     ("programs", ["aerec.cli", "aerec.serve", "aerec.__main__"]),
 ]

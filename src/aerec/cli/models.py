@@ -525,6 +525,10 @@ def recommend_command(
         None, "--out", metavar="FILE", help="With --all-users: the .csv or .parquet file to write (by its suffix)."
     ),
     chunk: int = typer.Option(1024, "--chunk", help="With --all-users: users scored at a time (bounds memory)."),
+    explain: bool = typer.Option(False, "--explain", help="Say for each item which of the user's rated items "
+                                 "pushed it up most (\"because you liked\"; docs/explanations.md)."),
+    explain_top: int | None = typer.Option(None, "--explain-top", metavar="N",
+                                           help="With --explain: at most N rated items per recommendation (default 3)."),
     progress: bool = ProgressOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -532,7 +536,8 @@ def recommend_command(
     implicit models), without retraining; or for every user to a file (--all-users --out FILE)."""
     from aerec import workflows
 
-    if all_users or users_file is not None or out_file is not None:
+    because = _explain_count(explain, explain_top, to_file := bool(all_users or users_file or out_file))
+    if to_file:
         _recommend_all(model_dir, user, ratings, items, n, include_rated, all_users, users_file, out_file, chunk,
                        progress, as_json)
         return
@@ -562,7 +567,7 @@ def recommend_command(
         )
     with warnings_to_console():
         top = workflows.recommend(model, user=None if user is None else user.strip(), new_ratings=new_ratings, n=n,
-                                  include_rated=include_rated)
+                                  include_rated=include_rated, explain=because)
     if as_json:
         known = known_label(model.users_, user.strip()) if user is not None else None
         doc: dict[str, Any] = {"user": known, "recommendations": top.items}
@@ -574,6 +579,21 @@ def recommend_command(
     used = top.ratings_used
     who = f"user {user}" if user is not None else f"a new user with {used} {what[:-1] if used == 1 else what}"
     _print_recommendations(top, f"top {n} for {who}")
+
+
+def _explain_count(explain: bool, explain_top: int | None, all_users: bool) -> int:
+    """How many rated items explain each recommendation (0: no explanations)."""
+    if explain_top is not None and not explain:
+        raise ConfigError("--explain-top goes with --explain: aerec recommend MODEL --user ID --explain --explain-top 5")
+    if not explain:
+        return 0
+    if all_users:
+        raise ConfigError("--explain goes with one user's list (--user, --ratings or --items); --all-users writes "
+                          "lists without explanations")
+    top = 3 if explain_top is None else explain_top
+    if top < 1:
+        raise ConfigError(f"--explain-top must be a positive whole number; got {top}")
+    return top
 
 
 def _recommend_all(model_dir, user, ratings, items, n, include_rated, all_users, users_file, out_file, chunk,
@@ -621,8 +641,21 @@ def _print_recommendations(top: Recommendations, title: str) -> None:
     table.add_column("score", justify="right")
     if top.has_predictions:
         table.add_column("predicted", justify="right")
+    if top.explained:
+        table.add_column("because you liked", overflow="fold")
     for rank, rec in enumerate(top.items, start=1):
         title = [escape(rec["title"] or "")] if titles else []
         predicted = [f"{rec['prediction']:.2f}"] if top.has_predictions else []
-        table.add_row(str(rank), escape(str(rec["item_id"])), *title, f"{rec['score']:.3f}", *predicted)
+        because = [escape(_because_text(rec["because"]))] if top.explained else []
+        table.add_row(str(rank), escape(str(rec["item_id"])), *title, f"{rec['score']:.3f}", *predicted, *because)
     out_console.print(table)
+
+
+def _because_text(because: list[dict[str, Any]]) -> str:
+    """``Title (5); Other title (4.5)``: the rated items (ids where titles are unknown) with the
+    user's rating when the model keeps it; "-" when no rated item pushed the item up."""
+    parts = []
+    for b in because:
+        name = b["title"] or str(b["item_id"])
+        parts.append(name if b["rating"] is None else f"{name} ({b['rating']:g})")
+    return "; ".join(parts) if parts else "-"
