@@ -541,16 +541,7 @@ def recommend_command(
         _recommend_all(model_dir, user, ratings, items, n, include_rated, all_users, users_file, out_file, chunk,
                        progress, as_json)
         return
-    given = sum(x is not None for x in (user, ratings, items))
-    if given != 1:
-        raise ConfigError(
-            'give one of --user ID (a user the model knows), --ratings FILE|"item=rating,..." or --items "item,..." '
-            "(a new user), or --all-users --out FILE; got " + {0: "none of them", 2: "two of them"}.get(given, "all three")
-        )
-    if include_rated and user is None:
-        raise ConfigError("--include-rated goes with --user; a new user's own ratings are never recommended back")
-    if n < 1:
-        raise ConfigError(f"-n must be a positive whole number; got {n}")
+    _check_one_user(user, ratings, items, include_rated, n)
     with stdin_as_file(ratings, "--ratings") as ratings_in:  # '-': a file of item,rating lines on stdin
         new_ratings = parse_new_user_ratings(ratings_in) if ratings_in is not None else None
     if items is not None:
@@ -579,6 +570,20 @@ def recommend_command(
     used = top.ratings_used
     who = f"user {user}" if user is not None else f"a new user with {used} {what[:-1] if used == 1 else what}"
     _print_recommendations(top, f"top {n} for {who}")
+
+
+def _check_one_user(user: str | None, ratings: str | None, items: str | None, include_rated: bool, n: int) -> None:
+    """Refuse a top-N request that names no user, or more than one, before the model loads."""
+    given = sum(x is not None for x in (user, ratings, items))
+    if given != 1:
+        raise ConfigError(
+            'give one of --user ID (a user the model knows), --ratings FILE|"item=rating,..." or --items "item,..." '
+            "(a new user), or --all-users --out FILE; got " + {0: "none of them", 2: "two of them"}.get(given, "all three")
+        )
+    if include_rated and user is None:
+        raise ConfigError("--include-rated goes with --user; a new user's own ratings are never recommended back")
+    if n < 1:
+        raise ConfigError(f"-n must be a positive whole number; got {n}")
 
 
 def _explain_count(explain: bool, explain_top: int | None, all_users: bool) -> int:
