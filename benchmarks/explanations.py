@@ -53,7 +53,7 @@ SECTION = "## Explanations"
 MODELS = {  # label -> (estimator, kind, params)
     "autorec (I-AutoRec: the default)": (Recommender, "autorec", {}),
     "autorec (U-AutoRec)": (Recommender, "autorec", {"preset": "u-autorec"}),
-    "ease (the implicit default)": (ImplicitRecommender, "ease", {}),
+    "ease (an implicit model; the default is easedae)": (ImplicitRecommender, "ease", {}),
     "multvae": (ImplicitRecommender, "multvae", {}),
 }
 GIVEN, TOP_N, TOP_WHY = 15, 10, 3

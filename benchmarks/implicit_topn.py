@@ -1,12 +1,12 @@
-"""Implicit top-N under strong generalization: Mult-VAE, Mult-DAE, CDAE, RecVAE, EASE and popularity.
+"""Implicit top-N under strong generalization: Mult-VAE, Mult-DAE, CDAE, RecVAE, EASE, EASE+DAE and popularity.
 
 Protocol (docs/evaluation.md, Liang et al. 2018): ratings >= 4 are the positives. For each seed,
 ``user_split`` holds out ``--test-users`` and ``--val-users`` whole users; the models train on
 the other users' positives only. Validation and test users fold in 80 % of their positives
 (seeded) and rank the other 20 % among every item they did not give. Validation users select
-each network's epoch (NDCG@100, early stopping) and EASE's lambda; the test users are scored
-once, at the end. Every model sees the same split, the same fold-in draws and the same thread
-count, so the rows of one seed are directly comparable.
+each network's epoch (NDCG@100, early stopping), EASE's lambda and easedae's share of the DAE;
+the test users are scored once, at the end. Every model sees the same split, the same fold-in
+draws and the same thread count, so the rows of one seed are directly comparable.
 
 Data: ``ml-100k`` (``$AEREC_DATA_HOME/ml-100k/u.data``), ``synthetic`` (aerec's built-in
 MovieLens-like ratings, 100,000 of them, seed 0, taste 1: users pick items they like, so the
@@ -16,6 +16,10 @@ held-out items). All binarised the same way.
 
     AEREC_DATA_HOME=/path/to/data python benchmarks/implicit_topn.py [--seeds 0,1,2,3,4] [--quick]
     AEREC_DATA_HOME=/path/to/data python benchmarks/implicit_topn.py --tune    # validation-only search
+    python benchmarks/implicit_topn.py --from-json a.json,b.json   # the report of earlier --json runs
+
+``--from-json`` joins the datasets of several ``--json`` runs (made with the same seeds, e.g. one
+process per dataset) into one report, and writes it as a run would.
 
 Prints markdown and rewrites the generated block of "## Implicit top-N: strong generalization"
 in docs/benchmarks.md (not with ``--quick`` or ``--no-doc``). ``--tune`` runs the
@@ -32,6 +36,7 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
+import dataclasses
 import json
 import statistics
 import sys
@@ -39,6 +44,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from aerec.config import Config
@@ -46,6 +52,7 @@ from aerec.data.registry import load_dataset
 from aerec.data.splits import user_split
 from aerec.implicit import ImplicitRecommender, implicit_view
 from aerec.implicit.recommender import CLOSED_FORM
+from aerec.ranking import hits_of, ndcg_at_k, top_k
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _doc  # noqa: E402  (benchmarks/_doc.py: machine line, doc blocks)
@@ -53,13 +60,13 @@ import _doc  # noqa: E402  (benchmarks/_doc.py: machine line, doc blocks)
 SECTION = "## Implicit top-N: strong generalization"
 MAIN_BLOCK = "implicit_topn.py"  # the generated blocks' names (their markers: _doc.markers)
 TUNE_BLOCK = "implicit_topn.py --tune"
-MODELS = ("multvae", "multdae", "cdae", "recvae", "ease", "popularity")
+MODELS = ("easedae", "multvae", "multdae", "cdae", "recvae", "ease", "popularity")
 METRICS = ("recall@20", "recall@50", "ndcg@100")
 INTRO = """\
 Protocol ([evaluation.md](evaluation.md), Mult-VAE's): ratings >= 4 are positives; per seed, whole users are held out
 for validation and test, and models train on the others only. Held-out users fold in 80 % of their
 positives (seeded) and rank the other 20 % among all items they did not give. Validation users
-choose each network's epoch (NDCG@100) and EASE's lambda; test users are scored once. Every model
+choose each network's epoch (NDCG@100), EASE's lambda and easedae's share; test users are scored once. Every model
 of a seed sees the same split and the same fold-in draws. Fit times are wall-clock seconds on one
 thread, validation passes included.
 """
@@ -97,6 +104,11 @@ TUNE_GRID = [
     ("recvae gamma 0.005 (the paper's)", {"kind": "recvae", "gamma": 0.005}, {}),
     ("recvae paper preset (gamma 0.005, lr 5e-4, batch 500)", {"kind": "recvae", "preset": "paper"}, {}),
     ("recvae gamma 0.02", {"kind": "recvae", "gamma": 0.02}, {}),
+    ("recvae latent 300, dropout 0.3 (Mult-VAE's code and dropout)",
+     {"kind": "recvae", "latent": 300, "dropout": 0.3}, {}),
+    ("recvae depth 1, latent 300, dropout 0.3 (one encoder layer)",
+     {"kind": "recvae", "depth": 1, "latent": 300, "dropout": 0.3}, {}),
+    ("easedae (EASE + Mult-DAE, lambda and share on validation)", {"kind": "easedae"}, {}),
     ("ease (lambda on validation)", {"kind": "ease"}, {}),
 ]
 
@@ -136,12 +148,25 @@ def fit_one(kind: str, split, seed: int, *, quick: bool, model: dict | None = No
     seconds = time.perf_counter() - started
     test = fitted.evaluate(split.test)
     result = fitted.train_result_
+    params = dataclasses.asdict(fitted.params_) if dataclasses.is_dataclass(fitted.params_) else {}
     return {
         "model": settings["kind"], "seed": seed, "fit_seconds": seconds, "val_ndcg@100": result.best_val,
         "best_epoch": result.best_epoch if settings["kind"] != "ease" else None,
         "l2": getattr(fitted.params_, "l2", None) if settings["kind"] == "ease" else None,
         **{m: test[m] for m in METRICS}, "n_test_users": test["n_users"],
+        "chosen": {k: params[k] for k in ("ease_l2", "weight") if k in params},
+        "ndcg_users": per_user_ndcg(fitted, split.test).tolist(),
     }
+
+
+def per_user_ndcg(fitted: ImplicitRecommender, test) -> np.ndarray:
+    """Each test user's NDCG@100 ``(users,)``, in the task's order: the same users and order for
+    every model of a split, so two models' arrays pair up (their mean is ``evaluate``'s)."""
+    task = fitted.task(test)
+    users = np.flatnonzero(np.diff(task.held_out.indptr) > 0)
+    scores = fitted.score_rows(task.inputs[users], task.user_rows[users])
+    truth = task.held_out[users]
+    return ndcg_at_k(hits_of(top_k(scores, task.inputs[users], 100), truth), np.diff(truth.indptr), 100)
 
 
 def run(datasets: list[str], seeds: list[int], models: list[str], *, val_users: int, test_users: int,
@@ -201,6 +226,36 @@ def _versus(rows: list[dict], seeds: list[int], model: str, name: str, ease: flo
             f"({mean - ease:+.4f}; {name} >= EASE on {wins} of {len(seeds)} seeds)")
 
 
+def _paired(rows: list[dict], seeds: list[int], model: str, key: str = "ndcg@100", base: str = "ease") -> str:
+    """``model`` against ``base`` on ``key``: the mean paired difference over seeds, its standard
+    error over the seeds, and (NDCG@100) the one over every test user's paired difference."""
+    by = {(r["model"], r["seed"]): r for r in rows}
+    diffs = [by[(model, s)][key] - by[(base, s)][key] for s in seeds]
+    text = f"{statistics.mean(diffs):+.4f}"
+    if len(seeds) > 1:
+        text += f" ± {statistics.stdev(diffs) / len(seeds) ** 0.5:.4f} (seeds)"
+    if key == "ndcg@100" and all("ndcg_users" in by[(m, s)] for m in (model, base) for s in seeds):
+        users = np.concatenate([np.subtract(by[(model, s)]["ndcg_users"], by[(base, s)]["ndcg_users"]) for s in seeds])
+        text += f", ± {users.std(ddof=1) / len(users) ** 0.5:.4f} ({len(users)} users)"
+    return text
+
+
+def _default_line(rows: list[dict], seeds: list[int], ease: float) -> list[str]:
+    """The implicit default against EASE: the NDCG@100 ratio (target 1.02) and Recall@20."""
+    mean = _mean(rows, "easedae", "ndcg@100")
+    recall, ease_recall = _mean(rows, "easedae", "recall@20"), _mean(rows, "ease", "recall@20")
+    ratio = mean / ease
+    wins = sum(r["ndcg@100"] >= next(e["ndcg@100"] for e in rows if e["model"] == "ease" and e["seed"] == r["seed"])
+               for r in rows if r["model"] == "easedae")
+    return [
+        f"- easedae (the default) NDCG@100 {mean:.4f} / EASE's {ease:.4f} = **{ratio:.4f}x** (target 1.02x: "
+        f"**{'met' if ratio >= 1.02 else 'not met'}**); paired difference {_paired(rows, seeds, 'easedae')}; "
+        f">= EASE on {wins} of {len(seeds)} seeds",
+        f"- easedae Recall@20 {recall:.4f} vs EASE {ease_recall:.4f}: "
+        f"**{'met' if recall >= ease_recall else 'not met'}** ({_paired(rows, seeds, 'easedae', 'recall@20')})",
+    ]
+
+
 def report(res: dict[str, Any], command: str) -> str:
     lines = [f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {_doc.machine()}; torch threads 1. "
              f"Load average after: {load_text()} (other jobs shared the cores: read the times as rough).", "",
@@ -225,8 +280,12 @@ def report(res: dict[str, Any], command: str) -> str:
         if {"multvae", "ease", "popularity"} <= set(models):
             vae, ease, pop = (_mean(rows, m, "ndcg@100") for m in ("multvae", "ease", "popularity"))
             lines += [
+                *(_default_line(rows, res["seeds"], ease) if "easedae" in models else []),
                 *([_versus(rows, res["seeds"], "recvae", "RecVAE", ease)] if "recvae" in models else []),
                 _versus(rows, res["seeds"], "multvae", "Mult-VAE", ease),
+                *([f"- RecVAE NDCG@100 {_mean(rows, 'recvae', 'ndcg@100'):.4f} vs Mult-VAE {vae:.4f}: "
+                   f"**{'met' if _mean(rows, 'recvae', 'ndcg@100') >= vae else 'not met'}** "
+                   f"({_paired(rows, res['seeds'], 'recvae', base='multvae')})"] if "recvae" in models else []),
                 f"- Mult-VAE NDCG@100 / popularity's = {vae / pop:.2f}x: "
                 f"**{'met' if vae >= 1.5 * pop else 'not met'}** "
                 "(target 1.5x)", "",
@@ -248,6 +307,17 @@ def report_tune(rows: list[dict[str, Any]], command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _joined(paths: list[Path]) -> dict[str, Any]:
+    """The datasets of several ``--json`` runs in one result (they must share seeds and users)."""
+    parts = [json.loads(p.read_text()) for p in paths]
+    first = parts[0]
+    for part in parts[1:]:
+        if [part[k] for k in ("seeds", "val_users", "test_users")] != [first[k] for k in ("seeds", "val_users", "test_users")]:
+            raise SystemExit("--from-json: the runs differ in seeds or users; join only runs of one protocol")
+    return {**first, "datasets": {name: d for part in parts for name, d in part["datasets"].items()},
+            "command": "`, `".join(part.get("command", "?") for part in parts)}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="ml-100k,synthetic,synthetic-popular",
@@ -260,16 +330,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="3 epochs: a smoke run (no doc update)")
     parser.add_argument("--no-doc", action="store_true")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
+    parser.add_argument("--from-json", help="comma-separated --json files: report them instead of running")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     seeds = [int(s) for s in args.seeds.split(",")]
     command = "AEREC_DATA_HOME=... python benchmarks/implicit_topn.py" + (" " + " ".join(argv or sys.argv[1:])).rstrip()
-    if args.tune:
+    if args.from_json:
+        res = _joined([Path(p) for p in args.from_json.split(",")])
+        text, markers, raw = report(res, f"{res['command']}` joined by `{command}"), MAIN_BLOCK, res
+    elif args.tune:
         rows = tune(seeds, val_users=args.val_users, test_users=args.test_users, quick=args.quick)
         text, markers, raw = report_tune(rows, command), TUNE_BLOCK, rows
     else:
         res = run(args.data.split(","), seeds, args.models.split(","), val_users=args.val_users,
                   test_users=args.test_users, quick=args.quick)
+        res["command"] = command
         text, markers, raw = report(res, command), MAIN_BLOCK, res
     print(text)
     if args.json:

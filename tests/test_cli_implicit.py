@@ -88,8 +88,8 @@ def test_event_data_without_a_model_trains_the_implicit_default(tmp_path):
     events.write_text("user,item\n" + "\n".join(rows) + "\n")
     r = ok("train", "--train", events, *FAST, "--out", tmp_path / "m", "--json")
     doc = json.loads(r.stdout)
-    assert doc["model"] == "ease" and doc["threshold"] is None and doc["n_train"] == 30 * 6
-    assert doc["epochs_run"] is None and doc["l2"] > 0
+    assert doc["model"] == "easedae" and doc["threshold"] is None and doc["n_train"] == 30 * 6
+    assert doc["epochs_run"] >= 1 and doc["ease_l2"] > 0 and 0 <= doc["weight"] <= 1
     recs = json.loads(ok("recommend", tmp_path / "m", "--items", "x1,x2", "-n", "3", "--json").stdout)
     assert len(recs["recommendations"]) == 3
     assert {"x1", "x2"}.isdisjoint(str(r["item_id"]) for r in recs["recommendations"])

@@ -124,10 +124,9 @@ def test_malformed_training_file_exits_2_naming_file_and_line(tmp_path):
 def test_implicit_data_without_a_model_trains_the_implicit_default(tmp_path):
     f = tmp_path / "events.csv"
     f.write_text("".join(f"{u},{i}\n" for u in range(1, 6) for i in range(1, 5)))
-    # no training settings: EASE, the default here, would refuse them (it has no epochs)
     r = run("train", "--train", f, "--threads", "1", "--no-progress", "--out", tmp_path / "m", "--json")
     assert r.exit_code == 0, r.output
-    assert json.loads(r.stdout)["model"] == "ease"  # tests/test_cli_implicit.py covers the rest
+    assert json.loads(r.stdout)["model"] == "easedae"  # tests/test_cli_implicit.py covers the rest
 
 
 @pytest.mark.parametrize(

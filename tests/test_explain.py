@@ -248,6 +248,7 @@ FAMILIES = [
     (ImplicitRecommender, {"kind": "multvae", "hidden": [16]}),
     (ImplicitRecommender, {"kind": "cdae", "hidden": 16}),
     (ImplicitRecommender, {"kind": "recvae", "hidden": 32, "latent": 8}),
+    (ImplicitRecommender, {"kind": "easedae", "hidden": [16]}),
 ]
 
 

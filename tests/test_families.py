@@ -20,7 +20,7 @@ def test_every_family_is_registered_once_with_its_feedback():
     explicit = [f.kind for f in families("explicit")]
     implicit = [f.kind for f in families("implicit")]
     assert explicit == ["sae", "autorec", "deep", "dae", "sparse"]
-    assert set(implicit) == {"multvae", "multdae", "cdae", "recvae", "ease", "popularity"}
+    assert set(implicit) == {"multvae", "multdae", "cdae", "recvae", "ease", "easedae", "popularity"}
     assert list(REGISTRY) == explicit + implicit and set(FEEDBACK) == {"explicit", "implicit"}
     assert all(REGISTRY[k].summary and REGISTRY[k].source for k in REGISTRY)
     assert feedback_of("autorec") == "explicit" and feedback_of("ease") == "implicit" and feedback_of("nope") is None
@@ -30,7 +30,8 @@ def test_every_family_is_registered_once_with_its_feedback():
 
 def test_defaults_and_presets_come_from_the_registry():
     assert default_kind(implicit=False) == "autorec"
-    assert default_kind(implicit=True) == "ease" and default_kind(implicit=True, n_items=50_000) == "multvae"
+    assert default_kind(implicit=True) == "easedae" and default_kind(implicit=True, n_items=50_000) == "multvae"
+    assert default_kind(implicit=True, n_items=20_000) == "easedae" and default_kind(implicit=True, n_items=20_001) == "multvae"
     assert {"i-autorec", "u-autorec"} <= set(get_family("autorec").presets)
     assert "paper" in get_family("multvae").presets
     assert {"hidden", "l2"} <= hyper_parameters("autorec") and hyper_parameters("no-such-model") == set()

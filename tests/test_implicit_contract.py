@@ -55,6 +55,13 @@ class TestEASE(ImplicitContract):
         return _model("ease", l2_grid=[1.0, 10.0, 100.0])
 
 
+class TestEASEDAE(ImplicitContract):
+    """EASE (lambda on the carve) and a Mult-DAE, mixed with a share chosen on the carve."""
+
+    def make_model(self) -> ImplicitRecommender:
+        return _model("easedae", _FAST, hidden=[8], l2=0.0, ease_l2_grid=[1.0, 10.0, 100.0])
+
+
 class TestPopularity(ImplicitContract):
     learns = False
     seeded = False

@@ -156,11 +156,18 @@ def test_old_encoder_is_frozen_and_refreshed_once_per_epoch_between_the_halves()
 
 
 def test_settings_are_checked():
-    for bad in ({"gamma": -1.0}, {"n_enc_epochs": 0}, {"n_dec_epochs": 0}, {"mixture": (0.5, 0.5, 0.5)}):
+    for bad in ({"gamma": -1.0}, {"n_enc_epochs": 0}, {"n_dec_epochs": 0}, {"mixture": (0.5, 0.5, 0.5)}, {"depth": 0}):
         with pytest.raises(ConfigError):
             _net(**bad)
     with pytest.raises(ConfigError):
         ImplicitRecommender("recvae", latent=0).resolved()
+
+
+def test_depth_sets_the_encoders_layers():
+    model = ImplicitRecommender("recvae", depth=2, hidden=8, latent=4)
+    net = model.family.builder(model.resolved()[0], 10, 5)
+    assert len(net.encoder.layers) == len(net.encoder_old.layers) == 2
+    assert len(_net().encoder.layers) == 5  # the paper's
 
 
 # ----------------------------------------------------------------------------- fits

@@ -245,7 +245,7 @@ def test_any_value_anywhere_in_model_json_loads_cleanly_or_is_refused(source, tm
     check()
 
 
-@pytest.mark.parametrize("kind", ["multvae", "ease"])
+@pytest.mark.parametrize("kind", ["multvae", "ease", "easedae"])
 @pytest.mark.parametrize("change", ["an extra item", "a billion users", "indices out of range"])
 def test_a_tampered_implicit_model_is_refused_by_name(tmp_path, kind, change):
 

@@ -44,6 +44,7 @@ IMPLICIT = {
     "cdae": (_FAST_IMPLICIT, {"hidden": 16, "l2": 0.001}),
     "recvae": ({**_FAST_IMPLICIT, "epochs": 15}, {"hidden": 32, "latent": 8}),
     "ease": ({}, {"l2_grid": [1.0, 10.0, 100.0]}),
+    "easedae": (_FAST_IMPLICIT, {"hidden": [8], "l2": 0.0, "ease_l2_grid": [1.0, 10.0, 100.0]}),
     "popularity": ({}, {}),
 }
 N = 5  # neighbours checked, of the 14 other items of the group

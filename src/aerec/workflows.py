@@ -389,6 +389,8 @@ def _implicit_report(plan: TrainingPlan, fit_seconds: float) -> dict[str, Any]:
     }
     if plan.kind == "ease":
         metrics["l2"] = model.params_.l2
+    if plan.kind == "easedae":
+        metrics["ease_l2"], metrics["weight"] = model.params_.ease_l2, model.params_.weight
     return {**metrics, **{key: test.get(key) for key in (*DEFAULT_METRICS, *IMPLICIT_TEST_KEYS)}}
 
 

@@ -1,7 +1,7 @@
 """The implicit-feedback side of ``aerec train | evaluate | recommend`` (docs/implicit.md).
 
 ``train`` switches here for ``--implicit``, for an implicit model (``--model multvae``, ``multdae``,
-``cdae``, ``recvae``, ``ease``, ``popularity``) and for event data without ``--model`` (default ``ease``;
+``cdae``, ``recvae``, ``ease``, ``easedae``, ``popularity``) and for event data without ``--model`` (default ``easedae``;
 ``multvae`` past 20,000 items). Ratings at or above
 ``--threshold`` are the positives (default 4 on 1..5, 3.5 on half stars); event files are
 positives as they are. The test set of a split is evaluated by ranking:
@@ -74,6 +74,8 @@ def print_training_report(result: TrainResult, out: Path) -> None:
     if plan.kind == "ease":
         how = "chosen on validation" if len(history) > 1 else "as set"
         table.add_row("l2 (lambda)", f"{model.params_.l2:g} ({how})")
+    if plan.kind == "easedae":
+        table.add_row("mixture", f"EASE lambda {model.params_.ease_l2:g}, DAE share {model.params_.weight:g}")
     table.add_row(f"validation {model.val_metric_}", fmt_value(model.train_result_.best_val))
     if result.tested:
         _metric_rows(table, metrics)

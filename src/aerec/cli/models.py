@@ -202,7 +202,7 @@ ModelOption = typer.Option(
 )
 ImplicitOption = typer.Option(
     False, "--implicit", help="Train a top-N model on implicit feedback: ratings >= --threshold are positives "
-    "(a file with no rating column is read as events). Default model: ease. See docs/implicit.md.",
+    "(a file with no rating column is read as events). Default model: easedae (multvae past 20,000 items). See docs/implicit.md.",
 )
 ThresholdOption = typer.Option(
     None, "--threshold", help="Implicit models: the lowest rating that is a positive (default 4 on 1..5, "

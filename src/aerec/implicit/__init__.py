@@ -1,4 +1,4 @@
-"""Implicit feedback and top-N recommendation: Mult-VAE, Mult-DAE, CDAE, RecVAE, EASE, popularity.
+"""Implicit feedback and top-N recommendation: Mult-VAE, Mult-DAE, CDAE, RecVAE, EASE, EASE + DAE, popularity.
 
 * :mod:`aerec.implicit.views` - positives of rating data (a threshold) or of event logs.
 * :mod:`aerec.implicit.protocol` - strong generalization and per-user hold-out tasks.
@@ -6,7 +6,7 @@
   :class:`aerec.base.Estimator`).
 
 The networks and their families sit a layer below, with the rating models':
-:mod:`aerec.models.implicit_networks` (Mult-DAE, Mult-VAE, CDAE, RecVAE),
+:mod:`aerec.models.implicit_networks` (Mult-DAE, Mult-VAE, CDAE, RecVAE, EASE + DAE),
 :mod:`aerec.models.implicit_families` (hyper-parameters, defaults, presets, sources; their records
 join the rating families' in :mod:`aerec.registry`) and :mod:`aerec.models.ease` (EASE's closed
 form and its memory check). Metrics live in :mod:`aerec.ranking`; docs/implicit.md walks through

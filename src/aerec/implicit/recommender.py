@@ -7,8 +7,9 @@ row of positives to score every item. A brand-new user's positives are read the 
 recommendations for new users need no retraining (CDAE gives them the mean user node).
 
 Scores rank items within one user's list; their units are the model's own (Mult-DAE/VAE:
-logits of the softmax over items; CDAE: logits; EASE: the linear reconstruction; popularity:
-the share of training users who liked the item). Items no training user liked are never
+logits of the softmax over items; CDAE: logits; EASE: the linear reconstruction; easedae: the
+mixture of EASE's and the DAE's standardised scores; popularity: the share of training users who
+liked the item). Items no training user liked are never
 recommended. Every scoring pass works on chunks of users (``chunk x n_items``).
 """
 
@@ -60,8 +61,8 @@ _TRAIN_FLAGS = {"epochs": "--epochs", "lr": "--lr", "batch_size": "--batch-size 
 
 
 class ImplicitRecommender(Estimator):
-    """A top-N recommender for implicit feedback (``multvae``, ``multdae``, ``cdae``, ``ease``,
-    ``popularity``): the :class:`~aerec.base.Estimator` contract with ``feedback = "implicit"``.
+    """A top-N recommender for implicit feedback (``multvae``, ``multdae``, ``cdae``, ``recvae``,
+    ``ease``, ``easedae``, the default, ``popularity``): the :class:`~aerec.base.Estimator` contract with ``feedback = "implicit"``.
     It ranks items and predicts no ratings (``predicts_ratings`` is False).
 
     >>> model = ImplicitRecommender("multvae")            # doctest: +SKIP
@@ -151,7 +152,7 @@ class ImplicitRecommender(Estimator):
         seed_everything(run.seed)
         if self.kind in NEURAL:
             self._fit_net(params, train_cfg, run, fit_csr, task, fit_rankable, bool(progress), checkpoint_dir, resume,
-                          callbacks)
+                          callbacks, matrix.csr)
         elif self.kind == "ease":
             self._fit_ease(params, matrix.csr, fit_csr, task, fit_rankable, progress)
         self.train_result_.seconds = time.perf_counter() - started
@@ -178,8 +179,16 @@ class ImplicitRecommender(Estimator):
                                 seed=seed, rankable=rankable)
         return matrix.csr, task if task.held_out.nnz else None
 
-    def _fit_net(self, params, train_cfg, run, fit_csr, task, rankable, progress, checkpoint_dir, resume, callbacks):
+    def _fit_net(self, params, train_cfg, run, fit_csr, task, rankable, progress, checkpoint_dir, resume, callbacks,
+                 full_csr):
         net = self.family.builder(params, fit_csr.shape[1], fit_csr.shape[0])
+        if self.kind == "easedae":  # EASE's part first, in closed form, on what the DAE trains on
+            check_ease_size(full_csr.shape[1], full_csr.shape[0])
+            ease_l2 = params.ease_l2
+            if task is not None and "ease_l2" not in self.config.model:
+                ease_l2, _ = self._search_ease_l2(params.ease_l2_grid, fit_csr, task, rankable)
+            net.ease.copy_(ease_final_weights(fit_csr, ease_l2))
+            net.weight.fill_(1.0)  # validation picks the DAE's epoch on the DAE alone
         validate = None
         if task is not None:
             def validate(candidate) -> float:
@@ -192,6 +201,40 @@ class ImplicitRecommender(Estimator):
         self.train_result_ = trainer.fit(net, fit_csr, loss="multinomial", validate=validate,
                                          higher_is_better=True, resume=resume)
         self.net_ = net.eval()
+        if self.kind == "easedae":
+            self._finish_easedae(params, ease_l2, fit_csr, full_csr, task, rankable)
+
+    def _finish_easedae(self, params, ease_l2: float, fit_csr, full_csr, task, rankable) -> None:
+        """The DAE's share of the mixture on validation (ties to the smaller share), then EASE's
+        ``B`` on every training positive when validation cells were lent (they are inputs now)."""
+        net, weight = self.net_, params.weight
+        if task is not None and "weight" not in self.config.model:
+            found = []
+            for value in params.weight_grid:
+                net.weight.fill_(float(value))
+                found.append(self._evaluate_task(task, [self.val_metric_], net=net, rankable=rankable)[self.val_metric_])
+            best = int(np.argmax(found))
+            weight = float(params.weight_grid[best])
+            self.train_result_.best_val = found[best]
+            _log.info("easedae: EASE lambda %g, DAE share %g (validation %s %.4f)", ease_l2, weight,
+                      self.val_metric_, found[best])
+        net.weight.fill_(float(weight))
+        if fit_csr.nnz != full_csr.nnz:
+            net.ease.copy_(ease_final_weights(full_csr, ease_l2))
+        self.params_ = dataclasses.replace(params, ease_l2=float(ease_l2), weight=float(weight))
+
+    def _search_ease_l2(self, grid, fit_csr, task, rankable, record=None) -> tuple[float, list[float]]:
+        """EASE's lambda on validation: the best of ``grid`` (ties to the smaller lambda), each
+        scored from one :class:`EASESolver` eigendecomposition without forming ``B``.
+        ``record(value, figure)`` hears each candidate. Returns the lambda and every figure."""
+        solver = EASESolver(fit_csr)
+        found = []
+        for value in grid:
+            scorer = functools.partial(solver.scores, l2=float(value))
+            found.append(self._evaluate_task(task, [self.val_metric_], net=scorer, rankable=rankable)[self.val_metric_])
+            if record is not None:
+                record(float(value), found[-1])
+        return float(grid[int(np.argmax(found))]), found
 
     def _fit_ease(self, params, full_csr, fit_csr, task, rankable, progress) -> None:
         """Lambda on validation from one :class:`EASESolver`, then ``B`` on every training positive.
@@ -208,21 +251,14 @@ class ImplicitRecommender(Estimator):
         step(f"{full_csr.shape[1]:,} items, about {size} of memory", 0, total)
         l2 = params.l2
         if search:
-            # Lambda on validation: the best of the grid (ties to the smaller lambda), each scored
-            # from the one eigendecomposition without forming B.
-            solver = EASESolver(fit_csr)
-            step("eigendecomposition", 1, total)
-            found = []
-            for value in params.l2_grid:
-                scorer = functools.partial(solver.scores, l2=float(value))
-                found.append(self._evaluate_task(task, [self.val_metric_], net=scorer, rankable=rankable)[self.val_metric_])
-                self.train_result_.history.append(
-                    EpochRecord(len(found), float(value), float("nan"), found[-1], 0.0, 0.0)
-                )
-                step(f"lambda {value:g}", 1 + len(found), total)
-            del solver
+            def record(value: float, figure: float) -> None:
+                history.append(EpochRecord(len(history) + 1, value, float("nan"), figure, 0.0, 0.0))
+                step(f"lambda {value:g}", 1 + len(history), total)
+
+            history = self.train_result_.history
+            step("eigendecomposition", 1, total)  # the solver's, in _search_ease_l2
+            l2, found = self._search_ease_l2(params.l2_grid, fit_csr, task, rankable, record)
             best = int(np.argmax(found))
-            l2 = float(params.l2_grid[best])
             self.train_result_.best_epoch, self.train_result_.best_val = best + 1, found[best]
         self.params_ = dataclasses.replace(params, l2=l2)
         # Refit on every training positive (the validation cells included): one more factorisation.
@@ -252,7 +288,8 @@ class ImplicitRecommender(Estimator):
         x, _ = dense_rows(inputs, np.arange(inputs.shape[0]), device=self.device_)  # (n, n_items)
         if self.kind == "popularity":
             scores = self.popularity_[None, :].expand(x.shape[0], -1).clone()
-        elif self.kind == "ease":  # ``net``: EASESolver.scores while lambda is chosen
+        elif self.kind == "ease" or (net is not None and not hasattr(net, "scores")):
+            # ``net``: EASESolver.scores while EASE's lambda is chosen (for ease and easedae)
             scores = x @ self.ease_ if net is None else net(x)  # (n, n_items)
         else:
             rows = None

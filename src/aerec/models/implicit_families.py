@@ -13,6 +13,8 @@
 ``ease``                EASE^R (Steck, WWW 2019): the closed-form linear autoencoder
                         ``B = I - P diag(1/diag(P))``, ``P = (X'X + l2 I)^-1``
                         (solved in :mod:`aerec.models.ease`).
+``easedae``             EASE and Mult-DAE side by side, each user's two score vectors
+                        standardised and mixed with one weight chosen on validation.
 ``popularity``          the most-liked items, for every user alike (a reference).
 ======================  =================================================================
 
@@ -37,6 +39,7 @@ __all__ = [
     "DEFAULT_IMPLICIT",
     "IMPLICIT_FAMILIES",
     "CDAEParams",
+    "EASEDAEParams",
     "EASEParams",
     "MultParams",
     "PopularityParams",
@@ -88,8 +91,8 @@ class CDAEParams:
 
 @dataclass
 class RecVAEParams:
-    """RecVAE: encoder width and code size, input dropout, ``gamma`` (the KL weight of a user
-    is ``gamma`` times their number of positives), the encoder and decoder passes per epoch."""
+    """RecVAE: encoder width, depth and code size, input dropout, ``gamma`` (the KL weight of a
+    user is ``gamma`` times their number of positives), the encoder and decoder passes per epoch."""
 
     hidden: int = 600
     latent: int = 200
@@ -97,6 +100,7 @@ class RecVAEParams:
     gamma: float = 0.01  # the paper's 0.005 did worse on ML-100K's validation users (docs/benchmarks.md)
     n_enc_epochs: int = 3
     n_dec_epochs: int = 1
+    depth: int = 5  # the encoder's densely connected layers (the paper's 5)
 
     def __post_init__(self) -> None:
         if isinstance(self.hidden, list) and len(self.hidden) == 1:
@@ -118,6 +122,37 @@ class EASEParams:
             raise ConfigError(
                 f"model.l2 and model.l2_grid must be > 0 (EASE's ridge weight); got {self.l2}, {self.l2_grid}"
             )
+
+
+def _check_grid(name: str, value: float, grid: list[float], ok, what: str) -> None:
+    """A value and the grid it is chosen from when not set: every one must pass ``ok``."""
+    if not ok(value) or not grid or any(not ok(g) for g in grid):
+        raise ConfigError(f"model.{name} and model.{name}_grid must be {what}; got {value}, {grid}")
+
+
+@dataclass
+class EASEDAEParams:
+    """EASE + Mult-DAE: the DAE's ``hidden``, ``dropout``, ``activation`` and ``l2`` (as
+    :class:`MultParams`), EASE's ridge weight ``ease_l2``, and ``weight``, the DAE's share of
+    the mixture. ``ease_l2`` and ``weight`` are chosen on validation among their grids unless
+    set (as EASE's ``l2``)."""
+
+    hidden: list[int] = field(default_factory=lambda: [300])
+    dropout: float = 0.3
+    activation: str = "tanh"
+    l2: float = 0.001
+    ease_l2: float = 200.0
+    ease_l2_grid: list[float] = field(default_factory=lambda: [10.0, 30.0, 100.0, 200.0, 300.0, 500.0, 1000.0, 3000.0])
+    weight: float = 0.8
+    weight_grid: list[float] = field(default_factory=lambda: [round(0.1 * k, 1) for k in range(11)])
+
+    def __post_init__(self) -> None:
+        if isinstance(self.hidden, int):
+            self.hidden = [self.hidden]
+        if self.l2 < 0:
+            raise ConfigError(f"model.l2 must be >= 0; got {self.l2}")
+        _check_grid("ease_l2", self.ease_l2, self.ease_l2_grid, lambda v: v > 0, "> 0 (EASE's ridge weight)")
+        _check_grid("weight", self.weight, self.weight_grid, lambda v: 0 <= v <= 1, "in [0, 1] (the DAE's share)")
 
 
 @dataclass
@@ -147,11 +182,18 @@ def _build_cdae(params: CDAEParams, n_items: int, n_users: int) -> nn.Module:
                 l2=params.l2, negatives=params.negatives)
 
 
+def _build_easedae(params: EASEDAEParams, n_items: int, n_users: int) -> nn.Module:
+    from aerec.models.implicit_networks import EASEDAE
+
+    return EASEDAE(n_items, params.hidden, dropout=params.dropout, activation=params.activation, l2=params.l2,
+                   weight=params.weight)
+
+
 def _build_recvae(params: RecVAEParams, n_items: int, n_users: int) -> nn.Module:
     from aerec.models.implicit_networks import RecVAE
 
     return RecVAE(n_items, params.hidden, params.latent, dropout=params.dropout, gamma=params.gamma,
-                  n_enc_epochs=params.n_enc_epochs, n_dec_epochs=params.n_dec_epochs)
+                  n_enc_epochs=params.n_enc_epochs, n_dec_epochs=params.n_dec_epochs, depth=params.depth)
 
 
 # Mult-VAE's default has no hidden layer: on ML-100K's 743 training users the input goes straight
@@ -228,6 +270,17 @@ IMPLICIT_FAMILIES: dict[str, Family] = {
         train={"validation": 0.1},
         params_cls=EASEParams,
     ),
+    "easedae": Family(
+        kind="easedae",
+        feedback="implicit",
+        summary="EASE + Mult-DAE: each user's standardised scores mixed, the weight chosen on validation",
+        source="Steck, WWW 2019 (EASE) and Liang, Krishnan, Hoffman, Jebara, WWW 2018 (Mult-DAE); the mixture is "
+        "aerec's",
+        params={},
+        train=dict(_MULT_TRAIN),
+        params_cls=EASEDAEParams,
+        builder=_build_easedae,
+    ),
     "popularity": Family(
         kind="popularity",
         feedback="implicit",
@@ -239,18 +292,20 @@ IMPLICIT_FAMILIES: dict[str, Family] = {
     ),
 }
 
-DEFAULT_IMPLICIT = "ease"
+DEFAULT_IMPLICIT = "easedae"
 """The family ``aerec train`` uses on implicit data without ``--model``: the strongest measured on
-ML-100K under strong generalization, and the fastest (docs/benchmarks.md). Past
+ML-100K under strong generalization (docs/benchmarks.md; its whole ``aerec train`` there takes
+about 20 s on one thread). Past
 ``DEFAULT_EASE_MAX_ITEMS`` items :func:`default_implicit_kind` switches to ``multvae``."""
 DEFAULT_EASE_MAX_ITEMS = 20_000  # EASE's items x items float32 matrices: about 6 GiB at 20,000 items
 
 
 def default_implicit_kind(n_items: int | None = None) -> str:
-    """The default implicit family for a catalogue of ``n_items``: ``ease``, or ``multvae``
-    when EASE's items x items matrices would be too large for a default (> 20,000 items)."""
+    """The default implicit family for a catalogue of ``n_items``: ``easedae``, or ``multvae``
+    when the EASE part's items x items matrices would be too large for a default (> 20,000
+    items: about 6 GiB while it is solved, 1.6 GB kept in the model)."""
     if n_items is not None and n_items > DEFAULT_EASE_MAX_ITEMS:
         return "multvae"
     return DEFAULT_IMPLICIT
 
-NEURAL = ("multvae", "multdae", "cdae", "recvae")
+NEURAL = ("multvae", "multdae", "cdae", "recvae", "easedae")

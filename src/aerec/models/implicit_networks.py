@@ -21,6 +21,8 @@ objective, see :mod:`aerec.training`); ``scores`` is the read-out used for ranki
   Mult-VAE's likelihood with a densely connected 5-layer encoder, a linear decoder, a
   composite prior that includes the previous epoch's posterior, a KL weight proportional to
   each user's number of positives, and alternating encoder / decoder updates.
+* :class:`EASEDAE`: a :class:`MultDAE` and EASE's closed-form item-item weights (Steck, WWW
+  2019) side by side; a user's two score vectors are standardised and mixed with one weight.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from torch import nn
 from aerec.errors import ConfigError
 from aerec.models.autoencoder import activation as get_activation
 
-__all__ = ["CDAE", "MultDAE", "MultVAE", "RecVAE", "RecVAEEncoder", "kl_beta", "log_normal"]
+__all__ = ["CDAE", "EASEDAE", "MultDAE", "MultVAE", "RecVAE", "RecVAEEncoder", "kl_beta", "log_normal", "standardise"]
 
 
 def kl_beta(step: int, anneal_cap: float, total_anneal_steps: int) -> float:
@@ -192,6 +194,60 @@ class MultVAE(_Multinomial):
         return loss + self.l2 * self.weight_norm2() if self.l2 > 0 else loss
 
 
+def standardise(scores: torch.Tensor) -> torch.Tensor:
+    """Each row ``(batch, n_items)`` shifted and scaled to mean 0, standard deviation 1: the
+    units of two models' scores (logits, a linear reconstruction) made comparable per user."""
+    return (scores - scores.mean(1, keepdim=True)) / scores.std(1, keepdim=True).clamp_min(1e-6)
+
+
+class EASEDAE(nn.Module):
+    """Mult-DAE and EASE side by side: ``(1 - w) z(x B) + w z(DAE(x))``, ``z`` :func:`standardise`.
+
+    The two make different errors (a linear item-item map in closed form, a non-linear code
+    learned by gradient), so their mixture ranks better than either (docs/implicit.md). ``B``
+    ``(n_items, n_items)`` is a buffer the estimator fills before training (EASE's closed form);
+    only the DAE trains (its own objective). ``weight`` (w) is a buffer too: 1 while the DAE
+    trains, so that validation picks the DAE's epoch on the DAE alone; the estimator then
+    chooses w on validation users and it is saved with the weights.
+
+    Args:
+        n_items: input and output size.
+        hidden, dropout, activation, l2: the :class:`MultDAE`'s.
+        weight: the DAE's share w of the mixture, in [0, 1].
+    """
+
+    def __init__(self, n_items: int, hidden: Sequence[int] = (300,), *, dropout: float = 0.3,
+                 activation: str = "tanh", l2: float = 0.001, weight: float = 0.8) -> None:
+        super().__init__()
+        if not 0.0 <= weight <= 1.0:
+            raise ConfigError(f"model.weight must be in [0, 1] (the DAE's share of the mixture); got {weight}")
+        self.dae = MultDAE(n_items, hidden, dropout=dropout, activation=activation, l2=l2)
+        self.register_buffer("ease", torch.zeros(n_items, n_items))  # B, items x items
+        self.register_buffer("weight", torch.tensor(float(weight)))
+
+    def training_loss(self, x: torch.Tensor, mask: torch.Tensor, *, step: int, rows=None) -> torch.Tensor:
+        return self.dae.training_loss(x, mask, step=step, rows=rows)
+
+    def weight_norm2(self) -> torch.Tensor:
+        return self.dae.weight_norm2()
+
+    def parts(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The standardised EASE and DAE scores of rows ``x``, each ``(batch, n_items)``."""
+        return standardise(x @ self.ease), standardise(self.dae(x))
+
+    def scores(self, x: torch.Tensor, user_rows: torch.Tensor | None = None) -> torch.Tensor:
+        """Ranking scores ``(batch, n_items)``: the mixture of the standardised parts."""
+        w = float(self.weight)
+        if w == 1.0:  # while the DAE trains: its scores alone (and no items x items product)
+            return standardise(self.dae(x))
+        linear, deep = self.parts(x)
+        return torch.lerp(linear, deep, w)
+
+    def item_factors(self) -> torch.Tensor:
+        """The DAE's item vectors (:meth:`MultDAE.item_factors`), for similar items."""
+        return self.dae.item_factors()
+
+
 class CDAE(nn.Module):
     """Collaborative denoising autoencoder: ``sigmoid(W x~ + V_u + b) -> W' h + b'`` (logits).
 
@@ -318,17 +374,20 @@ class RecVAE(_Multinomial):
         n_enc_epochs, n_dec_epochs: passes per epoch over the training rows for each part (3, 1).
         mixture: weights of the standard, old-posterior and wide normals of the prior.
         wide_logvar: log-variance of the wide normal (10).
+        depth: encoder layers (the paper's 5).
     """
 
     PASSES = ("encoder", "decoder", "joint")
 
     def __init__(self, n_items: int, hidden: int = 600, latent: int = 200, *, dropout: float = 0.5,
                  gamma: float = 0.005, n_enc_epochs: int = 3, n_dec_epochs: int = 1,
-                 mixture: Sequence[float] = (3 / 20, 3 / 4, 1 / 10), wide_logvar: float = 10.0) -> None:
+                 mixture: Sequence[float] = (3 / 20, 3 / 4, 1 / 10), wide_logvar: float = 10.0, depth: int = 5) -> None:
         super().__init__(n_items, [hidden, latent], dropout, "swish", 0.0)
         mixture = [float(w) for w in mixture]
         if gamma < 0:
             raise ConfigError(f"model.gamma must be >= 0; got {gamma}")
+        if depth < 1:
+            raise ConfigError(f"model.depth must be >= 1 (encoder layers); got {depth}")
         if n_enc_epochs < 1 or n_dec_epochs < 1:
             raise ConfigError(f"model.n_enc_epochs and model.n_dec_epochs must be >= 1; got {n_enc_epochs}, "
                               f"{n_dec_epochs}")
@@ -338,11 +397,11 @@ class RecVAE(_Multinomial):
         self.log_mixture = [math.log(w) for w in mixture]
         self.wide_logvar = float(wide_logvar)
         self.code_size = latent
-        self.encoder = RecVAEEncoder(n_items, hidden, latent)
+        self.encoder = RecVAEEncoder(n_items, hidden, latent, depth=depth)
         # The prior's encoder: never trained, overwritten by the encoder once per epoch. It is
         # part of the state (checkpoints resume with it); the authors start it at its own random
         # draw, as here.
-        self.encoder_old = RecVAEEncoder(n_items, hidden, latent).requires_grad_(False)
+        self.encoder_old = RecVAEEncoder(n_items, hidden, latent, depth=depth).requires_grad_(False)
         self.decoder = nn.ModuleList([nn.Linear(latent, n_items)])  # one layer: _decode adds no activation
         self.phase = "joint"  # what training_loss trains: encoder, decoder, or both (outside the trainer)
 
