@@ -27,8 +27,10 @@ MEMBERS: dict[str, tuple[str, dict[str, Any]]] = {
     "i-autorec-mask": ("autorec", {"mask_input": True}),
     # User rows: a user's ratings of every item in, all items out.
     "u-autorec": ("autorec", {"orientation": "user"}),
-    # Item rows through two hidden layers of 500.
-    "i-autorec-deep": ("autorec", {"hidden": [500, 500]}),
+    # Item rows through two hidden layers of 500 with kernelised weights, no bias model under
+    # it (GLocal-K's local kernel network, its ML-100K settings: aerec.models.kernel).
+    "i-kernel": ("autorec", {"hidden": [500, 500], "kernel_dim": 5, "l2": 20.0, "kernel_l2": 0.006,
+                             "baseline": False}),
 }
 """Member name -> (family kind, the settings that differ from the family's defaults)."""
 
