@@ -50,6 +50,8 @@ __all__ = ["Blend", "EnsembleRecommender", "fit_blend", "member_config", "wants_
 
 log = logging.getLogger("aerec.ensemble")
 
+# The width of the scale the members' penalties were chosen on (ML-100K's 1..5).
+REFERENCE_SPAN = 4.0
 # Below this many validation ratings per weight, a least-squares blend is noise: equal weights.
 MIN_RATINGS_PER_WEIGHT = 50
 
@@ -110,14 +112,25 @@ def fit_blend(parts: np.ndarray, truth: np.ndarray) -> Blend:
     return Blend(tuple(float(w) for w in weights), float(mean_y - weights @ mean_x), n)
 
 
-def member_config(name: str, config: Config, seed: int) -> Config:
+def member_config(name: str, config: Config, seed: int, span: float = REFERENCE_SPAN) -> Config:
     """The settings of member ``name``: its recipe over its family's defaults, the ensemble's
-    ``[train]`` and ``[run]`` tables (the user's values), member ``k``'s own seed."""
-    kind, model = MEMBERS[name]
+    ``[train]`` and ``[run]`` tables (the user's values), member ``k``'s own seed.
+
+    The recipes' penalties (``l2``, ``kernel_l2``) are in summed squared errors of a 1..5 scale
+    (where they were chosen); on a scale ``span`` wide, errors and output weights grow by
+    ``span / 4``, so a penalty the user did not set is scaled by ``(span / 4) ** 2`` to
+    regularise alike (1..100: about 613 times)."""
+    from aerec.registry import get_family
+
+    kind, recipe = MEMBERS[name]
     overrides = {key: value for key, value in config.model.items() if key not in ("kind", "preset", "members")}
     # A value the user set for the ensemble (model.l2, ...) applies to every member.
-    return Config(model={"kind": kind, **model, **overrides}, train=dict(config.train),
-                  run={**config.run, "seed": seed})
+    model = {"kind": kind, **recipe, **overrides}
+    factor = (span / REFERENCE_SPAN) ** 2
+    if factor != 1.0:
+        params = get_family(kind).resolve_params(model)
+        model.update({key: getattr(params, key) * factor for key in ("l2", "kernel_l2") if key not in overrides})
+    return Config(model=model, train=dict(config.train), run={**config.run, "seed": seed})
 
 
 class EnsembleRecommender(Recommender):
@@ -181,7 +194,9 @@ class EnsembleRecommender(Recommender):
                 progress: bool, callbacks: Iterable[Callable[[EpochRecord], None]]) -> Recommender:
         """Member ``k`` trained on ``fit_matrix``, early-stopped on ``val_matrix`` (no refit)."""
         _, _, run = self.resolved()
-        config = member_config(name, self.config, run.seed + k)
+        scale = fit_matrix.scale  # on 0/1 data the members' loss is cross-entropy: no rescaling
+        span = REFERENCE_SPAN if scale.is_binary else scale.high - scale.low
+        config = member_config(name, self.config, run.seed + k, span)
         member = Recommender(config=config)
         member.fit(fit_matrix, val_matrix, progress=progress, callbacks=callbacks)
         log.info("accurate ensemble: member %d (%s) best validation RMSE %s at epoch %s", k, name,
