@@ -33,7 +33,7 @@ def test_the_preset_makes_an_ensemble_and_the_default_does_not() -> None:
     assert type(Recommender("autorec", preset="i-autorec")) is Recommender
     model = Recommender(preset="accurate")
     assert isinstance(model, EnsembleRecommender) and isinstance(model, Recommender)
-    assert model.resolved()[0].members == ["i-autorec", "i-autorec-mask", "u-autorec", "i-kernel"]
+    assert model.resolved()[0].members == ["i-autorec", "u-autorec", "i-kernel"]
     assert isinstance(Recommender(config=Config(model={"kind": "autorec", "members": ["u-autorec"]})),
                       EnsembleRecommender)
 

@@ -206,7 +206,7 @@ ThresholdOption = typer.Option(
     "3.5 on half stars)."
 )
 PresetOption = typer.Option(None, "--preset", metavar="NAME", help="A preset of the family, e.g. course (sae), or "
-                            "accurate (autorec: an ensemble of 4 networks, lower error, several times the training time).")
+                            "accurate (autorec: an ensemble of 3 networks, lower error, several times the training time).")
 ConfigFileOption = typer.Option(
     None, "--config", metavar="FILE.toml", help="TOML settings file with model, train and run tables."
 )
