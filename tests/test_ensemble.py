@@ -53,3 +53,55 @@ def test_the_blend_recovers_known_weights_and_falls_back_to_the_mean_on_little_d
     assert blend.fitted_on == 2000
     small = fit_blend(parts[:20], truth[:20])  # 20 ratings for 3 weights: no fit
     assert small.weights == pytest.approx((1 / 3,) * 3) and small.fitted_on == 0
+
+
+def test_member_penalties_scale_with_the_width_of_the_rating_scale() -> None:
+    from aerec.ensemble import member_config
+
+    plain = Config(model={"kind": "autorec", "preset": "accurate"})
+    assert member_config("i-kernel", plain, 3).model["l2"] == 20.0  # 1..5: the recipe's own
+    wide = member_config("i-kernel", plain, 3, span=99.0).model
+    assert wide["l2"] == pytest.approx(20.0 * (99 / 4) ** 2) and wide["kernel_l2"] == pytest.approx(0.006 * (99 / 4) ** 2)
+    assert member_config("i-autorec", plain, 3, span=99.0).model["l2"] == pytest.approx(100.0 * (99 / 4) ** 2)
+    mine = Config(model={"kind": "autorec", "preset": "accurate", "l2": 7.0})
+    assert member_config("u-autorec", mine, 3, span=99.0).model["l2"] == 7.0  # a value the user set is kept
+    assert member_config("u-autorec", mine, 3).run["seed"] == 3
+
+
+def test_the_ensemble_predicts_on_a_1_to_100_scale_and_beats_the_bias_model() -> None:
+    from aerec.baseline import BiasModel
+    from aerec.data.ratings import Ratings
+    from aerec.data.scale import RatingScale
+    from aerec.testing import planted_ratings
+
+    data = planted_ratings()
+    to100 = lambda frame: frame.assign(rating=1 + (frame["rating"] - 1) * 99 / 4)  # noqa: E731
+    scale = RatingScale(1, 100, 0)
+    train = Ratings.from_frame(to100(data.train.frame), scale=scale)
+    test = to100(data.test.frame)
+    model = _tiny_ensemble().fit(train)
+    pred = model.predict(test["user"].to_numpy(), test["item"].to_numpy())
+    assert pred.min() >= 1 and pred.max() <= 100
+    bias = BiasModel().fit(train)
+    base = np.clip(bias.predict(bias.users_.index(test["user"].to_numpy()), bias.items_.index(test["item"].to_numpy())),
+                   1, 100)
+    rmse = lambda p: float(np.sqrt(np.mean((p - test["rating"].to_numpy()) ** 2)))  # noqa: E731
+    assert rmse(pred) < 0.7 * rmse(base)
+
+
+def test_kernelised_weights_are_gated_and_penalised() -> None:
+    import torch
+
+    from aerec.models.kernel import KernelAutoencoder, KernelLinear
+
+    torch.manual_seed(0)
+    layer = KernelLinear(6, 4, dim=2)
+    assert torch.allclose(layer.kernel(), torch.ones(4, 6), atol=1e-4)  # points start together: dense
+    with torch.no_grad():
+        layer.v[0] += 5.0  # unit 0's point far from every input's: its weights are cut
+    assert torch.all(layer.weight[0] == 0) and torch.all(layer.weight[1:] != 0)
+    net = KernelAutoencoder(6, [4], kernel_dim=2, kernel_l2=2.0, l2=4.0)
+    with torch.no_grad():
+        layers = [*net.encoder, *net.decoder]
+        expected = sum(float(k.raw_weight.pow(2).sum()) + 0.5 * float(k.kernel().pow(2).sum()) for k in layers)
+        assert float(net.weight_norm2()) == pytest.approx(expected, rel=1e-5)

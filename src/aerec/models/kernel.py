@@ -66,8 +66,8 @@ class KernelAutoencoder(Autoencoder):
         super().__init__(n, encoder, decoder, **options)
         if self.tied:
             raise ValueError("kernelised weights need an untied decoder")
-        self.encoder = nn.ModuleList(KernelLinear(l.in_features, l.out_features, kernel_dim) for l in self.encoder)
-        self.decoder = nn.ModuleList(KernelLinear(l.in_features, l.out_features, kernel_dim) for l in self.decoder)
+        self.encoder = nn.ModuleList(KernelLinear(m.in_features, m.out_features, kernel_dim) for m in self.encoder)
+        self.decoder = nn.ModuleList(KernelLinear(m.in_features, m.out_features, kernel_dim) for m in self.decoder)
         # weight_norm2 is multiplied by model.l2 in the objective: the kernel's own penalty is
         # kernel_l2 * ||K||^2, so it enters here divided by l2.
         self.kernel_share = kernel_l2 / l2 if l2 > 0 else 0.0
