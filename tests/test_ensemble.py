@@ -105,3 +105,16 @@ def test_kernelised_weights_are_gated_and_penalised() -> None:
         layers = [*net.encoder, *net.decoder]
         expected = sum(float(k.raw_weight.pow(2).sum()) + 0.5 * float(k.kernel().pow(2).sum()) for k in layers)
         assert float(net.weight_norm2()) == pytest.approx(expected, rel=1e-5)
+
+
+def test_a_given_validation_set_chooses_without_a_refit() -> None:
+    from aerec.testing import planted_ratings
+
+    data = planted_ratings()
+    model = _tiny_ensemble().fit(data.train, data.test)
+    assert model.refit_epochs_ is None  # as Recommender: a validation set given is never refitted on
+    assert model.blend_.fitted_on == len(data.test)  # the weights were fitted on the given ratings
+    assert min(model.blend_.weights) >= 0 and sum(model.blend_.weights) > 0
+    assert model.train_result_.best_val is not None
+    fitted = _tiny_ensemble().fit(data.train)
+    assert len(fitted.refit_epochs_) == 3 and all(e >= 1 for e in fitted.refit_epochs_)
