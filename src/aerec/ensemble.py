@@ -163,16 +163,7 @@ class EnsembleRecommender(Recommender):
         self._set_identity(matrix, params, run)
         selected = [self._select(name, k, fit_matrix, val_matrix, progress, callbacks)
                     for k, name in enumerate(names)]
-        v_users, v_items, v_true = _cells(val_matrix.csr) if val_matrix is not None else (None, None, None)
-        if val_matrix is not None and val_matrix.nnz:
-            parts = np.column_stack([m.predict_indices(v_users, v_items).values for m in selected])  # (n_val, k)
-            self.blend_ = fit_blend(parts, v_true.astype(np.float64))
-            blended = self.blend_([parts[:, j] for j in range(parts.shape[1])])
-            self.relevance_ = Relevance.fit(blended, v_true, self.scale_.liked_from(),
-                                            scale_range=self.scale_.high - self.scale_.low)
-            val_rmse = float(np.sqrt(np.mean((np.clip(blended, self.scale_.low, self.scale_.high) - v_true) ** 2)))
-        else:
-            self.blend_, self.relevance_, val_rmse = fit_blend(np.zeros((0, len(names))), np.zeros(0)), None, None
+        val_rmse = self._fit_blend(selected, val_matrix)
         refit = validation is None and val_matrix is not None and train_cfg.refit
         self.members_ = [self._refit(m, matrix, progress) if refit else m for m in selected]
         if self.relevance_ is None:
@@ -183,6 +174,21 @@ class EnsembleRecommender(Recommender):
                  ", ".join(f"{n}={w:.2f}" for n, w in zip(names, self.blend_.weights)), self.blend_.intercept,
                  "n/a" if val_rmse is None else f"{val_rmse:.4f}")
         return self
+
+    def _fit_blend(self, selected: list[Recommender], val_matrix: RatingMatrix | None) -> float | None:
+        """Fit ``blend_`` and the ranking's calibration ``relevance_`` on the validation ratings
+        the ``selected`` members never trained on; returns the blend's validation RMSE. Without
+        validation ratings: equal weights, and the calibration is the first member's."""
+        if val_matrix is None or val_matrix.nnz == 0:
+            self.blend_, self.relevance_ = fit_blend(np.zeros((0, len(selected))), np.zeros(0)), None
+            return None
+        users, items, truth = _cells(val_matrix.csr)
+        parts = np.column_stack([m.predict_indices(users, items).values for m in selected])  # (n_val, k)
+        self.blend_ = fit_blend(parts, truth.astype(np.float64))
+        blended = self.blend_([parts[:, j] for j in range(parts.shape[1])])  # (n_val,), unclipped
+        low, high = self.scale_.low, self.scale_.high
+        self.relevance_ = Relevance.fit(blended, truth, self.scale_.liked_from(), scale_range=high - low)
+        return float(np.sqrt(np.mean((np.clip(blended, low, high) - truth) ** 2)))
 
     def _set_identity(self, matrix: RatingMatrix, params: Any, run: Any) -> None:
         self.users_, self.items_, self.scale_ = matrix.users, matrix.items, matrix.scale
