@@ -51,11 +51,11 @@ PRESETS = {"default": {}, "accurate": {"preset": "accurate"}}
 FOLDS = ("u1", "u2", "u3", "u4", "u5")
 # name -> (ratings, users, items, scale low, high, step): each differs from ML-100K in one way.
 SHAPES = {
-    "ML-like (control)": (60_000, 600, 1_000, 1, 5, 1),
-    "far sparser (0.2 %)": (60_000, 5_000, 6_000, 1, 5, 1),
-    "more items than users": (60_000, 400, 6_000, 1, 5, 1),
-    "few ratings per item (~5)": (60_000, 3_000, 12_000, 1, 5, 1),
-    "scale 1..100": (60_000, 600, 1_000, 1, 100, 1),
+    "ML-like (control)": (40_000, 500, 800, 1, 5, 1),
+    "far sparser (0.2 %)": (40_000, 4_000, 5_000, 1, 5, 1),
+    "more items than users": (40_000, 300, 5_000, 1, 5, 1),
+    "few ratings per item (~5)": (40_000, 2_000, 8_000, 1, 5, 1),
+    "scale 1..100": (40_000, 500, 800, 1, 100, 1),
 }
 log = _doc.log
 
@@ -150,15 +150,21 @@ def svdpp_baseline(train: Any, test: Any) -> tuple[str, dict[str, float]]:
     return name, errors(np.clip(back, low, high), g["rating"].to_numpy())
 
 
-def synthetic(threads: int) -> dict[str, Any]:
+def synthetic(threads: int, names: list[str], save: Path | None = None) -> dict[str, Any]:
+    """The rows of the synthetic shapes ``names``; with ``save``, the rows so far are written
+    there (JSON) after each shape, so a long run that is stopped keeps what it finished."""
     rows = {}
-    for name, shape in SHAPES.items():
+    for name in names:
+        shape = SHAPES[name]
         log(f"synthetic {name}: {shape}")
         train, test, floor = synthetic_split(shape)
         row = preset_rows(train, test, threads)
         row["svdpp_name"], row["svdpp"] = svdpp_baseline(train, test)
+        log(f"  {row['svdpp_name']}: RMSE {row['svdpp']['rmse']:.4f}; bias RMSE {row['bias']['rmse']:.4f}")
         row["noise_floor"], row["shape"] = floor, list(shape)
         rows[name] = row
+        if save is not None:
+            save.write_text(json.dumps(rows, indent=1))
     return rows
 
 
@@ -210,17 +216,34 @@ def write_doc(result: dict[str, Any], command: str) -> None:
         _doc.write_block("accuracy.py synthetic", head + table_synthetic(result["synthetic"]), section=SECTION)
 
 
+def merge_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several saved runs as one: the first run's header, each part from the run that has it,
+    the synthetic shapes of every run together (commands, dates and loads joined)."""
+    merged: dict[str, Any] = dict(runs[0])
+    for run in runs[1:]:
+        for key in ("u1", "folds"):
+            merged.setdefault(key, run.get(key)) if key in run else None
+        if "synthetic" in run:
+            merged["synthetic"] = {**merged.get("synthetic", {}), **run["synthetic"]}
+        for key in ("command", "date", "load"):
+            if run.get(key) != merged.get(key):
+                merged[key] = f"{merged.get(key)}; {run.get(key)}"
+    return {k: v for k, v in merged.items() if v is not None}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--parts", default="u1,folds,synthetic")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--shapes", default=None, help="synthetic shapes by position in SHAPES, e.g. 0,2 (default: all)")
     p.add_argument("--json", default=None)
-    p.add_argument("--from-json", default=None)
+    p.add_argument("--from-json", default=None, help="rewrite the doc blocks from saved runs (comma-separated "
+                   "files: their parts are merged, later files' synthetic shapes added to earlier ones')")
     p.add_argument("--no-doc", action="store_true")
     a = p.parse_args(argv)
     command = "python benchmarks/accuracy.py " + " ".join(argv if argv is not None else sys.argv[1:])
     if a.from_json:
-        result = json.loads(Path(a.from_json).read_text())
+        result = merge_runs([json.loads(Path(f).read_text()) for f in a.from_json.split(",")])
         write_doc(result, result.get("command", command))
         return 0
     import torch
@@ -235,7 +258,9 @@ def main(argv: list[str] | None = None) -> int:
     elif "u1" in parts:
         result["u1"] = movielens(("u1",), a.threads)["u1"]
     if "synthetic" in parts:
-        result["synthetic"] = synthetic(a.threads)
+        names = list(SHAPES) if a.shapes is None else [list(SHAPES)[int(k)] for k in a.shapes.split(",")]
+        partial = Path(a.json).with_suffix(".synthetic.json") if a.json else None
+        result["synthetic"] = synthetic(a.threads, names, partial)
     if a.json:
         Path(a.json).write_text(json.dumps(result, indent=1))
     if not a.no_doc:
