@@ -222,7 +222,8 @@ def merge_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
     merged: dict[str, Any] = dict(runs[0])
     for run in runs[1:]:
         for key in ("u1", "folds"):
-            merged.setdefault(key, run.get(key)) if key in run else None
+            if key in run and key not in merged:
+                merged[key] = run[key]
         if "synthetic" in run:
             merged["synthetic"] = {**merged.get("synthetic", {}), **run["synthetic"]}
         for key in ("command", "date", "load"):
