@@ -10,8 +10,10 @@ which needs torch and the estimator, so that the parameter check in
 Why these members: on a validation carve of ML-100K ``u1.base`` (docs/benchmarks.md,
 "Accuracy"), I-AutoRec networks that differ only in their seed or width blend to within
 0.001 RMSE of the best single one (their L-BFGS solutions are nearly the same function);
-networks that read the data differently (user rows, the pattern of rated items, a second
-hidden layer) make different errors, and it is those errors a blend averages out.
+networks that read the data differently (user rows, kernelised local weights without the bias
+model) make different errors, and it is those errors a blend averages out. The ``accurate``
+preset lists ``i-autorec``, ``u-autorec`` and ``i-kernel``; ``i-autorec-mask`` did not improve
+their blend and is here for ``model.members`` only.
 """
 
 from __future__ import annotations
