@@ -55,20 +55,24 @@ def test_the_blend_recovers_known_weights_and_falls_back_to_the_mean_on_little_d
     assert small.weights == pytest.approx((1 / 3,) * 3) and small.fitted_on == 0
 
 
-def test_member_penalties_scale_with_the_width_of_the_rating_scale() -> None:
-    from aerec.ensemble import member_config
+def test_members_see_the_ratings_on_1_to_5_and_the_settings_the_user_gave() -> None:
+    from aerec.data.scale import RatingScale
+    from aerec.ensemble import Rescale, member_config
 
+    assert Rescale.of(RatingScale(1, 5, 1)) is None and Rescale.of(RatingScale(0, 1, 1)) is None
+    wide = Rescale.of(RatingScale(1, 100, 1))
+    np.testing.assert_allclose(wide.to_members([1, 100, 50.5]), [1, 5, 3])
+    np.testing.assert_allclose(wide.to_data(wide.to_members([7.0, 93.0])), [7.0, 93.0])
     plain = Config(model={"kind": "autorec", "preset": "accurate"})
-    assert member_config("i-kernel", plain, 3).model["l2"] == 20.0  # 1..5: the recipe's own
-    wide = member_config("i-kernel", plain, 3, span=99.0).model
-    assert wide["l2"] == pytest.approx(20.0 * (99 / 4) ** 2) and wide["kernel_l2"] == pytest.approx(0.006 * (99 / 4) ** 2)
-    assert member_config("i-autorec", plain, 3, span=99.0).model["l2"] == pytest.approx(100.0 * (99 / 4) ** 2)
+    assert member_config("i-kernel", plain, 3).model["l2"] == 20.0  # the recipe's own
     mine = Config(model={"kind": "autorec", "preset": "accurate", "l2": 7.0})
-    assert member_config("u-autorec", mine, 3, span=99.0).model["l2"] == 7.0  # a value the user set is kept
+    assert member_config("i-kernel", mine, 3).model["l2"] == 7.0  # a value the user set applies to every member
     assert member_config("u-autorec", mine, 3).run["seed"] == 3
 
 
-def test_the_ensemble_predicts_on_a_1_to_100_scale_and_beats_the_bias_model() -> None:
+def test_the_ensemble_predicts_on_a_1_to_100_scale_and_beats_the_bias_model(tmp_path) -> None:
+    import aerec
+
     from aerec.baseline import BiasModel
     from aerec.data.ratings import Ratings
     from aerec.data.scale import RatingScale
@@ -87,6 +91,12 @@ def test_the_ensemble_predicts_on_a_1_to_100_scale_and_beats_the_bias_model() ->
                    1, 100)
     rmse = lambda p: float(np.sqrt(np.mean((p - test["rating"].to_numpy()) ** 2)))  # noqa: E731
     assert rmse(pred) < 0.7 * rmse(base)
+    assert model.members_[0].scale_.high == 5  # the members trained on the ratings mapped onto 1..5
+    loaded = aerec.load(model.save(tmp_path / "model"))
+    np.testing.assert_allclose(loaded.predict(test["user"].to_numpy(), test["item"].to_numpy()), pred, rtol=1e-5)
+    new_user = {"x0": 100.0, "y0": 1.0}
+    np.testing.assert_allclose(loaded.recommend_new(new_user, n=3)["prediction"],
+                               model.recommend_new(new_user, n=3)["prediction"], rtol=1e-5)
 
 
 def test_kernelised_weights_are_gated_and_penalised() -> None:
