@@ -37,7 +37,6 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 import torch
-from scipy.optimize import nnls
 
 from aerec.baseline import BiasModel
 from aerec.config import Config
@@ -105,6 +104,8 @@ def fit_blend(parts: np.ndarray, truth: np.ndarray) -> Blend:
     with a free intercept (both sides centred). Non-negative: a member with a negative weight
     would be a member whose errors the blend bets on, which does not carry to new data.
     Too few ratings for ``k`` weights (or weights that all vanish): the members' mean."""
+    from scipy.optimize import nnls  # here, not at import: the default model's path imports this module
+
     n, k = parts.shape
     if n < MIN_RATINGS_PER_WEIGHT * k:
         return Blend(tuple([1.0 / k] * k), 0.0, 0)

@@ -90,9 +90,11 @@ class Recommender(Estimator):
         # Settings with model.members (the accurate preset) describe an ensemble of networks:
         # Recommender(...) then makes the estimator that blends them (aerec.ensemble).
         if cls is Recommender:
-            from aerec.ensemble import EnsembleRecommender, wants_ensemble
+            from aerec.ensemble import wants_ensemble
 
             if wants_ensemble(kind, config, model_params):
+                from aerec.ensemble import EnsembleRecommender
+
                 return super().__new__(EnsembleRecommender)
         return super().__new__(cls)
 
