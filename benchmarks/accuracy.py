@@ -150,14 +150,14 @@ def svdpp_baseline(train: Any, test: Any) -> tuple[str, dict[str, float]]:
     return name, errors(np.clip(back, low, high), g["rating"].to_numpy())
 
 
-def synthetic(threads: int, names: list[str], save: Path | None = None) -> dict[str, Any]:
+def synthetic(threads: int, names: list[str], save: Path | None = None, seed: int = 0) -> dict[str, Any]:
     """The rows of the synthetic shapes ``names``; with ``save``, the rows so far are written
     there (JSON) after each shape, so a long run that is stopped keeps what it finished."""
     rows = {}
     for name in names:
         shape = SHAPES[name]
         log(f"synthetic {name}: {shape}")
-        train, test, floor = synthetic_split(shape)
+        train, test, floor = synthetic_split(shape, seed)
         row = preset_rows(train, test, threads)
         row["svdpp_name"], row["svdpp"] = svdpp_baseline(train, test)
         log(f"  {row['svdpp_name']}: RMSE {row['svdpp']['rmse']:.4f}; bias RMSE {row['bias']['rmse']:.4f}")
@@ -213,7 +213,9 @@ def write_doc(result: dict[str, Any], command: str) -> None:
     if "folds" in result:
         _doc.write_block("accuracy.py folds", head + table_movielens(result["folds"]), section=SECTION)
     if "synthetic" in result:
-        _doc.write_block("accuracy.py synthetic", head + table_synthetic(result["synthetic"]), section=SECTION)
+        seed = result.get("seed", 0)
+        name = "accuracy.py synthetic" + (f" --seed {seed}" if seed else "")
+        _doc.write_block(name, head + table_synthetic(result["synthetic"]), section=SECTION)
 
 
 def merge_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -237,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--parts", default="u1,folds,synthetic")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--shapes", default=None, help="synthetic shapes by position in SHAPES, e.g. 0,2 (default: all)")
+    p.add_argument("--seed", type=int, default=0, help="synthetic data and split seed (its own doc block when not 0)")
     p.add_argument("--json", default=None)
     p.add_argument("--from-json", default=None, help="rewrite the doc blocks from saved runs (comma-separated "
                    "files: their parts are merged, later files' synthetic shapes added to earlier ones')")
@@ -261,7 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     if "synthetic" in parts:
         names = list(SHAPES) if a.shapes is None else [list(SHAPES)[int(k)] for k in a.shapes.split(",")]
         partial = Path(a.json).with_suffix(".synthetic.json") if a.json else None
-        result["synthetic"] = synthetic(a.threads, names, partial)
+        result["synthetic"] = synthetic(a.threads, names, partial, a.seed)
+        result["seed"] = a.seed
     if a.json:
         Path(a.json).write_text(json.dumps(result, indent=1))
     if not a.no_doc:
