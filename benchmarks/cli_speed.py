@@ -164,7 +164,7 @@ print(json.dumps(out))
 EASE_PROBE = r'''
 import json, sys, time
 import torch
-import aerec.implicit.ease as ease
+import aerec.models.ease as ease
 from aerec import ImplicitRecommender, read_ratings
 train, test = read_ratings(sys.argv[1]), read_ratings(sys.argv[2])
 out = {}

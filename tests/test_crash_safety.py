@@ -187,7 +187,10 @@ def test_random_sigkills_during_repeated_saves_never_leave_a_broken_file(tmp_pat
 # ----------------------------------------------------------------------------- 3. aerec train
 TRAIN = ["--data", "synthetic", "--n-ratings", "3000", "--split", "random:0.1", "--model", "dae",
          "--set", "model.hidden=[16]", "--epochs", "30", "--batch-size", "32", "--seed", "7", "--threads", "1",
-         "--set", "train.patience=0", "--json", "--no-progress"]
+         "--set", "train.patience=0", "--json", "--no-progress",
+         # A checkpoint after every epoch: with the models' time budget (5 %) a loaded machine
+         # spaces them out, and a run could end before the first chosen epoch is ever seen.
+         "--set", "train.checkpoint_budget=1"]
 SAME = ["rmse", "mae", "n", "n_fallback", "rmse_per_user", "best_epoch", "best_val_rmse", "epochs_run", "stopped"]
 
 

@@ -113,8 +113,8 @@ def test_cli_table(cli_json):
     r = run("cv", "--data", "synthetic", "--n-ratings", N, "--folds", "3", *FAST)
     assert r.exit_code == 0, r.output
     for word in ("fold 1", "fold 3", "mean", "std", "bias mean", "RMSE", "MAE", "NDCG@10", "fit s"):
-        assert word in r.output
-    assert f"{cli_json['mean']['rmse']:.4f}" in r.output
+        assert word in r.stdout
+    assert f"{cli_json['mean']['rmse']:.4f}" in r.stdout
 
 
 def test_named_splits_match_kfold(cli_json):

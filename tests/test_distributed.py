@@ -28,7 +28,7 @@ from aerec.config import TrainConfig
 from aerec.data.batches import dense_rows
 from aerec.distributed import Group, Launch, Share
 from aerec.errors import ConfigError
-from aerec.implicit.networks import CDAE, MultDAE
+from aerec.models.implicit_networks import CDAE, MultDAE
 from aerec.losses import LOSSES
 from aerec.models.autoencoder import Autoencoder
 from aerec.training import Trainer

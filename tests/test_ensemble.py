@@ -128,3 +128,25 @@ def test_a_given_validation_set_chooses_without_a_refit() -> None:
     assert model.train_result_.best_val is not None
     fitted = _tiny_ensemble().fit(data.train)
     assert len(fitted.refit_epochs_) == 3 and all(e >= 1 for e in fitted.refit_epochs_)
+
+
+def test_the_ensemble_explains_by_the_items_group_and_its_shares_add_up() -> None:
+    from aerec.testing import single_thread
+    from tests.test_explain import LOVED, X, Y, assert_explained_by_own_group, planted_mixed
+
+    with single_thread():
+        model = Recommender(config=Config(model={"kind": "autorec", "preset": "accurate", "hidden": [16], "l2": 1.0},
+                                          train={"epochs": 6, "lbfgs_iterations": 10})).fit(planted_mixed())
+    assert_explained_by_own_group(model.recommend("mixed", n=8, explain=True))
+    given = {**dict.fromkeys(X[:4], 5.0), **dict.fromkeys(Y[:4], 5.0)}
+    assert_explained_by_own_group(model.recommend_new(given, n=8, explain=True))
+    # Exact: every member's fold-in is linear in the ratings and the blend is linear in the members.
+    idx = model.items_.index(LOVED[:3])
+    values = np.array([5.0, 4.0, 2.0])
+    targets = np.arange(len(model.items_))
+    shares = model._new_contributions(idx, values, targets)[2]  # (n_items, 3)
+    bases = []
+    for m in model.members_:
+        fold_in = m.read_.fold_in
+        bases.append(fold_in.means[fold_in.choice.prior[2]][targets])
+    np.testing.assert_allclose(shares.sum(1) + model.blend_(bases), model.new_user_scores(idx, values), atol=1e-8)

@@ -18,8 +18,8 @@ from aerec.data.scale import RatingScale
 from aerec.data.splits import per_user_split, user_split
 from aerec.errors import ConfigError, DataError, TrainingError
 from aerec.implicit import ImplicitRecommender, default_threshold, implicit_matrix, implicit_view
-from aerec.implicit.ease import EASESolver, check_ease_size, ease_final_weights, ease_memory_bytes, ease_weights
-from aerec.implicit.networks import MultVAE, kl_beta
+from aerec.models.ease import EASESolver, check_ease_size, ease_final_weights, ease_memory_bytes, ease_weights
+from aerec.models.implicit_networks import MultVAE, kl_beta
 from aerec.implicit.testing import planted_implicit
 from aerec.testing import single_thread
 from aerec.training import Trainer, read_checkpoint

@@ -29,15 +29,16 @@ def test_estimator_methods_are_pinned():
         "fit": ["self", "train", "validation", "progress", "checkpoint_dir", "resume", "callbacks"],
         "predict": ["self", "users", "items"],
         "predict_pairs": ["self", "users", "items"],
-        "recommend": ["self", "user", "n", "exclude_rated"],
+        "recommend": ["self", "user", "n", "exclude_rated", "explain", "explain_top"],
         "recommend_batch": ["self", "users", "n", "exclude_rated", "chunk", "as_array"],
-        "recommend_new": ["self", "ratings", "n", "unknown"],
+        "recommend_new": ["self", "ratings", "n", "unknown", "explain", "explain_top"],
         "rank_items": ["self", "predictions", "exclude", "n"],
         "predicted_block": ["self", "users"],
         "ranking_block": ["self", "users"],
         "new_user_scores": ["self", "idx", "values"],
         "save": ["self", "directory", "metrics"],
         "similar_items": ["self", "item", "n"],
+        "because": ["self", "targets", "user_index", "given", "top"],
     }
     for name, params in methods.items():
         assert list(inspect.signature(getattr(aerec.Recommender, name)).parameters) == params, name
@@ -68,7 +69,7 @@ def test_both_estimators_share_one_base_and_loader():
                  "rank_items", "similar_items", "save", "load"):
         assert callable(getattr(aerec.Estimator, name)), name
     # The calls every estimator answers alike take the same arguments.
-    for name in ("recommend", "recommend_batch", "recommend_new", "rank_items", "similar_items", "save"):
+    for name in ("recommend", "recommend_batch", "recommend_new", "rank_items", "similar_items", "because", "save"):
         explicit = list(inspect.signature(getattr(aerec.Recommender, name)).parameters)
         implicit = list(inspect.signature(getattr(aerec.ImplicitRecommender, name)).parameters)
         assert explicit == implicit, name

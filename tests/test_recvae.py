@@ -21,7 +21,7 @@ from aerec.cli import app
 from aerec.config import build_train_config
 from aerec.errors import ConfigError
 from aerec.implicit import ImplicitRecommender
-from aerec.implicit.networks import RecVAE, log_normal
+from aerec.models.implicit_networks import RecVAE, log_normal
 from aerec.testing import planted_implicit, single_thread
 from aerec.training import Trainer
 

@@ -559,3 +559,62 @@ def test_worker_listener_is_marked_tcp_so_replies_are_not_delayed():
     finally:
         sock.close()
     assert uvicorn.config.Config.bind_socket is original
+
+
+# ----------------------------------------------------------------------------- explanations
+def test_explain_names_the_known_users_liked_items(client, model, planted):
+    user = planted.a_users[0]
+    body = client.get(f"/v1/users/{user}/recommendations", params={"n": 5, "explain": "true", "explain_top": 2}).json()
+    expected = model.recommend(user, n=5, explain=True, explain_top=2)
+    assert _ids(body) == [str(i) for i in expected["item"]]
+    for rec, because in zip(body["recommendations"], expected["because"]):
+        assert [b["item_id"] for b in rec["because"]] == [str(b) for b in because]
+        assert 1 <= len(rec["because"]) <= 2
+        for b in rec["because"]:
+            assert b["item_id"] in planted.x_items and b["item_id"] in planted.rated(user)  # what they loved
+            assert b["rating"] >= 4 and b["contribution"] > 0 and b["title"].startswith("Space Opera")
+
+
+def test_explain_for_a_new_user_names_only_what_they_liked(client, planted):
+    ratings = {planted.x_items[0]: 5, planted.x_items[1]: 4, planted.y_items[0]: 1}
+    body = client.post("/v1/recommendations", json={"ratings": ratings, "n": 5, "explain": True}).json()
+    reasons = [b["item_id"] for rec in body["recommendations"] for b in rec["because"]]
+    assert reasons and set(reasons) <= {planted.x_items[0], planted.x_items[1]}  # never the disliked drama
+    assert set(body["recommendations"][0]) == {"item_id", "score", "prediction", "title", "genres", "because"}
+
+
+def test_without_explain_no_because_field(client, planted):
+    got = client.get(f"/v1/users/{planted.a_users[0]}/recommendations", params={"n": 3}).json()
+    assert all("because" not in rec for rec in got["recommendations"])
+    body = client.post("/v1/recommendations", json={"ratings": {planted.x_items[0]: 5}, "n": 3}).json()
+    assert all("because" not in rec for rec in body["recommendations"])
+
+
+@pytest.mark.parametrize("query, body", [
+    ({"explain": "true", "explain_top": 0}, {"explain": True, "explain_top": 0}),
+    ({"explain": "true", "explain_top": 26}, {"explain": True, "explain_top": 26}),
+    ({"explain": "maybe"}, {"explain": "yes"}),
+])
+def test_bad_explain_is_422(client, planted, query, body):
+    got = client.get(f"/v1/users/{planted.a_users[0]}/recommendations", params=query)
+    assert got.status_code == 422, got.text
+    posted = client.post("/v1/recommendations", json={"ratings": {planted.x_items[0]: 5}, **body})
+    assert posted.status_code == 422, posted.text
+    assert "explain" in got.json()["detail"] and "explain" in posted.json()["detail"]
+
+
+def test_explain_on_an_implicit_model(planted):
+    from aerec import ImplicitRecommender
+
+    with single_thread():
+        model = ImplicitRecommender("ease").fit(planted.train)
+    client = TestClient(create_app(model))
+    body = client.post("/v1/recommendations", json={"ratings": {planted.x_items[0]: 5, planted.x_items[1]: 5},
+                                                    "n": 3, "explain": True}).json()
+    for rec in body["recommendations"]:
+        assert rec["because"] and all(b["rating"] is None and b["contribution"] > 0 for b in rec["because"])
+
+
+def test_the_page_asks_for_and_shows_the_reasons(client):
+    script = client.get("/static/app.js").text
+    assert "explain: true" in script and "Because you liked" in script and "rec.because" in script

@@ -144,6 +144,9 @@ def test_rate_three_movies_and_see_recommendations(page):
         titles = recs.locator(".title").all_inner_texts()
         assert all(t.startswith("Space Opera") for t in titles[:5]), titles  # the planted taste
         assert "predicted" in recs.first.locator(".meta").inner_text()
+        # "Because you liked ...": the operas rated 5 stars, never the drama rated 1.
+        playwright_api.expect(recs.first.locator(".because")).to_contain_text("Because you liked Space Opera")
+        assert not any("Quiet Drama" in t for t in recs.locator(".because").all_inner_texts())
         playwright_api.expect(page.locator("#score-note")).to_contain_text("predicted ratings")
         # The stars show the rating given.
         lit = page.locator(f'#rated li.item[data-item-id="{operas[0]}"] button.rate.on')

@@ -23,7 +23,7 @@ import torch
 from aerec.config import Config, TrainConfig
 from aerec.data.batches import dense_rows, observed_targets, sparse_batch
 from aerec.errors import ConfigError, TrainingError
-from aerec.implicit.networks import MultVAE
+from aerec.models.implicit_networks import MultVAE
 from aerec.losses import LOSSES
 from aerec.models.autoencoder import Autoencoder
 from aerec.recommender import Recommender

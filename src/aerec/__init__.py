@@ -7,6 +7,8 @@ neither torch nor pandas and ``aerec --help`` starts in a fraction of a second.
 
 import logging as _logging
 
+from aerec._lazy import lazy_exports as _lazy_exports
+
 # The library only logs, through loggers named "aerec.<module>"; what is shown, and how, is the
 # application's choice. Importing aerec changes nothing in the process (no environment, no
 # handlers beyond this silent one, which keeps Python's last-resort handler from printing).
@@ -14,7 +16,8 @@ _logging.getLogger("aerec").addHandler(_logging.NullHandler())
 
 __version__ = "0.1.0"
 
-# name -> module that defines it, imported when the name is first used.
+# The public API (besides __version__): name -> module that defines it, imported when the name
+# is first used.
 _LAZY = {
     "AerecError": "aerec.errors",
     "ConfigError": "aerec.errors",
@@ -50,53 +53,6 @@ _LAZY = {
     "tune": "aerec.tuning",
 }
 
+__getattr__, __dir__ = _lazy_exports(__name__, _LAZY)
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'aerec' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
-
-
-__all__ = [
-    "AerecError",
-    "BiasModel",
-    "Config",
-    "ConfigError",
-    "DataError",
-    "DatasetError",
-    "Estimator",
-    "ImplicitRecommender",
-    "ModelFileError",
-    "NotFittedError",
-    "RatingMatrix",
-    "RatingScale",
-    "Ratings",
-    "Recommender",
-    "RunConfig",
-    "Split",
-    "TrainConfig",
-    "TrainingError",
-    "Vocabulary",
-    "__version__",
-    "canonical_split",
-    "cross_validate",
-    "evaluate_ranking",
-    "evaluate_ratings",
-    "load_config",
-    "load",
-    "load_dataset",
-    "load_model",
-    "random_split",
-    "read_ratings",
-    "tune",
-    "user_split",
-    "validation_split",
-]
+__all__ = ["__version__", *_LAZY]

@@ -34,6 +34,7 @@ from aerec.config import Config
 from aerec.data.scale import RatingScale
 from aerec.data.vocab import Vocabulary
 from aerec.errors import ConfigError, DataError, ModelFileError, NotFittedError
+from aerec.explain import DEFAULT_EXPLAIN_TOP, because_lists, check_explain
 from aerec.models.family import Family
 from aerec.registry import feedback_of, get_family, hyper_parameters
 
@@ -189,19 +190,79 @@ class Estimator(ABC):
         shared entries (vocabularies, scale, item info, device) are already set."""
 
     # ------------------------------------------------------------------ recommend
-    def recommend(self, user: Any, n: int = 10, *, exclude_rated: bool = True) -> pd.DataFrame:
+    def recommend(self, user: Any, n: int = 10, *, exclude_rated: bool = True, explain: bool = False,
+                  explain_top: int = DEFAULT_EXPLAIN_TOP) -> pd.DataFrame:
         """Top-``n`` items for a known user, best first: columns item, score (what the list is
         ranked by), prediction (rating models: the predicted rating)[, title, genres].
 
         Items the user gave in training are left out unless ``exclude_rated=False``; items no
         training user gave are never recommended. An unknown user is a :class:`DataError` (use
-        :meth:`recommend_new`).
+        :meth:`recommend_new`). With ``explain=True`` two more columns say why: ``because``
+        (the ids of up to ``explain_top`` of the user's rated items that pushed the item up
+        most, largest first) and ``because_detail`` (one ``{item, rating, contribution[,
+        title]}`` record each); see :meth:`because`.
         """
         self._require_fitted()
         check_n(n)
+        check_explain(explain, explain_top)
         u = int(self.users_.index([user])[0])
         exclude = self.rated_items(u) if exclude_rated else np.empty(0, dtype=np.int64)
-        return self._top(self.known_user_scores(u), exclude, n)
+        frame = self._top(self.known_user_scores(u), exclude, n)
+        return self._explained(frame, explain_top, user_index=u) if explain else frame
+
+    # ------------------------------------------------------------------ explanations
+    def because(self, targets: np.ndarray, *, user_index: int | None = None,
+                given: tuple[np.ndarray, np.ndarray] | None = None,
+                top: int = DEFAULT_EXPLAIN_TOP) -> list[list[dict[str, Any]]]:
+        """For each target item (vocabulary indices), up to ``top`` records ``{item, rating,
+        contribution[, title]}``: the user's rated items with the largest positive
+        contribution to its score, largest first (an empty list when none pushed it up).
+        Rating models name only items the user liked (rated at or above
+        ``scale_.liked_from()``): a low rating that raised a score is not a "because you liked".
+
+        The user is a known one (``user_index``, their training ratings) or a new one
+        (``given``: item indices and ratings, as :meth:`new_user_scores` takes them). What a
+        contribution is depends on the model (docs/explanations.md): rating models split the
+        fold-in's prediction exactly into one share per rating (a known user is explained by
+        the fold-in of their training ratings, a close surrogate of their predictions), EASE
+        splits its linear score exactly, the networks of implicit models give each item's
+        leave-one-out effect (the score's drop when it is taken out of the input).
+        """
+        self._require_fitted()
+        check_explain(True, top)
+        targets = np.asarray(targets, dtype=np.int64)
+        if (user_index is None) == (given is None):
+            raise ValueError("give one of user_index (a known user) or given (a new user's items and ratings)")
+        if given is None:
+            rated, ratings, contrib = self._known_contributions(int(user_index), targets)
+        else:
+            rated, ratings, contrib = self._new_contributions(*given, targets)
+        if self.predicts_ratings:
+            # A low rating can push an item up too (disliking one item predicts liking its
+            # opposite), but "because you liked" names only the items the user liked.
+            contrib = np.where(ratings >= self.scale_.liked_from(), contrib, 0.0)
+        titles = None
+        if self.item_info_ is not None and "title" in self.item_info_.columns:
+            titles = [None if pd.isna(t) else str(t)
+                      for t in self.item_info_["title"].reindex(self.items_.label(rated)).tolist()]
+        return because_lists(contrib, self.items_.label(rated).tolist(), ratings, top, titles)
+
+    def _known_contributions(self, user_index: int, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(rated item indices (k,), their ratings (k,), contributions (len(targets), k))`` of
+        a known user; ratings NaN where the model keeps none."""
+        raise NotImplementedError(f"{type(self).__name__} cannot explain its recommendations")
+
+    def _new_contributions(self, idx: np.ndarray, values: np.ndarray | None,
+                           targets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """As :meth:`_known_contributions` for a new user who gave items ``idx`` the ``values``."""
+        raise NotImplementedError(f"{type(self).__name__} cannot explain its recommendations")
+
+    def _explained(self, frame: pd.DataFrame, top: int, **who: Any) -> pd.DataFrame:
+        """``frame`` (a recommendation table) with the ``because`` and ``because_detail`` columns."""
+        lists = self.because(self.items_.index(frame["item"].to_numpy()), top=top, **who) if len(frame) else []
+        frame["because"] = [[record["item"] for record in records] for records in lists]
+        frame["because_detail"] = lists
+        return frame
 
     def recommend_batch(
         self, users: Any = None, n: int = 10, *, exclude_rated: bool = True, chunk: int = 1024,

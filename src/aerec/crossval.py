@@ -241,7 +241,7 @@ def cross_validate(
     """
     from aerec.data.checks import as_ratings, require_ratings
     from aerec.data.registry import load_dataset
-    from aerec.implicit.families import is_implicit_kind
+    from aerec.registry import is_implicit_kind
 
     config = _as_config(config)
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:

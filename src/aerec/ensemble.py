@@ -315,6 +315,26 @@ class EnsembleRecommender(Recommender):
         given = values if self.rescale_ is None else self.rescale_.to_members(values)
         return self.blend_([self._to_data(m.new_user_scores(idx, given)) for m in self.members_])
 
+    # ------------------------------------------------------------------ explanations
+    def _blend_shares(self, parts: list[np.ndarray]) -> np.ndarray:
+        """The blend's share of each rating ``(targets, k)``: the members' shares weighted as
+        their predictions are (a share is a difference of scores: the intercept and the shift
+        of :class:`Rescale` drop out, its factor stays)."""
+        factor = 1.0 if self.rescale_ is None else self.rescale_.span / REFERENCE_SPAN
+        return sum(w * factor * part for w, part in zip(self.blend_.weights, parts))
+
+    def _new_contributions(self, idx: np.ndarray, values: np.ndarray | None,
+                           targets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        given = values if self.rescale_ is None else self.rescale_.to_members(values)
+        parts = [m._new_contributions(idx, given, targets)[2] for m in self.members_]
+        return np.asarray(idx, dtype=np.int64), np.asarray(values, dtype=np.float64), self._blend_shares(parts)
+
+    def _known_contributions(self, user_index: int, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        parts = [m._known_contributions(user_index, targets)[2] for m in self.members_]
+        start, end = self.train_csr_.indptr[user_index], self.train_csr_.indptr[user_index + 1]
+        idx = self.train_csr_.indices[start:end].astype(np.int64)  # the members' order: the same matrix
+        return idx, self.train_csr_.data[start:end].astype(np.float64), self._blend_shares(parts)
+
     def _item_vectors(self) -> torch.Tensor:
         """Each member's item vectors, L2-normalised, side by side ``(n_items, sum of h)``: their
         cosine is the mean of the members' cosines."""

@@ -35,17 +35,11 @@ from aerec.data.ratings import Ratings
 from aerec.evaluation import evaluate_ratings, require_ratings
 from aerec.foldin import FoldIn, FoldInChoice, Link, calibrate
 from aerec.errors import DataError
+from aerec.explain import DEFAULT_EXPLAIN_TOP, check_explain
 from aerec.persistence import check_shapes, read_history_csv
 from aerec.ranking import recommendation_rows, top_indices, top_rows
 from aerec.relevance import Relevance
-from aerec.training import (
-    EpochRecord,
-    Trainer,
-    TrainResult,
-    resolve_device,
-    resolve_threads,
-    seed_everything,
-)
+from aerec.training import EpochRecord, Trainer, TrainResult, fit_device, seed_everything
 
 __all__ = ["Recommender", "Predictions", "check_n"]
 
@@ -132,8 +126,7 @@ class Recommender(Estimator):
         self.loss_ = params.loss if params.loss != "auto" else ("bce" if matrix.scale.is_binary else "mse")
         self.item_info_ = matrix.item_info
         self.fingerprint_ = matrix.fingerprint()
-        self.device_ = resolve_device(run.device)
-        torch.set_num_threads(resolve_threads(run.threads))  # 0: an informed automatic choice
+        self.device_ = fit_device(run.device, run.threads)
 
         if self.loss_ == "bce" and getattr(params, "baseline", False):
             params = dataclasses.replace(params, baseline=False)  # a rating-scale bias makes no sense on logits
@@ -341,14 +334,17 @@ class Recommender(Estimator):
         top = top_indices(scores, n)
         return top, np.exp(scores[top]), np.clip(predictions[top], self.scale_.low, self.scale_.high)
 
-    def recommend(self, user: Any, n: int = 10, *, exclude_rated: bool = True) -> pd.DataFrame:
+    def recommend(self, user: Any, n: int = 10, *, exclude_rated: bool = True, explain: bool = False,
+                  explain_top: int = DEFAULT_EXPLAIN_TOP) -> pd.DataFrame:
         """Top-``n`` items for a known user: columns item, score (the relevance the list is
         ranked by, see :meth:`rank_items`), prediction (the predicted rating)[, title, genres].
 
         Items the user rated in training are left out unless ``exclude_rated=False``; so are
         items nobody rated. An unknown user is a :class:`DataError` (use :meth:`recommend_new`).
+        ``explain=True`` adds the ``because`` and ``because_detail`` columns
+        (:meth:`~aerec.base.Estimator.recommend`).
         """
-        return super().recommend(user, n, exclude_rated=exclude_rated)
+        return super().recommend(user, n, exclude_rated=exclude_rated, explain=explain, explain_top=explain_top)
 
     def recommend_batch(
         self, users: Any = None, n: int = 10, *, exclude_rated: bool = True, chunk: int = 1024,
@@ -389,7 +385,8 @@ class Recommender(Estimator):
         for items nobody rated), for known users by vocabulary index."""
         return torch.from_numpy(self.relevance_.log_scores(self.predicted_block(users), self.read_.log_share))
 
-    def recommend_new(self, ratings: Mapping[Any, float], n: int = 10, *, unknown: str = "error") -> pd.DataFrame:
+    def recommend_new(self, ratings: Mapping[Any, float], n: int = 10, *, unknown: str = "error",
+                      explain: bool = False, explain_top: int = DEFAULT_EXPLAIN_TOP) -> pd.DataFrame:
         """Top-``n`` items for a brand-new user from a few ``{item: rating}`` (no retraining).
 
         The ratings are folded into the trained network (:mod:`aerec.foldin`): the user's
@@ -398,13 +395,37 @@ class Recommender(Estimator):
         the list is the cold-start one. Items the user rated are left out. A rating off the
         scale, NaN, or one item given twice is a :class:`DataError`; so is an item the model
         does not know, unless ``unknown="warn"`` (dropped with a warning naming it).
+        ``explain=True`` adds the ``because`` and ``because_detail`` columns: each rating's exact
+        share of the fold-in's prediction (:meth:`~aerec.base.Estimator.because`).
         """
         self._require_fitted()
         check_n(n)
+        check_explain(explain, explain_top)
         idx, values = self._new_user_vector(ratings, unknown)
         exclude = np.zeros(len(self.items_), dtype=bool)
         exclude[idx] = True
-        return self._top(self.new_user_scores(idx, values), exclude, n)
+        frame = self._top(self.new_user_scores(idx, values), exclude, n)
+        return self._explained(frame, explain_top, given=(idx, values)) if explain else frame
+
+    # ------------------------------------------------------------------ explanations
+    def _new_contributions(self, idx: np.ndarray, values: np.ndarray | None,
+                           targets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Exact: the fold-in's prediction is linear in the ratings (before the output link),
+        so each rating's term is its contribution (:meth:`aerec.foldin.FoldIn.contributions`)."""
+        idx = np.asarray(idx, dtype=np.int64)
+        values = np.asarray(values, dtype=np.float64)
+        return idx, values, self.read_.fold_in.contributions(idx, values, targets)
+
+    def _known_contributions(self, user_index: int, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A surrogate: the fold-in of the user's training ratings, trusting the network fully
+        (the average user's prior, alpha 1). A trained user's own part of the last layer was
+        fitted to the same ratings by the same kind of regularised regression, so the
+        surrogate's predictions follow the network's closely (docs/explanations.md measures how
+        closely); a user with no training ratings has nothing to explain."""
+        start, end = self.train_csr_.indptr[user_index], self.train_csr_.indptr[user_index + 1]
+        idx = self.train_csr_.indices[start:end].astype(np.int64)
+        values = self.train_csr_.data[start:end].astype(np.float64)
+        return idx, values, self.read_.fold_in.contributions(idx, values, targets, prior="model", alpha=1.0)
 
     def new_user_scores(self, idx: np.ndarray, values: np.ndarray) -> np.ndarray:
         """Predicted ratings ``(n_items,)`` (not clipped) of every item for a new user who rated

@@ -3,7 +3,7 @@
 Each family is a :class:`~aerec.models.family.Family` record with its ``feedback`` (``"explicit"``:
 predicts ratings; ``"implicit"``: ranks items from positives), presets, defaults and a
 one-line summary. The records are written where their networks live
-(:mod:`aerec.models.families`, :mod:`aerec.implicit.families`); this module gathers them, and
+(:mod:`aerec.models.families`, :mod:`aerec.models.implicit_families`); this module gathers them, and
 the estimators, the command line, ``tune`` and the docs look families up here only.
 
 >>> from aerec.registry import families, get_family
@@ -19,7 +19,7 @@ import dataclasses
 
 from aerec.config import Config
 from aerec.errors import ConfigError
-from aerec.implicit.families import IMPLICIT_FAMILIES, default_implicit_kind
+from aerec.models.implicit_families import IMPLICIT_FAMILIES, default_implicit_kind
 from aerec.models.families import DEFAULT_EXPLICIT, FAMILIES as EXPLICIT_FAMILIES
 from aerec.models.family import FEEDBACK, Family
 

@@ -185,18 +185,20 @@ def _deep_space(sp: SearchSpace) -> None:
 
 def _dae_space(sp: SearchSpace) -> None:
     """Denoising autoencoder: width, L2, input dropout, learning rate, batch."""
-    sp.choice("model", "hidden", [200, 300, 500, 700], to=lambda h: [h])
-    sp.float("model", "l2", 1.0, 1000.0, log=True)
-    sp.float("model", "input_dropout", 0.0, 0.5)
-    sp.float("train", "lr", 1e-4, 1e-2, log=True)
-    _batch(sp)
+    _one_layer_space(sp, "input_dropout", 0.0, 0.5)
 
 
 def _sparse_space(sp: SearchSpace) -> None:
     """Sparse autoencoder: width, L2, L1 activity penalty, learning rate, batch."""
+    _one_layer_space(sp, "code_l1", 1e-5, 1e-1, log=True)
+
+
+def _one_layer_space(sp: SearchSpace, regulariser: str, low: float, high: float, *, log: bool = False) -> None:
+    """A one-hidden-layer family (dae, sparse): its width, L2, its own ``model.<regulariser>`` in
+    ``[low, high]``, the learning rate and the batch, suggested in that order."""
     sp.choice("model", "hidden", [200, 300, 500, 700], to=lambda h: [h])
     sp.float("model", "l2", 1.0, 1000.0, log=True)
-    sp.float("model", "code_l1", 1e-5, 1e-1, log=True)
+    sp.float("model", regulariser, low, high, log=log)
     sp.float("train", "lr", 1e-4, 1e-2, log=True)
     _batch(sp)
 

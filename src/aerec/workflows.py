@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Recommendations", "TrainData", "TrainResult", "TrainingPlan", "default_checkpoint_dir", "default_model",
     "evaluate", "item_title", "json_ready", "plan_training", "predict_file", "read_test_data", "read_train_data",
-    "recommend", "run_training", "similar", "train",
+    "because_records", "recommend", "run_training", "similar", "train",
 ]
 
 # Settings that may differ between a checkpointed run and the run that resumes it.
@@ -223,12 +223,8 @@ def is_implicit_run(config: Config, train: Ratings, implicit: bool = False, thre
     """Whether ``train`` trains an implicit model (asked for, an implicit kind, or event data
     without a kind); fills in the default implicit kind. ConfigError for contradictions (an
     implicit run of a rating model, a threshold for a rating model)."""
-    from aerec.implicit.families import (
-        DEFAULT_IMPLICIT,
-        IMPLICIT_FAMILIES,
-        default_implicit_kind,
-        is_implicit_kind,
-    )
+    from aerec.models.implicit_families import DEFAULT_IMPLICIT, IMPLICIT_FAMILIES, default_implicit_kind
+    from aerec.registry import is_implicit_kind
 
     kind = config.model.get("kind")
     wanted = implicit or is_implicit_kind(kind) or (kind is None and train.implicit)
@@ -554,28 +550,40 @@ class Recommendations:
     items: list[dict[str, Any]]
     has_predictions: bool  # rating models predict a rating beside each score
     ratings_used: int = 0  # a new user: how many of the given items the model knows (it warns about the others)
+    explained: bool = False  # each record has a ``because`` list
 
 
 def recommend(model: Any, *, user: Any = None, new_ratings: dict[Any, float] | list[Any] | None = None,
-              n: int = 10, include_rated: bool = False) -> Recommendations:
+              n: int = 10, include_rated: bool = False, explain: int = 0) -> Recommendations:
     """Top-``n`` items for a user the model knows, or for a new user given as ratings (or, for
     implicit models, items), without retraining. A rating model drops a new user's unknown
-    items with a warning."""
+    items with a warning. ``explain`` > 0 gives each record a ``because`` list of up to that
+    many ``{item_id, title, rating, contribution}``: the user's rated items that pushed the item
+    up most (:meth:`~aerec.base.Estimator.because`)."""
     used = 0
+    why = {"explain": True, "explain_top": explain} if explain else {}
     if new_ratings is not None:
         # Rating models refuse unknown items by default; here they are dropped with a warning.
-        top = model.recommend_new(new_ratings, n=n, unknown="warn")
+        top = model.recommend_new(new_ratings, n=n, unknown="warn", **why)
         given_items = list(dict.fromkeys(new_ratings))
         used = int((model.items_.index(given_items, unknown="missing") >= 0).sum()) if given_items else 0
     else:
-        top = model.recommend(user, n=n, exclude_rated=not include_rated)
+        top = model.recommend(user, n=n, exclude_rated=not include_rated, **why)
     predictions = top["prediction"].tolist() if "prediction" in top.columns else None
     records = [
         {"item_id": json_ready(item), "score": float(score), "title": _title(top, k)}
         | ({} if predictions is None else {"prediction": float(predictions[k])})
+        | ({"because": because_records(top["because_detail"].iloc[k])} if explain else {})
         for k, (item, score) in enumerate(zip(top["item"].tolist(), top["score"].tolist()))
     ]
-    return Recommendations(records, predictions is not None, used)
+    return Recommendations(records, predictions is not None, used, explained=bool(explain))
+
+
+def because_records(detail: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A ``because_detail`` list in the JSON form of the command line and the API:
+    ``{item_id, title, rating, contribution}`` each (title and rating None when unknown)."""
+    return [{"item_id": json_ready(d["item"]), "title": d.get("title"), "rating": d["rating"],
+             "contribution": float(d["contribution"])} for d in detail]
 
 
 def _title(frame, k: int) -> str | None:

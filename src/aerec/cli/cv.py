@@ -15,17 +15,23 @@ from typing import TYPE_CHECKING
 import typer
 from rich.markup import escape
 
-from aerec.cli import app, err_console
+from aerec.cli import app, out_console
 from aerec.cli.common import (
     ColumnsOption,
+    ConfigFileOption,
+    DataOption,
+    DeviceOption,
     DuplicatesOption,
+    EpochsOption,
     FormatOption,
     JsonOption,
     NRatingsOption,
+    PresetOption,
     ScaleOption,
     SepOption,
+    SetOption,
     TasteOption,
-    build_settings,
+    build_config,
     count_bar,
     fmt_value,
     reader_options,
@@ -33,7 +39,6 @@ from aerec.cli.common import (
     warnings_to_console,
     with_synthetic,
 )
-from aerec.config import Config
 from aerec.errors import ConfigError
 from aerec.registry import family_names
 
@@ -49,9 +54,7 @@ COLUMNS = (
 
 @app.command("cv")
 def cv_command(
-    data: str | None = typer.Option(
-        None, "--data", metavar="NAME|PATH", help="A dataset name (aerec datasets list) or a ratings file/folder."
-    ),
+    data: str | None = DataOption,
     train_file: Path | None = typer.Option(None, "--train", metavar="FILE", help="A ratings file (- for stdin)."),
     folds: int | None = typer.Option(
         None, "--folds", metavar="K", help="A random K-fold of the ratings (seeded with --seed): each rating is "
@@ -64,15 +67,11 @@ def cv_command(
     model: str | None = typer.Option(
         None, "--model", metavar="NAME", help=f"Model family: {family_names('explicit')} (default: autorec)."
     ),
-    preset: str | None = typer.Option(None, "--preset", metavar="NAME", help="A preset of the family."),
-    config_file: Path | None = typer.Option(
-        None, "--config", metavar="FILE.toml", help="TOML settings file with model, train and run tables."
-    ),
-    sets: list[str] | None = typer.Option(
-        None, "--set", metavar="KEY=VALUE", help="Override a setting, e.g. train.lr=0.01 (repeatable; wins over all)."
-    ),
-    epochs: int | None = typer.Option(None, "--epochs", help="Most passes over the data (train.epochs)."),
-    device: str | None = typer.Option(None, "--device", metavar="cpu|cuda|auto", help="Where to train (run.device)."),
+    preset: str | None = PresetOption,
+    config_file: Path | None = ConfigFileOption,
+    sets: list[str] | None = SetOption,
+    epochs: int | None = EpochsOption,
+    device: str | None = DeviceOption,
     seed: int | None = typer.Option(None, "--seed", help="Random seed for the folds, the weights and shuffling."),
     threads: int | None = typer.Option(None, "--threads", help="CPU threads (run.threads; 0 = automatic; "
                                        "1 in each process with --jobs > 1)."),
@@ -111,9 +110,7 @@ def cv_command(
         raise ConfigError(f"--k {k}: the list length must be a positive whole number, e.g. --k 10")
     shortcuts = {"model": {"kind": model, "preset": preset}, "train": {"epochs": epochs},
                  "run": {"seed": seed, "device": device, "threads": threads}}
-    settings = build_settings(config_file, shortcuts, sets or [])
-    settings.setdefault("model", {})
-    config = Config.from_dict(settings, source=str(config_file) if config_file else "settings")
+    config = build_config(config_file, shortcuts, sets)
     options = with_synthetic(reader_options(fmt, columns, sep, scale, duplicates), data, n_ratings, taste)
     specs = None if splits is None else splits.split(",")
     with warnings_to_console(), stdin_as_file(train_file, "--train") as train_in:
@@ -153,7 +150,7 @@ def print_table(result: CVResult, k: int) -> None:
         table.add_row(label, "", *[fmt_value(values.get(key), d) for key, _, d in columns], style=style,
                       end_section=n == 1)
     table.rows[len(result.folds) - 1].end_section = True
-    err_console.print(table)
-    err_console.print("std: standard deviation over the folds (population, as Surprise's cross_validate); "
+    out_console.print(table)  # the result itself: stdout, so `> file` keeps it
+    out_console.print("std: standard deviation over the folds (population, as Surprise's cross_validate); "
                       "bias: mu + b_u + b_i (aerec.BiasModel) fitted and tested on the same folds", soft_wrap=True,
                       style="dim")

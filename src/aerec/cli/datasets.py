@@ -19,6 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from aerec.cli import app, err_console, out_console
+from aerec.cli.common import json_default
 
 if TYPE_CHECKING:
     from aerec.data.registry import DatasetSpec
@@ -143,7 +144,7 @@ def info_command(
     for doubt in doubts:
         err_console.print(f"[yellow]warning:[/] {escape(doubt)}", soft_wrap=True)
     if as_json:
-        typer.echo(json.dumps(summary, default=_jsonable))
+        typer.echo(json.dumps(summary, default=json_default))
         return
     _print_summary(summary, spec)
 
@@ -218,15 +219,6 @@ def _spec_json(spec: DatasetSpec, home: Path) -> dict[str, Any]:
         "folder": str(home / spec.folder) if spec.folder else None,
         "license": spec.license,
     }
-
-
-def _jsonable(x: Any) -> Any:
-    """json.dumps fallback for NumPy scalars/arrays and paths that end up in summaries."""
-    if hasattr(x, "tolist"):
-        return x.tolist()
-    if isinstance(x, Path):
-        return str(x)
-    raise TypeError(f"not JSON serialisable: {type(x).__name__}")
 
 
 def _print_summary(summary: dict[str, Any], spec: DatasetSpec | None) -> None:

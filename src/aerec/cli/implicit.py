@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from rich.markup import escape
 from rich.text import Text
 
-from aerec.cli import err_console
+from aerec.cli import err_console, out_console
 from aerec.cli.common import facts_table, fmt_value
 from aerec.errors import DataError
 
@@ -98,7 +98,7 @@ def print_evaluation(model_dir: Path, source: str, metrics: dict[str, Any]) -> N
     table = facts_table(f"aerec evaluate {escape(str(model_dir))}")
     table.add_row("test", Text(source))
     _metric_rows(table, metrics)
-    err_console.print(table)
+    out_console.print(table)  # the result itself: stdout, so `> file` keeps it
 
 
 def parse_new_user_items(text: str) -> list[str]:

@@ -28,14 +28,21 @@ from rich.markup import escape
 from aerec.cli import app, err_console, out_console
 from aerec.cli.common import (
     ColumnsOption,
+    ConfigFileOption,
+    DataOption,
+    DeviceOption,
     DuplicatesOption,
+    EpochsOption,
     FormatOption,
     JsonOption,
     NRatingsOption,
+    PresetOption,
+    ProgressOption,
     ScaleOption,
     SepOption,
+    SetOption,
     TasteOption,
-    build_settings,
+    build_config,
     count_bar,
     check_out_dir,
     check_writable,
@@ -49,7 +56,6 @@ from aerec.cli.common import (
     warnings_to_console,
     with_synthetic,
 )
-from aerec.config import Config
 from aerec.errors import ConfigError, DataError
 from aerec.registry import family_names
 
@@ -181,9 +187,6 @@ def _check_train_flags(data, train_file, test_file, split) -> None:
 
 # train's options, named here so that the command's signature reads as a list of flags.
 OutOption = typer.Option(..., "--out", help="Model directory to write (replaced atomically).")
-DataOption = typer.Option(
-    None, "--data", metavar="NAME|PATH", help="A dataset name (aerec datasets list) or a ratings file/folder."
-)
 SplitOption = typer.Option(
     None, "--split", metavar="SPEC", help="Hold out a test set: u1..u5, random:0.1, peruser:0.2, ... "
     "(seeded with --seed unless the spec says seed=)."
@@ -205,19 +208,9 @@ ThresholdOption = typer.Option(
     None, "--threshold", help="Implicit models: the lowest rating that is a positive (default 4 on 1..5, "
     "3.5 on half stars)."
 )
-PresetOption = typer.Option(None, "--preset", metavar="NAME", help="A preset of the family, e.g. course (sae), or "
-                            "accurate (autorec: an ensemble of 3 networks, lower error, several times the training time).")
-ConfigFileOption = typer.Option(
-    None, "--config", metavar="FILE.toml", help="TOML settings file with model, train and run tables."
-)
-SetOption = typer.Option(
-    None, "--set", metavar="KEY=VALUE", help="Override a setting, e.g. train.lr=0.01 (repeatable; wins over all)."
-)
-EpochsOption = typer.Option(None, "--epochs", help="Most passes over the data (train.epochs).")
 BatchSizeOption = typer.Option(None, "--batch-size", help="Rows per update (train.batch_size; 0 = full batch).")
 OnlineOption = typer.Option(False, "--online", help="One row per update, as in the course (train.batch_size=1).")
 LrOption = typer.Option(None, "--lr", help="Learning rate (train.lr).")
-DeviceOption = typer.Option(None, "--device", metavar="cpu|cuda|auto", help="Where to train (run.device).")
 SeedOption = typer.Option(None, "--seed", help="Random seed for weights, shuffling, validation and --split.")
 ThreadsOption = typer.Option(None, "--threads", help="CPU threads (run.threads; 0 = automatic).")
 CheckpointDirOption = typer.Option(
@@ -225,7 +218,6 @@ CheckpointDirOption = typer.Option(
     "removed after a successful save)."
 )
 ResumeOption = typer.Option(False, "--resume", help="Continue from the last checkpoint of the same run.")
-ProgressOption = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on stderr.")
 ItemsFileOption = typer.Option(
     None, "--items", metavar="FILE", help="Item metadata: a CSV/TSV/Parquet file with an id column and a title "
     "(optional genres, |-separated, and other columns); the titles show in recommend, similar, the API and the page.",
@@ -284,8 +276,7 @@ def train_command(
         "train": {"epochs": epochs, "batch_size": 1 if online else batch_size, "lr": lr},
         "run": {"seed": seed, "device": device, "threads": threads},
     }
-    settings = build_settings(config_file, shortcuts, sets or [])
-    config = Config.from_dict(settings, source=str(config_file) if config_file else "settings")
+    config = build_config(config_file, shortcuts, sets)
     workflows.prepare_run(config)  # a device this machine lacks fails before anything is read or written
     options = with_synthetic(reader_options(fmt, columns, sep, scale, duplicates), data, n_ratings, taste)
 
@@ -459,7 +450,7 @@ def _print_evaluation(model_dir: Path, source: str, metrics: dict[str, Any], k: 
                   f"{metrics['relevant_from']:g}")
     for name in ("precision", "recall", "ndcg"):
         table.add_row(f"{'NDCG' if name == 'ndcg' else name}@{k}", fmt_value(metrics[f"{name}@{k}"]))
-    err_console.print(table)
+    out_console.print(table)  # the result itself: stdout, so `> file` keeps it
 
 
 # ----------------------------------------------------------------------------- predict
@@ -534,6 +525,10 @@ def recommend_command(
         None, "--out", metavar="FILE", help="With --all-users: the .csv or .parquet file to write (by its suffix)."
     ),
     chunk: int = typer.Option(1024, "--chunk", help="With --all-users: users scored at a time (bounds memory)."),
+    explain: bool = typer.Option(False, "--explain", help="Say for each item which of the user's rated items "
+                                 "pushed it up most (\"because you liked\"; docs/explanations.md)."),
+    explain_top: int | None = typer.Option(None, "--explain-top", metavar="N",
+                                           help="With --explain: at most N rated items per recommendation (default 3)."),
     progress: bool = ProgressOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -541,20 +536,12 @@ def recommend_command(
     implicit models), without retraining; or for every user to a file (--all-users --out FILE)."""
     from aerec import workflows
 
-    if all_users or users_file is not None or out_file is not None:
+    because = _explain_count(explain, explain_top, to_file := bool(all_users or users_file or out_file))
+    if to_file:
         _recommend_all(model_dir, user, ratings, items, n, include_rated, all_users, users_file, out_file, chunk,
                        progress, as_json)
         return
-    given = sum(x is not None for x in (user, ratings, items))
-    if given != 1:
-        raise ConfigError(
-            'give one of --user ID (a user the model knows), --ratings FILE|"item=rating,..." or --items "item,..." '
-            "(a new user), or --all-users --out FILE; got " + {0: "none of them", 2: "two of them"}.get(given, "all three")
-        )
-    if include_rated and user is None:
-        raise ConfigError("--include-rated goes with --user; a new user's own ratings are never recommended back")
-    if n < 1:
-        raise ConfigError(f"-n must be a positive whole number; got {n}")
+    _check_one_user(user, ratings, items, include_rated, n)
     with stdin_as_file(ratings, "--ratings") as ratings_in:  # '-': a file of item,rating lines on stdin
         new_ratings = parse_new_user_ratings(ratings_in) if ratings_in is not None else None
     if items is not None:
@@ -571,7 +558,7 @@ def recommend_command(
         )
     with warnings_to_console():
         top = workflows.recommend(model, user=None if user is None else user.strip(), new_ratings=new_ratings, n=n,
-                                  include_rated=include_rated)
+                                  include_rated=include_rated, explain=because)
     if as_json:
         known = known_label(model.users_, user.strip()) if user is not None else None
         doc: dict[str, Any] = {"user": known, "recommendations": top.items}
@@ -583,6 +570,35 @@ def recommend_command(
     used = top.ratings_used
     who = f"user {user}" if user is not None else f"a new user with {used} {what[:-1] if used == 1 else what}"
     _print_recommendations(top, f"top {n} for {who}")
+
+
+def _check_one_user(user: str | None, ratings: str | None, items: str | None, include_rated: bool, n: int) -> None:
+    """Refuse a top-N request that names no user, or more than one, before the model loads."""
+    given = sum(x is not None for x in (user, ratings, items))
+    if given != 1:
+        raise ConfigError(
+            'give one of --user ID (a user the model knows), --ratings FILE|"item=rating,..." or --items "item,..." '
+            "(a new user), or --all-users --out FILE; got " + {0: "none of them", 2: "two of them"}.get(given, "all three")
+        )
+    if include_rated and user is None:
+        raise ConfigError("--include-rated goes with --user; a new user's own ratings are never recommended back")
+    if n < 1:
+        raise ConfigError(f"-n must be a positive whole number; got {n}")
+
+
+def _explain_count(explain: bool, explain_top: int | None, all_users: bool) -> int:
+    """How many rated items explain each recommendation (0: no explanations)."""
+    if explain_top is not None and not explain:
+        raise ConfigError("--explain-top goes with --explain: aerec recommend MODEL --user ID --explain --explain-top 5")
+    if not explain:
+        return 0
+    if all_users:
+        raise ConfigError("--explain goes with one user's list (--user, --ratings or --items); --all-users writes "
+                          "lists without explanations")
+    top = 3 if explain_top is None else explain_top
+    if top < 1:
+        raise ConfigError(f"--explain-top must be a positive whole number; got {top}")
+    return top
 
 
 def _recommend_all(model_dir, user, ratings, items, n, include_rated, all_users, users_file, out_file, chunk,
@@ -630,8 +646,21 @@ def _print_recommendations(top: Recommendations, title: str) -> None:
     table.add_column("score", justify="right")
     if top.has_predictions:
         table.add_column("predicted", justify="right")
+    if top.explained:
+        table.add_column("because you liked", overflow="fold")
     for rank, rec in enumerate(top.items, start=1):
         title = [escape(rec["title"] or "")] if titles else []
         predicted = [f"{rec['prediction']:.2f}"] if top.has_predictions else []
-        table.add_row(str(rank), escape(str(rec["item_id"])), *title, f"{rec['score']:.3f}", *predicted)
+        because = [escape(_because_text(rec["because"]))] if top.explained else []
+        table.add_row(str(rank), escape(str(rec["item_id"])), *title, f"{rec['score']:.3f}", *predicted, *because)
     out_console.print(table)
+
+
+def _because_text(because: list[dict[str, Any]]) -> str:
+    """``Title (5); Other title (4.5)``: the rated items (ids where titles are unknown) with the
+    user's rating when the model keeps it; "-" when no rated item pushed the item up."""
+    parts = []
+    for b in because:
+        name = b["title"] or str(b["item_id"])
+        parts.append(name if b["rating"] is None else f"{name} ({b['rating']:g})")
+    return "; ".join(parts) if parts else "-"

@@ -21,10 +21,13 @@ from rich.table import Table
 from aerec.cli import app, err_console
 from aerec.cli.common import (
     ColumnsOption,
+    DataOption,
+    DeviceOption,
     DuplicatesOption,
     FormatOption,
     ScaleOption,
     SepOption,
+    json_default,
     reader_options,
 )
 from aerec.config import Config, load_config
@@ -81,7 +84,7 @@ def _base_config(config: Path | None, sets: list[str], model: str | None, device
 @app.command("tune")
 def tune_command(
     ctx: typer.Context,
-    data: str | None = typer.Option(None, "--data", metavar="NAME|PATH", help="A dataset name (aerec datasets list) or a ratings file."),
+    data: str | None = DataOption,
     split: str | None = typer.Option(None, "--split", metavar="SPEC", help="Hold out test ratings from --data (u1, random:0.1, ...)."),
     train: Path | None = typer.Option(None, "--train", metavar="FILE", help="Training ratings file (instead of --data)."),
     test: Path | None = typer.Option(None, "--test", metavar="FILE", help="Test ratings, scored once after the search."),
@@ -93,7 +96,7 @@ def tune_command(
     timeout: float | None = typer.Option(None, "--timeout", min=0.001, metavar="S", help="Stop starting trials after S seconds."),
     seed: int | None = typer.Option(None, "--seed", min=0, metavar="S", help="Seed of the sampler, the validation carving and the weights."),
     validation: float = typer.Option(0.1, "--validation", metavar="F", help="Fraction of the training ratings used as the objective."),
-    device: str | None = typer.Option(None, "--device", metavar="DEVICE", help="cpu, cuda or auto."),
+    device: str | None = DeviceOption,
     prune: bool = typer.Option(True, "--prune/--no-prune", help="Stop trials worse than the median early."),
     out: Path | None = typer.Option(None, "--out", metavar="DIR", help="Refit the best settings and save the model, best.toml and trials.csv here."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
@@ -142,7 +145,7 @@ def tune_command(
     if as_json:
         payload = result.to_json()
         payload["model_dir"] = str(out) if out is not None else None
-        typer.echo(json.dumps(payload, default=_plain))
+        typer.echo(json.dumps(payload, default=json_default))
         return
     err_console.print(_table(result))
     _print_summary(result, out)
@@ -219,11 +222,3 @@ def _print_summary(result, out: Path | None) -> None:
     if out is not None:
         err_console.print(f"saved the model, best.toml and trials.csv to {escape(str(out))}", soft_wrap=True)
     err_console.print("best settings (TOML for aerec train --config) on stdout:")
-
-
-def _plain(x: Any) -> Any:
-    if hasattr(x, "item"):
-        return x.item()
-    if isinstance(x, Path):
-        return str(x)
-    raise TypeError(f"not JSON serialisable: {type(x).__name__}")

@@ -108,18 +108,31 @@ class DatasetSpec:
         return bool(self.sha256 or self.md5)
 
 
-def _movielens(name: str, **fields: Any) -> DatasetSpec:
-    return DatasetSpec(
-        name=name,
-        kind="download",
-        url=f"{_BASE_URL}/{name}.zip",
-        license=GROUPLENS_LICENSE,
-        license_short=GROUPLENS_LICENSE_SHORT,
-        **fields,
-    )
+# The file layouts of the MovieLens archives, by the reader format that reads them:
+# (ratings file, items file).
+_LAYOUTS = {
+    "ml-100k": ("u.data", "u.item"),
+    "ml-1m": ("ratings.dat", "movies.dat"),
+    "ml-latest": ("ratings.csv", "movies.csv"),
+}
 
+# The MovieLens archives, as published: title, reader format, rating scale, and the counts of
+# users, items and ratings. ML-10M has ML-1M's user::item::rating::timestamp layout; its
+# archive unpacks to ml-10M100K/, not ml-10m/. ML-32M's items count the catalogue (README):
+# slightly fewer movies have ratings.
+_MOVIELENS = [
+    ("ml-100k", "MovieLens 100K (1998)", "ml-100k", _FIVE_STARS, 943, 1_682, 100_000),
+    ("ml-1m", "MovieLens 1M (2003)", "ml-1m", _FIVE_STARS, 6_040, 3_706, 1_000_209),
+    ("ml-10m", "MovieLens 10M (2009)", "ml-1m", _HALF_STARS, 69_878, 10_677, 10_000_054),
+    ("ml-20m", "MovieLens 20M (2015)", "ml-latest", _HALF_STARS, 138_493, 26_744, 20_000_263),
+    ("ml-25m", "MovieLens 25M (2019)", "ml-latest", _HALF_STARS, 162_541, 59_047, 25_000_095),
+    ("ml-32m", "MovieLens 32M (2023)", "ml-latest", _HALF_STARS, 200_948, 87_585, 32_000_204),
+    ("ml-latest-small", "MovieLens latest small (2018-09)", "ml-latest", _HALF_STARS, 610, 9_724, 100_836),
+]
+_FOLDERS = {"ml-10m": "ml-10M100K"}  # the top-level folder inside the zip, where it is not the name
 
-# Where each pinned value comes from (never guessed; a value found nowhere stays None):
+# Each archive's pinned (size in bytes, sha256, md5). Where each value comes from (never
+# guessed; a value found nowhere stays None):
 #   size + sha256 for ml-100k, ml-1m, ml-20m, ml-25m, ml-latest-small: tensorflow/datasets
 #     tensorflow_datasets/url_checksums/movielens.txt (commit 1c076ac3), which lists
 #     "url <size> <sha256>"; the same sha256 values are pinned by ISG-Siegen/OmniRec
@@ -130,117 +143,38 @@ def _movielens(name: str, **fields: Any) -> DatasetSpec:
 #     (e.g. a Rust MovieLens fetcher and research data manifests); md5 as below.
 #   md5 values: GroupLens publishes <archive>.zip.md5 next to each archive; the values here are
 #     those copied into public code (e.g. eli-osherovich/papers_with_code
-#     datasets/movielens/dl_config.py for 100k/1m/10m/20m/25m; pooch known_hash for 32m).
+#     datasets/movielens/dl_config.py for 100k/1m/10m/20m/25m; pooch known_hash for 32m); none
+#     was found for ml-latest-small.
 #   ml-100k md5: every public copy reads ...0107933c0723 (not ...c0494, which appears nowhere).
 # ml-latest-small is a "latest" snapshot that GroupLens may refresh (the pinned one is the
 # 2018-09 release); a checksum mismatch there most likely means a new release.
-REGISTRY: dict[str, DatasetSpec] = {
-    "ml-100k": _movielens(
-        "ml-100k",
-        title="MovieLens 100K (1998)",
-        size=4_924_029,
-        sha256="50d2a982c66986937beb9ffb3aa76efe955bf3d5c6b761f4e3a7cd717c6a3229",
-        md5="0e33842e24a9c977be4e0107933c0723",
-        folder="ml-100k",
-        ratings_file="u.data",
-        items_file="u.item",
-        format="ml-100k",
-        scale=_FIVE_STARS,
-        users=943,
-        items=1_682,
-        ratings=100_000,
-    ),
-    "ml-1m": _movielens(
-        "ml-1m",
-        title="MovieLens 1M (2003)",
-        size=5_917_549,
-        sha256="a6898adb50b9ca05aa231689da44c217cb524e7ebd39d264c56e2832f2c54e20",
-        md5="c4d9eecfca2ab87c1945afe126590906",
-        folder="ml-1m",
-        ratings_file="ratings.dat",
-        items_file="movies.dat",
-        format="ml-1m",
-        scale=_FIVE_STARS,
-        users=6_040,
-        items=3_706,
-        ratings=1_000_209,
-    ),
-    "ml-10m": _movielens(
-        "ml-10m",
-        title="MovieLens 10M (2009)",
-        size=65_566_137,
-        sha256="813c411ccb6122564edfe752e7f80c4dcc5aa25fa94c93622f6877a7ba252862",
-        md5="ce571fd55effeba0271552578f2648bd",
-        folder="ml-10M100K",  # the 10M archive unpacks to ml-10M100K/, not ml-10m/
-        ratings_file="ratings.dat",
-        items_file="movies.dat",
-        format="ml-1m",  # the same user::item::rating::timestamp layout as ML-1M
-        scale=_HALF_STARS,
-        users=69_878,
-        items=10_677,
-        ratings=10_000_054,
-    ),
-    "ml-20m": _movielens(
-        "ml-20m",
-        title="MovieLens 20M (2015)",
-        size=198_702_078,
-        sha256="96f243c338a8665f6bcc89c53edf6ee39162a846940de6b7c8c48aeada765ff3",
-        md5="cd245b17a1ae2cc31bb14903e1204af3",
-        folder="ml-20m",
-        ratings_file="ratings.csv",
-        items_file="movies.csv",
-        format="ml-latest",
-        scale=_HALF_STARS,
-        users=138_493,
-        items=26_744,
-        ratings=20_000_263,
-    ),
-    "ml-25m": _movielens(
-        "ml-25m",
-        title="MovieLens 25M (2019)",
-        size=261_978_986,
-        sha256="8b21cfb7eb1706b4ec0aac894368d90acf26ebdfb6aced3ebd4ad5bd1eb9c6aa",
-        md5="6b51fb2759a8657d3bfcbfc42b592ada",
-        folder="ml-25m",
-        ratings_file="ratings.csv",
-        items_file="movies.csv",
-        format="ml-latest",
-        scale=_HALF_STARS,
-        users=162_541,
-        items=59_047,
-        ratings=25_000_095,
-    ),
-    "ml-32m": _movielens(
-        "ml-32m",
-        title="MovieLens 32M (2023)",
-        size=238_950_008,
-        sha256="e4a68655d7386b8f95f2f2424b2ff975dfdd15ffd59e0d864a14dca43e99d6ee",
-        md5="d472be332d4daa821edc399621853b57",
-        folder="ml-32m",
-        ratings_file="ratings.csv",
-        items_file="movies.csv",
-        format="ml-latest",
-        scale=_HALF_STARS,
-        users=200_948,
-        items=87_585,  # movies in the catalogue (README); slightly fewer have ratings
-        ratings=32_000_204,
-    ),
-    "ml-latest-small": _movielens(
-        "ml-latest-small",
-        title="MovieLens latest small (2018-09)",
-        size=978_202,
-        sha256="696d65a3dfceac7c45750ad32df2c259311949efec81f0f144fdfb91ebc9e436",
-        md5=None,  # no published md5 found
-        folder="ml-latest-small",
-        ratings_file="ratings.csv",
-        items_file="movies.csv",
-        format="ml-latest",
-        scale=_HALF_STARS,
-        users=610,
-        items=9_724,
-        ratings=100_836,
-    ),
-    "toy": DatasetSpec(
+_PINNED = {
+    "ml-100k": (4_924_029, "50d2a982c66986937beb9ffb3aa76efe955bf3d5c6b761f4e3a7cd717c6a3229", "0e33842e24a9c977be4e0107933c0723"),
+    "ml-1m": (5_917_549, "a6898adb50b9ca05aa231689da44c217cb524e7ebd39d264c56e2832f2c54e20", "c4d9eecfca2ab87c1945afe126590906"),
+    "ml-10m": (65_566_137, "813c411ccb6122564edfe752e7f80c4dcc5aa25fa94c93622f6877a7ba252862", "ce571fd55effeba0271552578f2648bd"),
+    "ml-20m": (198_702_078, "96f243c338a8665f6bcc89c53edf6ee39162a846940de6b7c8c48aeada765ff3", "cd245b17a1ae2cc31bb14903e1204af3"),
+    "ml-25m": (261_978_986, "8b21cfb7eb1706b4ec0aac894368d90acf26ebdfb6aced3ebd4ad5bd1eb9c6aa", "6b51fb2759a8657d3bfcbfc42b592ada"),
+    "ml-32m": (238_950_008, "e4a68655d7386b8f95f2f2424b2ff975dfdd15ffd59e0d864a14dca43e99d6ee", "d472be332d4daa821edc399621853b57"),
+    "ml-latest-small": (978_202, "696d65a3dfceac7c45750ad32df2c259311949efec81f0f144fdfb91ebc9e436", None),
+}
+
+
+def _movielens(name: str, title: str, format: str, scale: RatingScale, users: int, items: int,
+               ratings: int) -> DatasetSpec:
+    """One GroupLens archive's entry: its files, checksums and terms filled in from the tables above."""
+    size, sha256, md5 = _PINNED[name]
+    ratings_file, items_file = _LAYOUTS[format]
+    return DatasetSpec(
+        name=name, kind="download", title=title, scale=scale,
+        license=GROUPLENS_LICENSE, license_short=GROUPLENS_LICENSE_SHORT,
+        users=users, items=items, ratings=ratings,
+        url=f"{_BASE_URL}/{name}.zip", size=size, sha256=sha256, md5=md5,
+        folder=_FOLDERS.get(name, name), ratings_file=ratings_file, items_file=items_file, format=format,
+    )
+
+
+_BUILTIN = [
+    DatasetSpec(
         name="toy",
         kind="builtin",
         title="Toy like/dislike matrix (11 users x 6 movies, the course's example)",
@@ -251,7 +185,7 @@ REGISTRY: dict[str, DatasetSpec] = {
         items=6,
         ratings=57,
     ),
-    "synthetic": DatasetSpec(
+    DatasetSpec(
         name="synthetic",
         kind="builtin",
         title="Synthetic low-rank ratings with a known noise floor (options: n_ratings, seed, taste)",
@@ -260,7 +194,12 @@ REGISTRY: dict[str, DatasetSpec] = {
         license_short="built in",
         ratings=100_000,
     ),
+]
+
+REGISTRY: dict[str, DatasetSpec] = {
+    spec.name: spec for spec in [*(_movielens(*row) for row in _MOVIELENS), *_BUILTIN]
 }
+"""Every dataset by name: the MovieLens archives in publication order, then the built-in ones."""
 
 # load_dataset options understood by the built-in datasets (everything else is an error).
 _BUILTIN_OPTIONS = {

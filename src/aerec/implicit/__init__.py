@@ -1,24 +1,27 @@
 """Implicit feedback and top-N recommendation: Mult-VAE, Mult-DAE, CDAE, RecVAE, EASE, popularity.
 
 * :mod:`aerec.implicit.views` - positives of rating data (a threshold) or of event logs.
-* :mod:`aerec.implicit.networks` - the Mult-DAE, Mult-VAE, CDAE and RecVAE networks.
-* :mod:`aerec.implicit.families` - hyper-parameters, defaults, presets and sources (their
-  records join the rating families' in :mod:`aerec.registry`).
-* :mod:`aerec.implicit.ease` - EASE's closed form and its memory check.
 * :mod:`aerec.implicit.protocol` - strong generalization and per-user hold-out tasks.
 * :mod:`aerec.implicit.recommender` - :class:`ImplicitRecommender`, the estimator (an
   :class:`aerec.base.Estimator`).
 
-Metrics live in :mod:`aerec.ranking`; docs/implicit.md walks through it all.
+The networks and their families sit a layer below, with the rating models':
+:mod:`aerec.models.implicit_networks` (Mult-DAE, Mult-VAE, CDAE, RecVAE),
+:mod:`aerec.models.implicit_families` (hyper-parameters, defaults, presets, sources; their records
+join the rating families' in :mod:`aerec.registry`) and :mod:`aerec.models.ease` (EASE's closed
+form and its memory check). Metrics live in :mod:`aerec.ranking`; docs/implicit.md walks through
+it all.
 """
 
-# name -> module that defines it, imported on first use (PEP 562), as in ``aerec``: importing
-# a submodule such as aerec.implicit.families must not pull in the estimator, which sits a
-# layer above the families (aerec.registry gathers them before any estimator exists).
+from aerec._lazy import lazy_exports as _lazy_exports
+
+# The public API: name -> module that defines it, imported on first use (PEP 562), as in
+# ``aerec``: importing aerec.implicit, or a light submodule such as aerec.implicit.views, must
+# not pull in the estimator and torch.
 _LAZY = {
-    "DEFAULT_IMPLICIT": "aerec.implicit.families",
-    "IMPLICIT_FAMILIES": "aerec.implicit.families",
-    "is_implicit_kind": "aerec.implicit.families",
+    "DEFAULT_IMPLICIT": "aerec.models.implicit_families",
+    "IMPLICIT_FAMILIES": "aerec.models.implicit_families",
+    "is_implicit_kind": "aerec.registry",
     "RankingTask": "aerec.implicit.protocol",
     "ranking_task": "aerec.implicit.protocol",
     "task_from_parts": "aerec.implicit.protocol",
@@ -28,30 +31,6 @@ _LAZY = {
     "implicit_view": "aerec.implicit.views",
 }
 
+__getattr__, __dir__ = _lazy_exports(__name__, _LAZY)
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'aerec.implicit' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
-
-
-__all__ = [
-    "DEFAULT_IMPLICIT",
-    "IMPLICIT_FAMILIES",
-    "ImplicitRecommender",
-    "RankingTask",
-    "default_threshold",
-    "implicit_matrix",
-    "implicit_view",
-    "is_implicit_kind",
-    "ranking_task",
-    "task_from_parts",
-]
+__all__ = [*_LAZY]

@@ -36,26 +36,21 @@ from aerec.data.new_user import known_items, rating_values
 from aerec.data.checks import as_ratings
 from aerec.data.ratings import Ratings
 from aerec.errors import ConfigError, DataError
-from aerec.implicit.ease import EASESolver, check_ease_size, ease_final_weights
-from aerec.implicit.families import DEFAULT_IMPLICIT, NEURAL
+from aerec.explain import DEFAULT_EXPLAIN_TOP, check_explain
+from aerec.models.ease import EASESolver, check_ease_size, ease_final_weights
+from aerec.models.implicit_families import DEFAULT_IMPLICIT, NEURAL
 from aerec.implicit.protocol import RankingTask, carve_validation, ranking_task, task_from_parts
 from aerec.implicit.views import implicit_matrix, positives
 from aerec.persistence import check_shapes, read_history_csv
 from aerec.ranking import DEFAULT_METRICS, evaluate_ranking, parse_metric, recommendation_rows, top_indices, top_rows
-from aerec.training import (
-    EpochRecord,
-    Trainer,
-    TrainResult,
-    resolve_device,
-    resolve_threads,
-    seed_everything,
-)
+from aerec.training import EpochRecord, Trainer, TrainResult, fit_device, seed_everything
 
 __all__ = ["NOT_A_RATING_MODEL", "VAL_METRIC", "ImplicitRecommender"]
 
 VAL_METRIC = "ndcg@100"
 """What model selection maximises on validation users (Mult-VAE's choice)."""
 ROW_CHUNK = 1024  # users scored at once: chunk x n_items floats
+MULTINOMIAL = ("multdae", "multvae", "recvae")  # softmax over items: explained on the log-softmax
 _log = logging.getLogger(__name__)
 
 
@@ -76,7 +71,7 @@ class ImplicitRecommender(Estimator):
     >>> model.evaluate(test_ratings)["ndcg@100"]          # doctest: +SKIP
 
     Args:
-        kind: the model family (see :mod:`aerec.implicit.families`).
+        kind: the model family (see :mod:`aerec.models.implicit_families`).
         config: a full :class:`~aerec.config.Config` (its ``model.kind`` wins over ``kind``).
         **model_params: hyper-parameters of the family, e.g. ``hidden=[600, 200]``.
     """
@@ -146,8 +141,7 @@ class ImplicitRecommender(Estimator):
         self.item_info_ = matrix.item_info
         self.fingerprint_ = matrix.fingerprint()
         self.val_metric_ = val_metric
-        self.device_ = resolve_device(run.device)
-        torch.set_num_threads(resolve_threads(run.threads))  # 0: an informed automatic choice
+        self.device_ = fit_device(run.device, run.threads)
 
         fit_csr, task = self._validation_task(matrix, validation, train_cfg.validation, run.seed)
         fit_rankable = _liked(fit_csr)  # (n_items,): what validation can rank
@@ -314,13 +308,15 @@ class ImplicitRecommender(Estimator):
                             seed=seed, rankable=self.rankable_)
 
     # ------------------------------------------------------------------ recommend
-    def recommend(self, user: Any, n: int = 10, *, exclude_rated: bool = True) -> pd.DataFrame:
+    def recommend(self, user: Any, n: int = 10, *, exclude_rated: bool = True, explain: bool = False,
+                  explain_top: int = DEFAULT_EXPLAIN_TOP) -> pd.DataFrame:
         """Top-``n`` items for a known user (columns item, score[, title, genres]), best first.
 
         The user's training positives are left out unless ``exclude_rated=False``. An unknown
-        user is a :class:`DataError` (use :meth:`recommend_new`).
+        user is a :class:`DataError` (use :meth:`recommend_new`). ``explain=True`` adds the
+        ``because`` and ``because_detail`` columns (:meth:`~aerec.base.Estimator.because`).
         """
-        return super().recommend(user, n, exclude_rated=exclude_rated)
+        return super().recommend(user, n, exclude_rated=exclude_rated, explain=explain, explain_top=explain_top)
 
     def recommend_batch(
         self, users: Any = None, n: int = 10, *, exclude_rated: bool = True, chunk: int = ROW_CHUNK,
@@ -360,27 +356,35 @@ class ImplicitRecommender(Estimator):
         return scores
 
     def recommend_new(self, ratings: Mapping[Any, float] | Iterable[Any], n: int = 10, *,
-                      unknown: str = "warn") -> pd.DataFrame:
+                      unknown: str = "warn", explain: bool = False,
+                      explain_top: int = DEFAULT_EXPLAIN_TOP) -> pd.DataFrame:
         """Top-``n`` items for a brand-new user, without retraining.
 
         ``ratings`` is the user's items (each a positive), or ``{item: rating}`` on the model's
         scale, where ratings at or above the model's threshold are positives; every given item
         is left out of the answer. Unknown items are ignored with a warning (``unknown="warn"``,
         the default) or refused (``"error"``, a :class:`DataError`); with no positive, the
-        answer is the most-liked items.
+        answer is the most-liked items. ``explain=True`` adds the ``because`` and
+        ``because_detail`` columns (:meth:`~aerec.base.Estimator.because`).
         """
         self._require_fitted()
         check_n(n)
+        check_explain(explain, explain_top)
         idx, values = self._new_user_items(ratings, unknown)
-        return self._top(self.new_user_scores(idx, values), idx, n)
+        frame = self._top(self.new_user_scores(idx, values), idx, n)
+        return self._explained(frame, explain_top, given=(idx, values)) if explain else frame
+
+    def _liked_given(self, idx: np.ndarray, values: np.ndarray | None) -> np.ndarray:
+        """The positives among a new user's items ``idx`` that the model can read (indices)."""
+        idx = np.asarray(idx, dtype=np.int64)
+        liked = idx if values is None else idx[positives(np.asarray(values, dtype=np.float64), self.threshold_)]
+        return liked[self.rankable_[liked]]  # an item no training user liked taught the model nothing
 
     def new_user_scores(self, idx: np.ndarray, values: np.ndarray | None = None) -> np.ndarray:
         """Scores ``(n_items,)`` for a new user who gave items ``idx`` (item indices) with
         ``values`` (default: all positives). Unrankable items score ``-inf``."""
         self._require_fitted()
-        idx = np.asarray(idx, dtype=np.int64)
-        liked = idx if values is None else idx[positives(np.asarray(values, dtype=np.float64), self.threshold_)]
-        liked = liked[self.rankable_[liked]]  # an item no training user liked taught the model nothing
+        liked = self._liked_given(idx, values)
         if len(liked) == 0:
             scores = self.popularity_.double().cpu().numpy().copy()
             scores[~self.rankable_] = -np.inf
@@ -390,6 +394,50 @@ class ImplicitRecommender(Estimator):
         row.sum_duplicates()
         row.data[:] = 1.0
         return self.score_rows(row, np.array([-1])).squeeze(0).double().cpu().numpy()
+
+    # ------------------------------------------------------------------ explanations
+    def _known_contributions(self, user_index: int, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        liked = self.rated_items(user_index).astype(np.int64)
+        return liked, np.full(len(liked), np.nan), self._contributions(liked, targets, user_index)
+
+    def _new_contributions(self, idx: np.ndarray, values: np.ndarray | None,
+                           targets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        liked = np.asarray(list(dict.fromkeys(self._liked_given(idx, values).tolist())), dtype=np.int64)
+        # No ratings in the records: the model reads only that an item was liked.
+        return liked, np.full(len(liked), np.nan), self._contributions(liked, targets, -1)
+
+    @torch.no_grad()
+    def _contributions(self, liked: np.ndarray, targets: np.ndarray, user_row: int) -> np.ndarray:
+        """Each liked item's contribution ``(len(targets), len(liked))`` to the targets' scores.
+
+        EASE: the score is ``x @ B`` with ``x`` 0/1, so liked item ``j`` adds exactly
+        ``B[j, t]``. Networks: leave-one-out, the score with every liked item less the score
+        with item ``j`` taken out of the input (one forward pass per liked item, a chunk at a
+        time); for the multinomial ones (Mult-DAE/VAE, RecVAE) on the log-softmax, the log share
+        of the user's next click the model gives the item, so a change common to every item's
+        logit (which moves no item in the list) counts as nothing. Popularity reads no input:
+        nothing to explain.
+        """
+        k = len(liked)
+        if k == 0 or self.kind == "popularity":
+            return np.zeros((len(targets), k))
+        liked_t = torch.from_numpy(liked).to(self.device_)
+        tgt = torch.from_numpy(np.asarray(targets, dtype=np.int64)).to(self.device_)
+        if self.kind == "ease":
+            return self.ease_[liked_t][:, tgt].T.double().cpu().numpy()
+        parts = []
+        for s in range(0, k + 1, ROW_CHUNK):  # row 0: every liked item; row r > 0: all but liked[r - 1]
+            r = torch.arange(s, min(s + ROW_CHUNK, k + 1), device=self.device_)
+            x = torch.zeros(len(r), len(self.items_), device=self.device_)  # (chunk, n_items)
+            x[:, liked_t] = 1.0
+            out = torch.nonzero(r > 0).squeeze(1)
+            x[out, liked_t[r[out] - 1]] = 0.0
+            scores = self.net_.scores(x, torch.full((len(r),), user_row, dtype=torch.int64, device=self.device_))
+            if self.kind in MULTINOMIAL:
+                scores = torch.log_softmax(scores, dim=1)
+            parts.append(scores[:, tgt].double())  # (chunk, t)
+        block = torch.cat(parts)  # (k + 1, t)
+        return (block[:1] - block[1:]).T.cpu().numpy()
 
     def _new_user_items(self, items: Mapping[Any, float] | Iterable[Any],
                         unknown: str = "warn") -> tuple[np.ndarray, np.ndarray]:

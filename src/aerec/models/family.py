@@ -2,7 +2,7 @@
 
 A :class:`Family` says how to resolve a run's settings (family defaults, then a preset, then
 the user's values) and how to build the family's network. The families themselves are listed
-in :mod:`aerec.models.families` (rating models) and :mod:`aerec.implicit.families` (top-N
+in :mod:`aerec.models.families` (rating models) and :mod:`aerec.models.implicit_families` (top-N
 models); :mod:`aerec.registry` gathers both into the one table callers look families up in.
 This module imports neither, so both can build on it.
 """

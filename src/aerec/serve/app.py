@@ -5,8 +5,8 @@ Endpoints (JSON; OpenAPI docs at ``/docs``)::
     GET  /health                                  model kind, users, items, scale, version, limits
     GET  /v1/items?query=&limit=                  items by title (most-rated first)
     GET  /v1/items/{item_id}/similar?n=           the n items most like one item (cosine similarity)
-    GET  /v1/users/{user_id}/recommendations?n=   top-n for a user the model was trained on
-    POST /v1/recommendations  {"ratings": {...}, "n": 10}       top-n for a new user (fold-in)
+    GET  /v1/users/{user_id}/recommendations?n=&explain=   top-n for a user the model was trained on
+    POST /v1/recommendations  {"ratings": {...}, "n": 10, "explain": false}   top-n for a new user (fold-in)
     POST /v1/predict          {"pairs": [["user", "item"], ...]}  predicted ratings
     GET  /                                        the web page (static/index.html)
 
@@ -29,7 +29,7 @@ from fastapi import FastAPI, HTTPException, Path as PathParam, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import aerec
@@ -77,6 +77,10 @@ class RecommendRequest(BaseModel):
     )
     ratings: dict[str, Rating] = Field(default_factory=dict, description="item id -> rating on the model's scale")
     n: StrictInt = Field(10, ge=1, description="how many recommendations (at most the server's max_n)")
+    explain: StrictBool = Field(False, description="give each recommendation a `because` list: the rated items that "
+                                                   "pushed it up most (docs/explanations.md)")
+    explain_top: StrictInt = Field(3, ge=1, description="with explain: at most this many rated items each "
+                                                        "(at most max_n)")
 
 
 class PredictRequest(BaseModel):
@@ -84,6 +88,15 @@ class PredictRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"pairs": [["196", "242"], ["186", "302"]]}]})
     pairs: list[tuple[Id, Id]] = Field(description="[user_id, item_id] pairs")
+
+
+class Reason(BaseModel):
+    item_id: str = Field(description="one of the user's rated items")
+    title: str | None = None
+    rating: float | None = Field(description="the user's rating of it (None for implicit models: they read only "
+                                             "that it was liked)")
+    contribution: float = Field(description="how much it raised the recommended item's score, in the model's own "
+                                            "units (docs/explanations.md); always > 0")
 
 
 class Recommendation(BaseModel):
@@ -94,6 +107,8 @@ class Recommendation(BaseModel):
     prediction: float | None = Field(default=None, description="predicted rating on the model's scale (rating models)")
     title: str | None = None
     genres: list[str] = Field(default_factory=list)
+    because: list[Reason] | None = Field(default=None, description="only when explain was asked: the user's rated "
+                                         "items that pushed this item up most, largest first (\"because you liked\")")
 
 
 class Recommendations(BaseModel):
@@ -288,27 +303,37 @@ def _add_model_routes(app: FastAPI, engine: ServingModel, settings: ServeSetting
 def _add_recommendation_routes(app: FastAPI, engine: ServingModel, settings: ServeSettings) -> None:
     """Top-n lists for known and new users, and predicted ratings."""
 
+    # A record has "because" only when it was asked for (exclude_unset): other answers are unchanged.
     @app.get("/v1/users/{user_id}/recommendations", response_model=UserRecommendations, tags=["recommendations"],
-             responses=ERRORS)
+             responses=ERRORS, response_model_exclude_unset=True)
     def recommend_user(
         user_id: Annotated[str, PathParam(description="a user id from the training data")],
         n: Annotated[int, Query(ge=1, description="how many recommendations")] = 10,
+        explain: Annotated[bool, Query(description="give each a `because` list (\"because you liked\")")] = False,
+        explain_top: Annotated[int, Query(ge=1, description="with explain: at most this many rated items each")] = 3,
     ) -> dict[str, Any]:
-        """Top-``n`` items for a user the model was trained on, leaving out what they rated."""
+        """Top-``n`` items for a user the model was trained on, leaving out what they rated; with
+        ``explain=true``, each with the user's rated items that pushed it up most."""
         _check_n(settings, n)
-        return {"user_id": user_id, "recommendations": _records(engine.recommend_user(user_id, n))}
+        _check_n(settings, explain_top, "explain_top")
+        found = engine.recommend_user(user_id, n, explain_top if explain else 0)
+        return {"user_id": user_id, "recommendations": _records(found)}
 
-    @app.post("/v1/recommendations", response_model=Recommendations, tags=["recommendations"], responses=BODY_ERRORS)
+    @app.post("/v1/recommendations", response_model=Recommendations, tags=["recommendations"], responses=BODY_ERRORS,
+              response_model_exclude_unset=True)
     def recommend_new(body: RecommendRequest) -> dict[str, Any]:
         """Top-``n`` items for a new user from a few ratings (fold-in; no retraining).
 
         The rated items are left out of the answer. With no ratings, the best-liked items overall.
+        With ``"explain": true``, each with the given items that pushed it up most.
         """
         _check_n(settings, body.n)
+        _check_n(settings, body.explain_top, "explain_top")
         if len(body.ratings) > settings.max_ratings:
             raise HTTPException(422, f"too many ratings: {len(body.ratings)}; this server takes at most "
                                      f"{settings.max_ratings} (raise it with --max-ratings or AEREC_SERVE_MAX_RATINGS)")
-        return {"recommendations": _records(engine.recommend_new(body.ratings, body.n))}
+        found = engine.recommend_new(body.ratings, body.n, body.explain_top if body.explain else 0)
+        return {"recommendations": _records(found)}
 
     @app.post("/v1/predict", response_model=Predictions, tags=["recommendations"], responses=BODY_ERRORS)
     def predict(body: PredictRequest) -> dict[str, Any]:
@@ -350,7 +375,10 @@ def app_from_env() -> FastAPI:
 def _records(items: list[Scored]) -> list[dict[str, Any]]:
     return [{"item_id": s.item_id, "score": round(s.score, SCORE_DIGITS),
              "prediction": None if s.prediction is None else round(s.prediction, SCORE_DIGITS),
-             "title": s.title, "genres": s.genres} for s in items]
+             "title": s.title, "genres": s.genres}
+            | ({} if s.because is None else {"because": [{**b, "contribution": round(b["contribution"], 6)}
+                                                         for b in s.because]})
+            for s in items]
 
 
 def _read_static() -> dict[str, bytes]:

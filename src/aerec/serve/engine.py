@@ -17,6 +17,7 @@ MovieLens 100K), while parsing, validation and JSON encoding run outside it.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 from dataclasses import dataclass
@@ -54,6 +55,7 @@ class Scored:
     title: str | None
     genres: list[str]
     prediction: float | None = None
+    because: list[dict[str, Any]] | None = None  # asked for: {item_id, title, rating, contribution} each
 
 
 class ServingModel:
@@ -129,12 +131,19 @@ class ServingModel:
         labels, values = rating_values(ratings, self.scale)
         return self.item_index(labels), values
 
-    def recommend_new(self, ratings: Mapping[str, float], n: int) -> list[Scored]:
-        """Top-``n`` for a new user from ``{item_id: rating}``, leaving out the rated items."""
+    def recommend_new(self, ratings: Mapping[str, float], n: int, explain_top: int = 0) -> list[Scored]:
+        """Top-``n`` for a new user from ``{item_id: rating}``, leaving out the rated items;
+        ``explain_top`` > 0: each with up to that many rated items that pushed it up most."""
         idx, values = self.check_ratings(ratings)
         with self.lock:
             scores = self._new_user_scores(idx, values)
-        return self._top(scores, idx, n)
+        found = self._top(scores, idx, n)
+        if not explain_top or not found:
+            return found
+        targets = self.item_index(s.item_id for s in found)
+        with self.lock:
+            lists = self.model.because(targets, given=(idx, values), top=explain_top)
+        return [dataclasses.replace(s, because=_reasons(r)) for s, r in zip(found, lists)]
 
     def _new_user_scores(self, idx: np.ndarray, values: np.ndarray) -> np.ndarray:
         """Scores of every item ``(n_items,)`` for a new user (the library's fold-in)."""
@@ -142,14 +151,19 @@ class ServingModel:
             return self._cold_scores
         return self.model.new_user_scores(idx, values)
 
-    def recommend_user(self, user_id: str, n: int) -> list[Scored]:
-        """Top-``n`` for a known user (items they rated in training left out)."""
+    def recommend_user(self, user_id: str, n: int, explain_top: int = 0) -> list[Scored]:
+        """Top-``n`` for a known user (items they rated in training left out); ``explain_top``
+        > 0: each with up to that many of the user's rated items that pushed it up most."""
         self.user_index([user_id])
+        why = {"explain": True, "explain_top": explain_top} if explain_top else {}
         with self.lock:
-            frame = self.model.recommend(self._label(self.model.users_, user_id), n=n)
+            frame = self.model.recommend(self._label(self.model.users_, user_id), n=n, **why)
         index = self.item_index(str(i) for i in frame["item"].tolist())
         predictions = frame["prediction"].tolist() if "prediction" in frame.columns else [None] * len(frame)
-        return [self._scored(k, s, p) for k, s, p in zip(index.tolist(), frame["score"].tolist(), predictions)]
+        found = [self._scored(k, s, p) for k, s, p in zip(index.tolist(), frame["score"].tolist(), predictions)]
+        if not explain_top:
+            return found
+        return [dataclasses.replace(s, because=_reasons(r)) for s, r in zip(found, frame["because_detail"].tolist())]
 
     def similar(self, item_id: str, n: int) -> list[Scored]:
         """The ``n`` items most like ``item_id`` (:meth:`~aerec.base.Estimator.similar_items`;
@@ -204,6 +218,12 @@ class ServingModel:
             "titles": self.has_titles,
             "task": "rating" if self.model.predicts_ratings else "implicit",
         }
+
+
+def _reasons(detail: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The library's ``because`` records in the API's form (ids as strings)."""
+    return [{"item_id": str(d["item"]), "title": d.get("title"), "rating": d["rating"],
+             "contribution": float(d["contribution"])} for d in detail]
 
 
 def _metadata(info: Any, labels: np.ndarray) -> tuple[list[str | None], list[list[str]]]:

@@ -34,6 +34,16 @@ def with_seed(model: Estimator, seed: int) -> Estimator:
     return type(model)(config=config)
 
 
+def assert_each_group_gets_its_items(fitted: Estimator, data: Any, n: int, seen: Callable[[str], set]) -> None:
+    """The first five users of each planted group are recommended only items their group likes:
+    a list of ``n`` (fewer for a user who has ``seen`` most of those items in training)."""
+    for user in [*data.a_users[:5], *data.b_users[:5]]:
+        liked = set(data.liked(user))
+        k = min(n, len(liked - seen(user)))
+        top = fitted.recommend(user, n=k)["item"].tolist()
+        assert set(top) <= liked, f"{user} should be recommended {sorted(liked)}; got {top}"
+
+
 class EstimatorContract:
     """Contract tests shared by every estimator. Do not subclass it directly: inherit
     :class:`~aerec.testing.RecommenderContract` (rating models) or

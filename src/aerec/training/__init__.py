@@ -1,6 +1,6 @@
 """Training: the epoch loop, its checkpoints, and the run context it needs.
 
-Networks (:mod:`aerec.models`, :mod:`aerec.implicit.networks`) hold only architecture; this
+Networks (:mod:`aerec.models`, rating and top-N models alike) hold only architecture; this
 package owns how they learn. It knows the data layer (sparse rows, batches) and the networks'
 small protocol (``forward``, optionally ``forward_observed``, ``training_loss``,
 ``epoch_passes``), and nothing above: estimators call it, it never calls them.
@@ -24,7 +24,7 @@ from aerec.training.batch_format import choose_batch_format
 from aerec.training.checkpoints import has_checkpoint, read_checkpoint, write_checkpoint
 from aerec.training.history import EpochRecord, TrainResult
 from aerec.training.loop import Trainer
-from aerec.training.runtime import compile_network, resolve_device, resolve_threads, seed_everything
+from aerec.training.runtime import compile_network, fit_device, resolve_device, resolve_threads, seed_everything
 
 __all__ = [
     "EpochRecord",
@@ -32,6 +32,7 @@ __all__ = [
     "Trainer",
     "choose_batch_format",
     "compile_network",
+    "fit_device",
     "has_checkpoint",
     "read_checkpoint",
     "resolve_device",

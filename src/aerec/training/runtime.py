@@ -17,7 +17,7 @@ from torch import nn
 
 from aerec.errors import ConfigError
 
-__all__ = ["resolve_device", "resolve_threads", "seed_everything", "epoch_seed", "compile_network",
+__all__ = ["fit_device", "resolve_device", "resolve_threads", "seed_everything", "epoch_seed", "compile_network",
            "compile_errors_run_eagerly"]
 
 
@@ -28,6 +28,14 @@ def resolve_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"run.device is {name} but no CUDA device is available; use --device cpu or auto")
     return torch.device(name)
+
+
+def fit_device(device: str, threads: int) -> torch.device:
+    """The first step of every estimator's fit: the device it runs on (``run.device``), with
+    torch's CPU thread count set for it (``run.threads``; 0: :func:`resolve_threads` chooses)."""
+    resolved = resolve_device(device)
+    torch.set_num_threads(resolve_threads(threads))
+    return resolved
 
 
 def seed_everything(seed: int) -> None:

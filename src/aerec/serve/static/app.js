@@ -11,6 +11,7 @@
   const PAGE_SIZE = 20;
   const N_RECS = 10;
   const N_SIMILAR = 10;
+  const N_BECAUSE = 3; // rated items named under each recommendation
 
   const state = {
     scale: null,
@@ -147,6 +148,13 @@
       meta.textContent = details.join(" \u00b7 ");
       main.appendChild(meta);
     }
+    // "Because you liked ...": the rated items that pushed this recommendation up most.
+    if (extra && Array.isArray(extra.because) && extra.because.length) {
+      const why = document.createElement("span");
+      why.className = "because";
+      why.textContent = "Because you liked " + extra.because.map((b) => b.title || b.item_id).join(", ");
+      main.appendChild(why);
+    }
     const more = document.createElement("button");
     more.type = "button";
     more.className = "link-button more";
@@ -188,7 +196,7 @@
 
   function renderRecs() {
     // Rating models rank by relevance and show the predicted rating; top-N models predict none.
-    fill($("recs"), state.recs.map((rec) => itemRow(rec, { score: rec.prediction })));
+    fill($("recs"), state.recs.map((rec) => itemRow(rec, { score: rec.prediction, because: rec.because })));
   }
 
   function renderSimilar() {
@@ -261,7 +269,7 @@
     try {
       const body = await api("/v1/recommendations", {
         method: "POST",
-        body: JSON.stringify({ ratings, n: N_RECS }),
+        body: JSON.stringify({ ratings, n: N_RECS, explain: true, explain_top: N_BECAUSE }),
       });
       if (seq !== state.recsSeq) return; // a newer request is on its way
       state.recs = body.recommendations;

@@ -3,7 +3,7 @@
 ``B = I - P diag(1 / diag(P))`` with ``P = (X'X + l2 I)^-1``: items x items matrices, so this
 module also estimates the memory a fit needs and refuses what cannot fit. :class:`EASESolver`
 scores every candidate lambda from one eigendecomposition. The family's record (defaults, the
-lambda grid) is in :mod:`aerec.implicit.families`.
+lambda grid) is in :mod:`aerec.models.implicit_families`.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@
                         decoder, composite prior, per-user KL weight, alternating updates.
 ``ease``                EASE^R (Steck, WWW 2019): the closed-form linear autoencoder
                         ``B = I - P diag(1/diag(P))``, ``P = (X'X + l2 I)^-1``
-                        (solved in :mod:`aerec.implicit.ease`).
+                        (solved in :mod:`aerec.models.ease`).
 ``popularity``          the most-liked items, for every user alike (a reference).
 ======================  =================================================================
 
@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from aerec.errors import ConfigError
-from aerec.models.families import FAMILIES as EXPLICIT_FAMILIES
 from aerec.models.family import Family
 
 if TYPE_CHECKING:
@@ -44,8 +43,6 @@ __all__ = [
     "RecVAEParams",
     "NEURAL",
     "default_implicit_kind",
-    "get_implicit_family",
-    "is_implicit_kind",
 ]
 
 
@@ -132,7 +129,7 @@ class PopularityParams:
 # help and the docs read, lists these families without loading torch.
 def _build_mult(vae: bool):
     def build(params: MultParams, n_items: int, n_users: int) -> nn.Module:
-        from aerec.implicit.networks import MultDAE, MultVAE
+        from aerec.models.implicit_networks import MultDAE, MultVAE
 
         common = dict(dropout=params.dropout, activation=params.activation, l2=params.l2)
         if vae:
@@ -144,14 +141,14 @@ def _build_mult(vae: bool):
 
 
 def _build_cdae(params: CDAEParams, n_items: int, n_users: int) -> nn.Module:
-    from aerec.implicit.networks import CDAE
+    from aerec.models.implicit_networks import CDAE
 
     return CDAE(n_items, n_users, params.hidden, corruption=params.corruption, activation=params.activation,
                 l2=params.l2, negatives=params.negatives)
 
 
 def _build_recvae(params: RecVAEParams, n_items: int, n_users: int) -> nn.Module:
-    from aerec.implicit.networks import RecVAE
+    from aerec.models.implicit_networks import RecVAE
 
     return RecVAE(n_items, params.hidden, params.latent, dropout=params.dropout, gamma=params.gamma,
                   n_enc_epochs=params.n_enc_epochs, n_dec_epochs=params.n_dec_epochs)
@@ -257,18 +254,3 @@ def default_implicit_kind(n_items: int | None = None) -> str:
     return DEFAULT_IMPLICIT
 
 NEURAL = ("multvae", "multdae", "cdae", "recvae")
-
-
-def is_implicit_kind(kind: str | None) -> bool:
-    """Whether ``kind`` names an implicit-feedback family."""
-    return kind is not None and str(kind) in IMPLICIT_FAMILIES
-
-
-def get_implicit_family(kind: str) -> Family:
-    """The implicit family ``kind`` (:func:`aerec.registry.get_family` looks up either feedback)."""
-    if kind not in IMPLICIT_FAMILIES:
-        if kind in EXPLICIT_FAMILIES:
-            raise ConfigError(f"{kind!r} is a rating model, not a top-N one: use Recommender (on the command "
-                              f"line: aerec train --model {kind}, without --implicit)")
-        raise ConfigError(f"unknown implicit model {kind!r}; choose one of {', '.join(sorted(IMPLICIT_FAMILIES))}")
-    return IMPLICIT_FAMILIES[kind]
