@@ -80,6 +80,18 @@ class Recommender(Estimator):
     _fitted_attribute = "net_"
     _batch_columns = ("user", "rank", "item", "score", "prediction")
 
+    def __new__(cls, kind: str = "autorec", *, config: Config | None = None, **model_params: Any) -> Recommender:
+        # Settings with model.members (the accurate preset) describe an ensemble of networks:
+        # Recommender(...) then makes the estimator that blends them (aerec.ensemble).
+        if cls is Recommender:
+            from aerec.ensemble import wants_ensemble
+
+            if wants_ensemble(kind, config, model_params):
+                from aerec.ensemble import EnsembleRecommender
+
+                return super().__new__(EnsembleRecommender)
+        return super().__new__(cls)
+
     def __init__(self, kind: str = "autorec", *, config: Config | None = None, **model_params: Any) -> None:
         super().__init__(kind, config=config, **model_params)
 

@@ -53,6 +53,12 @@ class AutoencoderParams:
     ``SSE + lambda/2 * ||W||^2``, so ``l2 = lambda / 2``); it is in summed-error units, so its
     size does not depend on batch size. ``code_l1`` is the sparse family's activity penalty
     (per observed rating). ``loss`` is ``auto`` (MSE, or binary cross-entropy on 0/1 data).
+    ``kernel_dim`` > 0 gates every weight by a learned kernel of points in that many
+    dimensions, penalised by ``kernel_l2 * ||K||^2`` (GLocal-K's local kernel,
+    :mod:`aerec.models.kernel`).
+    ``members`` (empty: one network) makes the model an ensemble of the named networks
+    (:data:`aerec.models.members.MEMBERS`) blended by weights fitted on validation ratings
+    (:mod:`aerec.ensemble`); the ``accurate`` preset of ``autorec`` sets it.
     """
 
     hidden: list[int] = field(default_factory=lambda: [500])
@@ -68,6 +74,9 @@ class AutoencoderParams:
     mask_input: bool = False
     baseline: bool = False
     loss: str = "auto"
+    kernel_dim: int = 0
+    kernel_l2: float = 0.0
+    members: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if isinstance(self.hidden, int):
@@ -79,17 +88,37 @@ class AutoencoderParams:
             raise ConfigError(f"model.orientation must be 'user' or 'item'; got {self.orientation!r}")
         if self.l2 < 0 or self.code_l1 < 0:
             raise ConfigError(f"model.l2 and model.code_l1 must be >= 0; got {self.l2}, {self.code_l1}")
+        if self.kernel_dim < 0 or not self.kernel_l2 >= 0:
+            raise ConfigError(f"model.kernel_dim and model.kernel_l2 must be >= 0; got {self.kernel_dim}, {self.kernel_l2}")
+        if self.kernel_dim and self.tied:
+            raise ConfigError("model.kernel_dim (kernelised weights) needs an untied decoder: set model.tied = false")
         if self.loss not in ("auto", "mse", "bce"):
             raise ConfigError(f"model.loss must be auto, mse or bce; got {self.loss!r}")
+        self._check_members()
+
+    def _check_members(self) -> None:
+        from aerec.models.members import MEMBERS, member_names
+
+        if isinstance(self.members, str):
+            self.members = [self.members]
+        if not isinstance(self.members, (list, tuple)) or any(m not in MEMBERS for m in self.members):
+            raise ConfigError(f"model.members must list network names out of {member_names()}; got {self.members!r}")
+        self.members = list(self.members)
 
     def build(self, n_inputs: int) -> nn.Module:
         from aerec.models.autoencoder import Autoencoder  # torch: only when a network is built
 
         encoder, decoder = split_hidden(self.hidden)
-        return Autoencoder(
+        network, kernel = Autoencoder, {}
+        if self.kernel_dim:
+            from aerec.models.kernel import KernelAutoencoder
+
+            network, kernel = KernelAutoencoder, {"kernel_dim": self.kernel_dim, "kernel_l2": self.kernel_l2, "l2": self.l2}
+        return network(
             n_inputs,
             encoder,
             decoder,
+            **kernel,
             activation=self.activation,
             output_activation=self.output_activation,
             code_dropout=self.code_dropout,
@@ -100,6 +129,9 @@ class AutoencoderParams:
             baseline=self.baseline,
         )
 
+
+ACCURATE_MEMBERS = ("i-autorec", "u-autorec", "i-kernel")
+"""The networks of the ``accurate`` preset (see :mod:`aerec.models.members` for why these)."""
 
 FAMILIES: dict[str, Family] = {}
 """The rating-model families by kind (:mod:`aerec.registry` holds these and the top-N ones)."""
@@ -150,6 +182,9 @@ _register(
         presets={
             "i-autorec": {"model": {"orientation": "item"}},
             "u-autorec": {"model": {"orientation": "user"}},
+            # An ensemble blended on validation ratings: about as many times the default's
+            # training time as it has members (docs/models.md, "The accurate preset").
+            "accurate": {"model": {"members": list(ACCURATE_MEMBERS)}},
         },
     )
 )
