@@ -17,7 +17,7 @@ _TINY = {"epochs": 8, "lbfgs_iterations": 10, "patience": 3}
 
 
 def _tiny_ensemble(**params) -> Recommender:
-    return Recommender(config=Config(model={"kind": "autorec", "preset": "accurate", "hidden": [16], "l2": 1.0,
+    return EnsembleRecommender(config=Config(model={"kind": "autorec", "preset": "accurate", "hidden": [16], "l2": 1.0,
                                             **params}, train=dict(_TINY)))
 
 
@@ -29,18 +29,29 @@ class TestAccurateEnsemble(RecommenderContract):
 
 
 def test_the_preset_makes_an_ensemble_and_the_default_does_not() -> None:
-    assert type(Recommender()) is Recommender
-    assert type(Recommender("autorec", preset="i-autorec")) is Recommender
-    model = Recommender(preset="accurate")
+    from aerec.ensemble import rating_model
+
+    assert type(rating_model(Config(model={"kind": "autorec"}))) is Recommender
+    assert type(rating_model(Config(model={"kind": "autorec", "preset": "i-autorec"}))) is Recommender
+    model = rating_model(Config(model={"kind": "autorec", "preset": "accurate"}))  # what aerec train makes
     assert isinstance(model, EnsembleRecommender) and isinstance(model, Recommender)
     assert model.resolved()[0].members == ["i-autorec", "u-autorec", "i-kernel"]
-    assert isinstance(Recommender(config=Config(model={"kind": "autorec", "members": ["u-autorec"]})),
-                      EnsembleRecommender)
+    assert EnsembleRecommender(preset="accurate").resolved()[0].members == ["i-autorec", "u-autorec", "i-kernel"]
+    assert type(rating_model(Config(model={"kind": "autorec", "members": ["u-autorec"]}))) is EnsembleRecommender
+
+
+def test_each_estimator_refuses_the_others_settings() -> None:
+    # A plain Recommender would silently train one network of an ensemble's settings: refused,
+    # naming the class to use; an ensemble without members has nothing to blend.
+    with pytest.raises(ConfigError, match="EnsembleRecommender"):
+        Recommender(preset="accurate")
+    with pytest.raises(ConfigError, match="preset=.accurate."):
+        EnsembleRecommender()
 
 
 def test_an_unknown_member_is_named_with_the_valid_ones() -> None:
     with pytest.raises(ConfigError, match="model.members.*i-autorec.*'nope'"):
-        Recommender(members=["i-autorec", "nope"])
+        EnsembleRecommender(members=["i-autorec", "nope"])
 
 
 def test_the_blend_recovers_known_weights_and_falls_back_to_the_mean_on_little_data() -> None:
@@ -135,7 +146,7 @@ def test_the_ensemble_explains_by_the_items_group_and_its_shares_add_up() -> Non
     from tests.test_explain import LOVED, X, Y, assert_explained_by_own_group, planted_mixed
 
     with single_thread():
-        model = Recommender(config=Config(model={"kind": "autorec", "preset": "accurate", "hidden": [16], "l2": 1.0},
+        model = EnsembleRecommender(config=Config(model={"kind": "autorec", "preset": "accurate", "hidden": [16], "l2": 1.0},
                                           train={"epochs": 6, "lbfgs_iterations": 10})).fit(planted_mixed())
     assert_explained_by_own_group(model.recommend("mixed", n=8, explain=True))
     given = {**dict.fromkeys(X[:4], 5.0), **dict.fromkeys(Y[:4], 5.0)}
@@ -150,3 +161,16 @@ def test_the_ensemble_explains_by_the_items_group_and_its_shares_add_up() -> Non
         fold_in = m.read_.fold_in
         bases.append(fold_in.means[fold_in.choice.prior[2]][targets])
     np.testing.assert_allclose(shares.sum(1) + model.blend_(bases), model.new_user_scores(idx, values), atol=1e-8)
+
+
+def test_a_saved_ensemble_loads_as_one_from_every_entry_point(tmp_path) -> None:
+    import aerec
+    from aerec.testing import planted_ratings, single_thread
+
+    with single_thread():
+        model = _tiny_ensemble().fit(planted_ratings().train)
+    model.save(tmp_path / "m")
+    for load in (aerec.load, aerec.Estimator.load, Recommender.load, EnsembleRecommender.load):
+        loaded = load(tmp_path / "m")
+        assert type(loaded) is EnsembleRecommender, load
+        assert np.allclose(loaded.predict(["u0"], ["i0"]), model.predict(["u0"], ["i0"]))

@@ -22,7 +22,7 @@ LAYERS = [
     ("networks", ["aerec.models"]),
     ("training", ["aerec.training"]),
     ("registry", ["aerec.registry"]),
-    ("estimators", ["aerec.base", "aerec.recommender", "aerec.implicit", "aerec.baseline", "aerec.foldin",
+    ("estimators", ["aerec.base", "aerec.recommender", "aerec.ensemble", "aerec.implicit", "aerec.baseline", "aerec.foldin",
                     "aerec.explain", "aerec.relevance", "aerec.loading", "aerec.evaluation", "aerec.ranking"]),
     ("workflows", ["aerec.workflows", "aerec.tuning", "aerec.crossval", "aerec.demo", "aerec.testing"]),
     ("programs", ["aerec.cli", "aerec.serve", "aerec.__main__"]),

@@ -9,7 +9,7 @@ import sys
 import aerec
 
 PUBLIC = [
-    "AerecError", "BiasModel", "Config", "ConfigError", "DataError", "DatasetError", "Estimator",
+    "AerecError", "BiasModel", "Config", "ConfigError", "DataError", "DatasetError", "EnsembleRecommender", "Estimator",
     "ImplicitRecommender", "ModelFileError", "NotFittedError", "RatingMatrix", "RatingScale",
     "Ratings", "Recommender", "RunConfig", "Split", "TrainConfig", "TrainingError", "Vocabulary",
     "__version__", "canonical_split", "cross_validate", "evaluate_ranking", "evaluate_ratings", "load", "load_config",

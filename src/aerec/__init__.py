@@ -40,6 +40,7 @@ _LAZY = {
     "BiasModel": "aerec.baseline",
     "Config": "aerec.config",
     "Estimator": "aerec.loading",  # there, every estimator is imported, so Estimator.load finds them all
+    "EnsembleRecommender": "aerec.ensemble",
     "ImplicitRecommender": "aerec.implicit.recommender",
     "Recommender": "aerec.recommender",
     "RunConfig": "aerec.config",

@@ -460,6 +460,8 @@ class Estimator(ABC):
             self._load_state(tensors, meta, Path(directory), params, run)
         except ModelFileError:
             raise
+        except ConfigError as exc:  # settings this class does not take (say, an ensemble's for Recommender)
+            raise ModelFileError(f"{directory}: its model.json is not valid for {target.__name__} ({exc})") from None
         except _MISMATCH as exc:
             raise ModelFileError(f"{directory}: model.json and model.safetensors do not fit together ({exc}); "
                                  "retrain the model") from None
@@ -472,13 +474,20 @@ class Estimator(ABC):
         if cls is not Estimator:
             if saved_feedback is not None and saved_feedback != cls.feedback:
                 raise ModelFileError(_other_feedback_message(directory, meta["kind"], saved_feedback))
-            return cls
-        # An unknown kind goes to the rating estimator, whose family lookup names the problem.
-        target = cls._by_feedback.get(saved_feedback or "explicit")
-        if target is None:  # its module not imported yet: aerec.load imports every estimator
-            raise ModelFileError(f"{directory}: no estimator for {saved_feedback} models is imported; "
-                                 "use aerec.load(DIR)")
-        return target
+            target = cls
+        else:
+            # An unknown kind goes to the rating estimator, whose family lookup names the problem.
+            target = cls._by_feedback.get(saved_feedback or "explicit")
+            if target is None:  # its module not imported yet: aerec.load imports every estimator
+                raise ModelFileError(f"{directory}: no estimator for {saved_feedback} models is imported; "
+                                     "use aerec.load(DIR)")
+        # A subclass that reads this kind of directory (an ensemble of networks, say) loads it.
+        return next((sub for sub in target.__subclasses__() if sub._reads(meta)), target)
+
+    @classmethod
+    def _reads(cls, meta: dict[str, Any]) -> bool:
+        """Whether a directory with this ``model.json`` needs this subclass rather than its parent."""
+        return False
 
 
 def _other_feedback_message(directory: str | Path, kind: str, saved_feedback: str) -> str:

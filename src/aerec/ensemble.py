@@ -1,7 +1,7 @@
 """An ensemble of rating networks blended on validation ratings: the ``accurate`` preset.
 
-``Recommender("autorec", preset="accurate")`` (``aerec train --preset accurate``) is an
-:class:`EnsembleRecommender`: a :class:`~aerec.recommender.Recommender` whose predictions are
+``EnsembleRecommender(preset="accurate")`` (``aerec train --preset accurate``) is a
+:class:`~aerec.recommender.Recommender` whose predictions are
 
     prediction(u, i) = c + sum_k w_k * member_k(u, i)            w_k >= 0
 
@@ -43,12 +43,13 @@ from aerec.config import Config
 from aerec.data.checks import as_ratings
 from aerec.data.matrix import RatingMatrix
 from aerec.data.scale import RatingScale
+from aerec.errors import ConfigError
 from aerec.models.members import MEMBERS
 from aerec.recommender import Predictions, Recommender, _cells, _selection_parts
 from aerec.relevance import Relevance
 from aerec.training import EpochRecord, TrainResult, resolve_device
 
-__all__ = ["Blend", "EnsembleRecommender", "fit_blend", "member_config", "wants_ensemble"]
+__all__ = ["Blend", "EnsembleRecommender", "fit_blend", "member_config", "rating_model", "wants_ensemble"]
 
 log = logging.getLogger("aerec.ensemble")
 
@@ -56,6 +57,14 @@ log = logging.getLogger("aerec.ensemble")
 REFERENCE_SPAN = 4.0
 # Below this many validation ratings per weight, a least-squares blend is noise: equal weights.
 MIN_RATINGS_PER_WEIGHT = 50
+
+
+def rating_model(config: Config) -> Recommender:
+    """The rating estimator for ``config``: an :class:`EnsembleRecommender` when its settings
+    list ``model.members`` (the accurate preset), else a :class:`~aerec.recommender.Recommender`.
+    The workflows, ``tune`` and the command line make rating models through this."""
+    cls = EnsembleRecommender if wants_ensemble(config.kind, config, {}) else Recommender
+    return cls(config=config)
 
 
 def wants_ensemble(kind: str, config: Config | None, model_params: dict[str, Any]) -> bool:
@@ -166,9 +175,21 @@ class Rescale:
 
 class EnsembleRecommender(Recommender):
     """A :class:`~aerec.recommender.Recommender` made of several networks blended on validation
-    ratings (see the module doc); made by ``Recommender(...)`` when ``model.members`` is set."""
+    ratings (see the module doc). ``model.members`` names the networks (the accurate preset sets
+    them); :func:`aerec.load` gives back an ensemble saved by :meth:`save`."""
 
     _fitted_attribute = "members_"
+
+    def __init__(self, kind: str = "autorec", *, config: Config | None = None, **model_params: Any) -> None:
+        super().__init__(kind, config=config, **model_params)
+        if not getattr(self.resolved()[0], "members", None):
+            raise ConfigError("an ensemble needs its networks: give preset=\"accurate\" or model.members, e.g. "
+                              "EnsembleRecommender(preset=\"accurate\")")
+
+    @classmethod
+    def _reads(cls, meta: dict[str, Any]) -> bool:
+        model = meta.get("model")  # a tampered file may hold anything here: the loader then names it
+        return isinstance(model, dict) and bool(model.get("members"))
 
     # ------------------------------------------------------------------ fit
     def fit(

@@ -12,10 +12,12 @@ import json
 from pathlib import Path
 
 from aerec.base import Estimator
+from aerec.ensemble import EnsembleRecommender  # imported so that a saved ensemble loads as one
 from aerec.implicit.recommender import ImplicitRecommender
 from aerec.recommender import Recommender
 
-__all__ = ["Estimator", "ImplicitRecommender", "Recommender", "load", "load_model", "model_kind"]
+__all__ = ["Estimator", "EnsembleRecommender", "ImplicitRecommender", "Recommender", "load", "load_model",
+           "model_kind"]
 
 
 def model_kind(directory: str | Path) -> str:
@@ -31,8 +33,8 @@ def model_kind(directory: str | Path) -> str:
 def load(directory: str | Path) -> Estimator:
     """Load a model directory written by ``save`` (safetensors + JSON only, never pickle).
 
-    Returns a :class:`~aerec.recommender.Recommender` or an
-    :class:`~aerec.implicit.ImplicitRecommender`, whichever wrote it; both are
+    Returns a :class:`~aerec.recommender.Recommender` (an :class:`~aerec.ensemble.EnsembleRecommender`
+    for the accurate preset) or an :class:`~aerec.implicit.ImplicitRecommender`, whichever wrote it; all are
     :class:`~aerec.base.Estimator`\\ s. A missing, truncated or tampered directory is a
     :class:`~aerec.errors.ModelFileError`.
     """

@@ -34,7 +34,7 @@ from aerec.data.checks import as_ratings
 from aerec.data.ratings import Ratings
 from aerec.evaluation import evaluate_ratings, require_ratings
 from aerec.foldin import FoldIn, FoldInChoice, Link, calibrate
-from aerec.errors import DataError
+from aerec.errors import ConfigError, DataError
 from aerec.explain import DEFAULT_EXPLAIN_TOP, check_explain
 from aerec.persistence import check_shapes, read_history_csv
 from aerec.ranking import recommendation_rows, top_indices, top_rows
@@ -80,20 +80,14 @@ class Recommender(Estimator):
     _fitted_attribute = "net_"
     _batch_columns = ("user", "rank", "item", "score", "prediction")
 
-    def __new__(cls, kind: str = "autorec", *, config: Config | None = None, **model_params: Any) -> Recommender:
-        # Settings with model.members (the accurate preset) describe an ensemble of networks:
-        # Recommender(...) then makes the estimator that blends them (aerec.ensemble).
-        if cls is Recommender:
-            from aerec.ensemble import wants_ensemble
-
-            if wants_ensemble(kind, config, model_params):
-                from aerec.ensemble import EnsembleRecommender
-
-                return super().__new__(EnsembleRecommender)
-        return super().__new__(cls)
-
     def __init__(self, kind: str = "autorec", *, config: Config | None = None, **model_params: Any) -> None:
         super().__init__(kind, config=config, **model_params)
+        if type(self) is Recommender and getattr(self.resolved()[0], "members", None):
+            # Settings that list model.members (the accurate preset) describe several networks
+            # blended together: another estimator, one layer up (aerec.ensemble).
+            raise ConfigError("these settings list model.members (the accurate preset): an ensemble of networks; "
+                              "use aerec.EnsembleRecommender(preset=\"accurate\") (command line: aerec train --preset "
+                              "accurate); a saved one loads with aerec.load(DIR)")
 
     # ------------------------------------------------------------------ fit
     def fit(

@@ -604,7 +604,7 @@ def _run_trial(optuna, trial, cfg: Config, fit_matrix, val_matrix, records, prun
     :func:`_pruning_plan`): a trial of 5 L-BFGS iterations an epoch is compared after its 12th
     epoch with one of 20 an epoch after its 3rd.
     """
-    from aerec.recommender import Recommender
+    from aerec.ensemble import rating_model
 
     seen: dict[str, Any] = {"best": math.inf, "best_epoch": None, "epochs": 0}
     per_epoch, warmup = _pruning_plan(cfg)
@@ -630,7 +630,7 @@ def _run_trial(optuna, trial, cfg: Config, fit_matrix, val_matrix, records, prun
             on_trial(rec)
 
     try:
-        model = Recommender(config=cfg).fit(fit_matrix, val_matrix, callbacks=[report])
+        model = rating_model(cfg).fit(fit_matrix, val_matrix, callbacks=[report])
     except optuna.TrialPruned as exc:
         finish("pruned", seen["best"] if math.isfinite(seen["best"]) else None, seen["best_epoch"], str(exc))
         raise
@@ -646,6 +646,6 @@ def _run_trial(optuna, trial, cfg: Config, fit_matrix, val_matrix, records, prun
 
 def _refit(config: Config, train: Ratings):
     """The best settings trained on all the training ratings, as ``aerec train --config`` would."""
-    from aerec.recommender import Recommender
+    from aerec.ensemble import rating_model
 
-    return Recommender(config=config).fit(train)
+    return rating_model(config).fit(train)

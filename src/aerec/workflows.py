@@ -253,7 +253,7 @@ def plan_training(config: Config, data: TrainData, *, implicit: bool = False, th
 def _plan_rating_model(config: Config, data: TrainData, scale_declared: bool) -> TrainingPlan:
     from aerec.data.checks import require_ratings
     from aerec.data.matrix import RatingMatrix
-    from aerec.recommender import Recommender
+    from aerec.ensemble import rating_model
 
     for part, what in ((data.test, "the test data"), (data.validation, "the validation data")):
         if part is not None:
@@ -265,7 +265,7 @@ def _plan_rating_model(config: Config, data: TrainData, scale_declared: bool) ->
             warnings.warn(doubt, stacklevel=2)
     if "kind" not in config.model:
         config.model["kind"] = default_model(data.train)
-    model = Recommender(config=config)
+    model = rating_model(config)  # an EnsembleRecommender for the accurate preset
     _, train_cfg, _ = model.resolved()  # unknown or bad settings fail before any work
     if train_cfg.optimizer == "lbfgs" and train_cfg.batch_size != 0:
         raise ConfigError(
