@@ -6,17 +6,10 @@ import json
 import urllib.request
 
 import pytest
-from typer.testing import CliRunner
 
-from aerec.cli import app
+from tests.cli import run
 from tests.conftest import needs_ml100k
 from tests.data.test_download import GOOD, U_DATA, Server, pin
-
-runner = CliRunner()
-
-
-def run(*args: str):
-    return runner.invoke(app, list(args))
 
 
 @pytest.fixture

@@ -12,27 +12,15 @@ import warnings
 
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
 import aerec
-from aerec.cli import app
 from aerec.implicit import ImplicitRecommender
 from aerec.ranking import DEFAULT_METRICS
 from aerec.testing import planted_implicit
+from tests.cli import ok, run
 
-runner = CliRunner()
 FAST = ("--no-progress", "--threads", "1")
 SPLIT = "user:8:val=8"
-
-
-def run(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def ok(*args):
-    r = run(*args)
-    assert r.exit_code == 0, r.output
-    return r
 
 
 @pytest.fixture(scope="module")

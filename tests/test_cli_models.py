@@ -13,31 +13,20 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
 from aerec.cli import app
 from aerec.cli.models import default_checkpoint_dir, parse_new_user_ratings
 from aerec.data.synthetic import synthetic_ratings
 from aerec.errors import DataError
 from aerec.recommender import Recommender
+from tests.cli import ok, run, runner
 from tests.conftest import needs_ml100k
 
-runner = CliRunner()
 N = 2000  # synthetic ratings for the shared model
 FAST = ("--set", "train.epochs=2", "--threads", "1", "--no-progress")
 METRIC_KEYS = {"rmse", "mae", "n", "n_fallback", "rmse_per_user", "precision@10", "recall@10", "ndcg@10",
                "relevant_from", "n_ranked_users"}
 EVALUATE_KEYS = METRIC_KEYS | {"fallback_fraction", "n_unknown_users", "n_unknown_items"}
-
-
-def run(*args: str):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def ok(*args: str):
-    r = run(*args)
-    assert r.exit_code == 0, r.output
-    return r
 
 
 @pytest.fixture(scope="module")

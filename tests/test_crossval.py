@@ -8,23 +8,17 @@ import json
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 import aerec
-from aerec.cli import app
 from aerec.crossval import FOLD_METRICS, cross_validate, make_folds
 from aerec.data.synthetic import synthetic_ratings
 from aerec.errors import ConfigError, DataError
+from tests.cli import run
 from tests.conftest import needs_ml100k
 
-runner = CliRunner()
 N = 1500
 SMALL = {"model": {"kind": "autorec", "hidden": [16]}, "train": {"epochs": 2}, "run": {"threads": 1}}
 FAST = ("--set", "model.hidden=[16]", "--epochs", "2", "--threads", "1", "--no-progress")
-
-
-def run(*args):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 @pytest.fixture(scope="module")

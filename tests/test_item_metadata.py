@@ -9,28 +9,16 @@ import warnings
 
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
-from aerec.cli import app
 from aerec.data.items import attach_item_info, read_item_file
 from aerec.data.ratings import Ratings
 from aerec.data.synthetic import synthetic_ratings
 from aerec.errors import DataError
 from aerec.loading import load_model
 from aerec.workflows import recommend_all
+from tests.cli import ok, run
 
-runner = CliRunner()
 FAST = ("--set", "train.epochs=1", "--threads", "1", "--no-progress")
-
-
-def run(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def ok(*args):
-    r = run(*args)
-    assert r.exit_code == 0, r.output
-    return r
 
 
 @pytest.fixture(scope="module")

@@ -8,25 +8,12 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
-from aerec.cli import app
 from aerec.errors import ConfigError, DataError
 from aerec.loading import load_model
 from aerec.testing import planted_implicit
 from aerec.workflows import read_user_list, recommend_all
-
-runner = CliRunner()
-
-
-def run(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def ok(*args):
-    r = run(*args)
-    assert r.exit_code == 0, r.output
-    return r
+from tests.cli import ok, run
 
 
 @pytest.fixture(scope="module")

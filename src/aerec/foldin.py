@@ -177,19 +177,24 @@ class FoldIn:
         total = self.spread[prior]
         return max((total - alpha * self.explained) / (1 + 1 / self.reg_user), NOISE_FLOOR * total)
 
+    def _prior(self, k: int, prior: str | None = None,
+               alpha: float | None = None) -> tuple[np.ndarray, float, float, float]:
+        """``(mean, alpha, beta, s2)`` for a user with ``k`` ratings: the prior mean ``(n_items,)``
+        and the posterior's knobs, from the bucket's choice unless ``prior``/``alpha`` are given."""
+        b = bucket_of(k)
+        prior = self.choice.prior[b] if prior is None else prior
+        alpha = self.choice.alpha[b] if alpha is None else alpha
+        s2 = self.noise(prior, alpha)
+        return self.means[prior], alpha, s2 / self.reg_user, s2
+
     def scores(self, idx: np.ndarray, values: np.ndarray) -> np.ndarray:
         """A new user's predicted ratings ``(n_items,)`` (before clipping) from ``values`` at
         item indices ``idx``."""
-        b = bucket_of(len(idx))
-        prior, alpha = self.choice.prior[b], self.choice.alpha[b]
-        mean = self.means[prior]
+        mean, alpha, beta, s2 = self._prior(len(idx))
         if len(idx) == 0:
             return self.link(mean)
-        s2 = self.noise(prior, alpha)
-        beta = s2 / self.reg_user
         f_k, fc_k = self.features[idx], self.cov_features[idx]  # (k, d)
-        gram = alpha * (fc_k @ f_k.T) + beta + s2 * np.eye(len(idx))  # (k, k)
-        c = np.linalg.solve(gram, self.link.inverse(values) - mean[idx])  # (k,)
+        c = _gram_solve(f_k, fc_k, alpha, beta, s2, self.link.inverse(values) - mean[idx])  # (k,)
         return self.link(mean + alpha * (self.features @ (fc_k.T @ c)) + beta * c.sum())
 
     def contributions(self, idx: np.ndarray, values: np.ndarray, targets: np.ndarray, *,
@@ -206,12 +211,7 @@ class FoldIn:
         idx, targets = np.asarray(idx, dtype=np.int64), np.asarray(targets, dtype=np.int64)
         if len(idx) == 0:
             return np.zeros((len(targets), 0))
-        b = bucket_of(len(idx))
-        prior = self.choice.prior[b] if prior is None else prior
-        alpha = self.choice.alpha[b] if alpha is None else alpha
-        mean = self.means[prior]
-        s2 = self.noise(prior, alpha)
-        beta = s2 / self.reg_user
+        mean, alpha, beta, s2 = self._prior(len(idx), prior, alpha)
         f_k, fc_k = self.features[idx], self.cov_features[idx]  # (k, d)
         cross = alpha * (self.features[targets] @ fc_k.T) + beta  # (t, k)
         weights = _gram_solve(f_k, fc_k, alpha, beta, s2, cross.T).T  # (t, k) cross gram^-1 (gram is symmetric)
@@ -220,9 +220,10 @@ class FoldIn:
 
 def _gram_solve(f_k: np.ndarray, fc_k: np.ndarray, alpha: float, beta: float, s2: float,
                 rhs: np.ndarray) -> np.ndarray:
-    """``gram^-1 rhs`` for ``gram = alpha F_K cov F_K' + beta 11' + s2 I`` ``(k, k)``.
+    """``gram^-1 rhs`` for ``gram = alpha F_K cov F_K' + beta 11' + s2 I`` ``(k, k)`` (``rhs``
+    ``(k,)`` or ``(k, m)``), for the scores and their contributions alike.
 
-    A known user can have thousands of ratings: past ``2 (d + 1)`` of them the ``(d + 1)``-sized
+    A user can have thousands of ratings: past ``2 (d + 1)`` of them the ``(d + 1)``-sized
     Woodbury form ``(rhs - U (s2 I + V'U)^-1 V' rhs) / s2`` (``U = [alpha F_K cov, beta 1]``,
     ``V = [F_K, 1]``, both ``(k, d + 1)``) costs ``k d^2`` instead of ``k^3``.
     """
