@@ -57,6 +57,7 @@ from aerec.losses import LOSSES
 from aerec.training.batch_format import DenseCache, SparseCache, choose_batch_format, rows_batch
 from aerec.training.checkpoints import load_training_state, save_training_state
 from aerec.training.history import EpochRecord, LoopState, TrainResult
+from aerec.training.lbfgs import LastEvaluation
 from aerec.training.optimizers import make_optimizer, make_scheduler
 from aerec.training.progress import EpochProgress
 from aerec.training.runtime import compile_errors_run_eagerly, compile_network, epoch_seed
@@ -85,6 +86,7 @@ class _Fit:
     validate: Callable[[nn.Module], float] | None
     state: LoopState
     next_checkpoint: float = 0.0  # perf_counter time after which the next checkpoint is due
+    lbfgs_memo: LastEvaluation | None = None  # L-BFGS: the objective's last evaluation, reused across epochs
 
 
 class Trainer:
@@ -195,15 +197,17 @@ class Trainer:
         # itself stays eager for validation, inference and saving.
         stepped = compile_network(net) if self.compile else net
         # L-BFGS always works on the whole matrix (its line search needs one fixed objective).
-        cache = None
+        cache = memo = None
         if cfg.optimizer == "lbfgs":
             full_cache = SparseCache if self.batch_format == "sparse" else DenseCache
             cache = full_cache(rows, self.device, group.shard(np.arange(rows.shape[0])))
+            # Alone only: in a group every process would have to skip the same evaluations.
+            memo = None if group.active else LastEvaluation(self.device)
         # The batch objective; in a group, a DistributedDataParallel module that averages gradients.
         self._forward = group.objective(stepped, self._objective, self.device) if cfg.optimizer != "lbfgs" else None
         return _Fit(net=net, stepped=stepped, rows=rows, data_rows=data_rows, optimizer=optimizer,
                     scheduler=scheduler, cache=cache, loss=loss, loss_fn=LOSSES[loss], l2=l2, code_l1=code_l1,
-                    n_obs=max(int(rows.nnz), 1), validate=validate, state=state)
+                    n_obs=max(int(rows.nnz), 1), validate=validate, state=state, lbfgs_memo=memo)
 
     def _choose_batch_format(self, net, rows, loss, group) -> None:
         self.batch_format = choose_batch_format(net, rows, config=self.config, loss=loss, device=self.device,
@@ -223,7 +227,7 @@ class Trainer:
         run.net.train()
         if self.config.optimizer == "lbfgs":
             loss_avg, sse, cells = self._lbfgs_epoch(run.stepped, run.optimizer, run.cache, run.loss_fn, run.l2,
-                                                     run.code_l1, run.n_obs, epoch)
+                                                     run.code_l1, run.n_obs, epoch, run.lbfgs_memo)
         else:
             loss_avg, sse, cells = self._passes(run.net, run.optimizer, run.rows, run.data_rows, rng, run.loss_fn,
                                                 run.l2, run.code_l1, run.n_obs, epoch, run.state)
@@ -428,10 +432,12 @@ class Trainer:
         """Rows in the form :func:`choose_batch_format` chose: ``(SparseBatch, None)`` or dense ``(x, mask)``."""
         return rows_batch(rows, index, getattr(self, "batch_format", "dense"), self.device)
 
-    def _lbfgs_epoch(self, net, optimizer, cache, loss_fn, l2, code_l1, n_obs, epoch):
+    def _lbfgs_epoch(self, net, optimizer, cache, loss_fn, l2, code_l1, n_obs, epoch, memo=None):
         """One L-BFGS step (``lbfgs_iterations`` iterations) on the whole-matrix objective.
 
         The objective is accumulated chunk by chunk, so only a chunk of rows is ever dense.
+        ``memo`` (:class:`~aerec.training.lbfgs.LastEvaluation`) answers the step's first
+        evaluation, at the weights the previous step ended on, from that step's last one.
         """
         last = {}
 
@@ -463,6 +469,9 @@ class Trainer:
             last.update(loss=float(total), sse=sse, cells=cells)
             return total
 
+        if memo is not None:
+            params = [p for group in optimizer.param_groups for p in group["params"]]
+            closure = memo.wrap(closure, params, last)
         optimizer.step(closure)
         return last.get("loss", float("nan")), last.get("sse", 0.0), last.get("cells", 0.0)
 
