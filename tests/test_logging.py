@@ -41,13 +41,20 @@ def test_the_aerec_logger_is_silent_until_an_application_says_otherwise():
     assert _run(code) == ["NullHandler", logging.NOTSET]
 
 
-@pytest.mark.parametrize("own", [None, "ACTIVE"])
-def test_the_command_sets_the_openmp_wait_policy_before_torch_loads_and_keeps_the_users(own):
-    code = ("import json, os, sys\nfrom aerec.cli import main\nsys.argv = ['aerec', '--version']\n"
-            "try:\n    main()\nexcept SystemExit:\n    pass\n"
-            "print(json.dumps([os.environ.get('OMP_WAIT_POLICY'), 'torch' in sys.modules]))")
+@pytest.mark.parametrize("own, busy, expected", [(None, 1.0, "PASSIVE"), (None, 0.1, None), ("ACTIVE", 1.0, "ACTIVE")])
+def test_the_command_chooses_the_openmp_wait_policy_as_torch_loads_and_keeps_the_users(own, busy, expected):
+    # The command measures the cores (here: stubbed) as the first import of torch starts, and
+    # asks OpenMP's threads to sleep only where other work keeps half a core or more busy.
+    code = ("import json, os, sys\nimport aerec._cpus\n"
+            f"aerec._cpus.busy_elsewhere = lambda *a, **k: {busy}\n"
+            "from aerec import cli\nsys.argv = ['aerec', '--version']\n"
+            "try:\n    cli.main()\nexcept SystemExit:\n    pass\n"
+            "before = [os.environ.get('OMP_WAIT_POLICY'), 'torch' in sys.modules]\n"
+            "import torch\n"
+            "print(json.dumps(before + [os.environ.get('OMP_WAIT_POLICY')]))")
     env = {} if own is None else {"OMP_WAIT_POLICY": own}
-    assert _run(code, **env) == [own or "PASSIVE", False]  # torch not loaded yet: the setting takes
+    # --version loads no torch and sets nothing; the policy is chosen when torch loads.
+    assert _run(code, **env) == [own, False, expected]
 
 
 def test_no_module_outside_the_cli_imports_rich_or_prints():

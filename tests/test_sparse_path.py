@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import subprocess
 import sys
 import textwrap
@@ -240,17 +241,42 @@ def test_batch_format_is_checked_in_the_config():
 
 # ----------------------------------------------------------------------------- threads
 def test_run_threads_zero_is_an_informed_choice(monkeypatch):
+    from aerec.training import runtime
+
     assert resolve_threads(3) == 3  # an explicit count is taken as it is
     monkeypatch.setenv("OMP_NUM_THREADS", "5")
     assert resolve_threads(0) == 5  # the user's environment wins over the guess
     monkeypatch.delenv("OMP_NUM_THREADS")
     cpus = len(os.sched_getaffinity(0))
-    monkeypatch.setattr(os, "getloadavg", lambda: (1.0, 1.0, 1.0))  # this process alone
+    for busy, expected in [(0.0, cpus), (0.4, cpus), (cpus + 3.0, 1), (cpus / 2, max(1, cpus - cpus // 2))]:
+        monkeypatch.setattr(runtime, "busy_elsewhere", lambda cpus, b=busy: b)
+        assert resolve_threads(0) == expected, busy
+    # Where /proc/stat cannot be read, the 1-minute load average (this process counted as one).
+    monkeypatch.setattr(runtime, "busy_elsewhere", lambda cpus: None)
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.0, 1.0, 1.0))
     assert resolve_threads(0) == cpus
-    monkeypatch.setattr(os, "getloadavg", lambda: (cpus + 3.0, 1.0, 1.0))  # every core busy elsewhere
+    monkeypatch.setattr(os, "getloadavg", lambda: (cpus + 3.0, 1.0, 1.0))
     assert resolve_threads(0) == 1
-    monkeypatch.setattr(os, "getloadavg", lambda: (cpus / 2 + 1.0, 1.0, 1.0))
-    assert resolve_threads(0) == max(1, cpus - cpus // 2)
+
+
+def test_busy_elsewhere_sees_a_process_that_keeps_a_core_busy():
+    import subprocess
+    import sys
+
+    from aerec import _cpus
+
+    cpus = _cpus.usable_cpus()
+    quiet = _cpus.busy_elsewhere(cpus, window=0.3, reuse=0)
+    spin = subprocess.Popen([sys.executable, "-c", "import time\nend = time.time() + 5\nwhile time.time() < end: pass"])
+    try:
+        time.sleep(0.5)
+        loaded = _cpus.busy_elsewhere(cpus, window=0.5, reuse=0)
+    finally:
+        spin.kill()
+        spin.wait()
+    assert 0.0 <= quiet <= len(cpus) and 0.0 <= loaded <= len(cpus)
+    assert loaded >= quiet + 0.5 or loaded >= 0.9, (quiet, loaded)  # one more busy core, give or take
+    assert _cpus.busy_elsewhere(cpus, window=5.0, reuse=60) == loaded  # reused, not measured again
 
 
 # ----------------------------------------------------------------------------- the whole estimator

@@ -79,11 +79,37 @@ def _register() -> None:
 _register()
 
 
-# OpenMP threads that spin while they wait make every small matrix product crawl when the cores
-# are shared (measured: 3x slower on a busy 2-core machine); sleeping waits cost little on an
-# idle one. The OpenMP runtime reads this once, when ``import torch`` loads it, so it is set here,
-# before any command imports torch, and never by the library (docs/training.md, "Threads and devices").
-WAIT_POLICY = ("OMP_WAIT_POLICY", "PASSIVE")
+class _BeforeTorchLoads:
+    """An import hook that sets the OpenMP wait policy just before a command first imports torch.
+
+    Idle OpenMP threads either spin (burn their core while they wait for the next product) or
+    sleep (``OMP_WAIT_POLICY=PASSIVE``). Where other processes keep the cores busy, spinning
+    threads make every small product crawl (measured: 3x slower on a busy 2-core machine); on
+    free cores, sleeping ones make the default model's fit 1.5x slower (docs/training.md,
+    "Threads and devices"). So the command measures what other processes keep busy
+    (:func:`aerec._cpus.busy_elsewhere`, which the thread count then reuses) and asks threads to
+    sleep only when at least half a core is taken. The OpenMP runtime reads the variable once,
+    when ``import torch`` loads it: hence a hook on that import, which ``--help`` and the commands
+    that never load torch do not pay for. A policy the user set is kept; the library itself,
+    ``import aerec``, never touches the environment.
+    """
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch":
+            sys.meta_path.remove(self)
+            choose_wait_policy()
+        return None  # the usual finders load it
+
+
+def choose_wait_policy() -> None:
+    """``OMP_WAIT_POLICY=PASSIVE`` when other processes keep half a core or more busy, unless set."""
+    if "OMP_WAIT_POLICY" in os.environ:
+        return
+    from aerec._cpus import busy_elsewhere
+
+    others = busy_elsewhere()
+    if others is not None and others >= 0.5:
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 
 
 def main() -> None:
@@ -92,5 +118,6 @@ def main() -> None:
     A program, not a library import: it may set the process's OpenMP wait policy (unless the
     user already did), which only works before torch is loaded.
     """
-    os.environ.setdefault(*WAIT_POLICY)
+    if "torch" not in sys.modules:
+        sys.meta_path.insert(0, _BeforeTorchLoads())
     sys.exit(app())

@@ -1,0 +1,69 @@
+"""What other processes keep busy on this process's CPUs, right now (no torch here).
+
+Two choices depend on it: how many threads torch uses (:func:`aerec.training.resolve_threads`)
+and, for the ``aerec`` command, whether idle OpenMP threads sleep or spin while they wait
+(``OMP_WAIT_POLICY``, read once when torch loads). Measured, not guessed from the 1-minute load
+average: that average still counts, for about a minute, a job that has just ended, such as the
+user's previous command, and made a quiet 2-core machine look half busy.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+__all__ = ["usable_cpus", "busy_elsewhere"]
+
+_MEASURED: dict[tuple[int, ...], tuple[float, float]] = {}  # cpus -> (monotonic time, busy)
+
+
+def usable_cpus() -> list[int]:
+    """The CPUs this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return sorted(os.sched_getaffinity(0))
+    return list(range(os.cpu_count() or 1))
+
+
+def busy_elsewhere(cpus: list[int] | None = None, window: float = 0.1, reuse: float = 10.0) -> float | None:
+    """How many of ``cpus`` (default: :func:`usable_cpus`) other processes keep busy: the busy
+    share of each over ``window`` seconds in which this process sleeps (``/proc/stat``), summed.
+
+    None where ``/proc/stat`` cannot be read (not Linux). A figure measured less than ``reuse``
+    seconds ago is reused, so a process that asks several times (the command, then each fit of
+    a cross-validation) pays the window once.
+    """
+    key = tuple(usable_cpus() if cpus is None else cpus)
+    now = time.monotonic()
+    if key in _MEASURED and now - _MEASURED[key][0] < reuse:
+        return _MEASURED[key][1]
+    before = _cpu_ticks(key)
+    if before is None:
+        return None
+    time.sleep(window)
+    after = _cpu_ticks(key)
+    if after is None:
+        return None
+    busy = 0.0
+    for cpu, (idle1, total1) in after.items():
+        idle0, total0 = before.get(cpu, (idle1, total1))
+        if total1 > total0:
+            busy += 1.0 - (idle1 - idle0) / (total1 - total0)
+    _MEASURED[key] = (time.monotonic(), busy)
+    return busy
+
+
+def _cpu_ticks(cpus: tuple[int, ...]) -> dict[int, tuple[int, int]] | None:
+    """``{cpu: (idle ticks, all ticks)}`` from ``/proc/stat`` for ``cpus``; None if unreadable."""
+    try:
+        lines = Path("/proc/stat").read_text().splitlines()
+    except OSError:
+        return None
+    wanted, ticks = set(cpus), {}
+    for line in lines:
+        name, *fields = line.split()
+        if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in wanted:
+            # user nice system idle iowait irq softirq steal (guest time is counted inside user)
+            values = [int(v) for v in fields[:8]]
+            ticks[int(name[3:])] = (values[3] + values[4], sum(values))
+    return ticks or None
