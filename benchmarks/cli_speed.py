@@ -32,11 +32,6 @@ extra).
 from __future__ import annotations
 
 import os
-
-# As the aerec command does: OpenMP threads sleep instead of spinning while they wait. libgomp
-# reads this only when torch loads, so it is set before any import that may load torch.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 import argparse
 import json
 import statistics
@@ -55,7 +50,8 @@ SECTION = "## Command speed: whole processes"
 INTRO = """What a user waits for: each command timed from process start to exit with
 `benchmarks/cli_speed.py` (subprocess + `time.perf_counter`, medians of interleaved runs), next
 to a plain Surprise script (`benchmarks/surprise_svdpp.py`: read u1.base, fit SVD++ with its
-defaults). Rows marked "fit only" are timed inside one process. The machine has 2 cores shared
+defaults). Rows marked "fit only" are timed inside one process, with the thread count and
+OpenMP wait policy the `aerec` command would choose. The machine has 2 cores, at times shared
 with other jobs; the load averages are recorded with the figures. About 6 minutes:
 `AEREC_DATA_HOME=../shared/data MPLBACKEND=Agg python benchmarks/cli_speed.py`."""
 
@@ -85,6 +81,8 @@ def med(xs: list[float]) -> float:
 # ----------------------------------------------------------------------------- fit-only probes
 PROBE = r'''
 import json, sys, time, tempfile
+from aerec.cli import choose_wait_policy
+choose_wait_policy()  # as the aerec command does, before torch loads
 import torch
 import aerec.training as training
 from aerec import Recommender, read_ratings
@@ -163,6 +161,8 @@ print(json.dumps(out))
 
 EASE_PROBE = r'''
 import json, sys, time
+from aerec.cli import choose_wait_policy
+choose_wait_policy()  # as the aerec command does, before torch loads
 import torch
 import aerec.models.ease as ease
 from aerec import ImplicitRecommender, read_ratings

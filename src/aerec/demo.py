@@ -109,7 +109,7 @@ def run_demo(
     test_fraction: float = DEMO_TEST_FRACTION,
     model: str | None = None,
     config: Config | None = None,
-    threads: int = 1,
+    threads: int = 0,
     progress: bool = False,
     out: str | Path | None = None,
 ) -> DemoReport:
@@ -121,9 +121,11 @@ def run_demo(
         test_fraction: the share of ratings held out for the test figures.
         model: the model family; default the library's default for explicit ratings.
         config: full settings instead of ``model`` (its ``run.seed`` is replaced by ``seed``).
-        threads: CPU threads for training when ``config`` does not say. One by default: on
-            busy cores, two OpenMP threads that spin-wait for each other are several times
-            slower than one (measured: 130 s against 24 s on two cores at load 8).
+        threads: CPU threads for training when ``config`` does not say; 0 (the default)
+            chooses as ``run.threads = 0`` does: the CPUs other processes leave free right now
+            (:func:`aerec.training.resolve_threads`), so busy cores get one thread and no
+            spinning OpenMP team (measured before that choice: 130 s against 24 s on two
+            cores at load 8), and idle ones all of them.
         progress: report each training epoch on the ``aerec.training.progress`` logger at INFO
             (the ``aerec`` command draws them as a progress bar on stderr).
         out: save the trained model (with its test metrics) to this directory.
