@@ -11,9 +11,14 @@ from __future__ import annotations
 
 import os
 
-# As the aerec command does: OpenMP threads sleep instead of spinning while they wait. libgomp
-# reads this only when torch loads, so it is set before any import that may load torch.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# The OpenMP wait policy as the aerec command chooses it (PASSIVE where other work keeps the
+# cores busy; docs/training.md, "Threads and devices"). libgomp reads it only when torch loads,
+# so it is chosen before any import that may load torch. USER_WAIT_POLICY is the user's own
+# setting, if any: what a benchmark that starts aerec commands passes on to them.
+USER_WAIT_POLICY = os.environ.get("OMP_WAIT_POLICY")
+from aerec.cli import choose_wait_policy  # noqa: E402
+
+choose_wait_policy()
 
 import contextlib
 import datetime as _dt

@@ -208,7 +208,10 @@ def main() -> None:
     base, test = home / "u1.base", home / "u1.test"
     if not base.is_file():
         raise SystemExit(f"{base} not found: set AEREC_DATA_HOME to the folder that holds ml-100k/")
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    # Each command chooses its own OpenMP wait policy, as it would for a user (unless the user set one).
+    env = {**{k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}, "PYTHONHASHSEED": "0"}
+    if _doc.USER_WAIT_POLICY is not None:
+        env["OMP_WAIT_POLICY"] = _doc.USER_WAIT_POLICY
     res: dict = {"date": _doc.now(), "machine": _doc.machine(), "load_before": _doc.load_text()}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

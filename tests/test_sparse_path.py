@@ -279,6 +279,32 @@ def test_busy_elsewhere_sees_a_process_that_keeps_a_core_busy():
     assert _cpus.busy_elsewhere(cpus, window=5.0, reuse=60) == loaded  # reused, not measured again
 
 
+def test_busy_elsewhere_does_not_count_this_processs_own_threads():
+    # After a fit, torch's OpenMP threads spin a moment before they sleep: the next fit's
+    # measurement must not take them for another job.
+    import threading
+
+    from aerec import _cpus
+
+    cpus = _cpus.usable_cpus()
+    stop = threading.Event()
+
+    def spin():
+        while not stop.is_set():
+            pass
+
+    quiet = _cpus.busy_elsewhere(cpus, window=0.3, reuse=0)
+    worker = threading.Thread(target=spin)
+    worker.start()
+    try:
+        time.sleep(0.1)
+        spinning = _cpus.busy_elsewhere(cpus, window=0.5, reuse=0)
+    finally:
+        stop.set()
+        worker.join()
+    assert spinning < quiet + 0.5, (quiet, spinning)
+
+
 # ----------------------------------------------------------------------------- the whole estimator
 _SPARSE = {"batch_format": "sparse"}
 _FAST_ADAM = {"optimizer": "adam", "lr": 0.01, "batch_size": 8, "epochs": 60, "patience": 15, **_SPARSE}

@@ -37,7 +37,7 @@ def busy_elsewhere(cpus: list[int] | None = None, window: float = 0.1, reuse: fl
     now = time.monotonic()
     if key in _MEASURED and now - _MEASURED[key][0] < reuse:
         return _MEASURED[key][1]
-    before = _cpu_ticks(key)
+    before, own, started = _cpu_ticks(key), time.process_time(), time.monotonic()
     if before is None:
         return None
     time.sleep(window)
@@ -49,6 +49,10 @@ def busy_elsewhere(cpus: list[int] | None = None, window: float = 0.1, reuse: fl
         idle0, total0 = before.get(cpu, (idle1, total1))
         if total1 > total0:
             busy += 1.0 - (idle1 - idle0) / (total1 - total0)
+    # This process's own threads are not "elsewhere": after a fit, torch's OpenMP threads spin
+    # a moment before they sleep, and would otherwise count as another job on the next fit.
+    own = (time.process_time() - own) / max(time.monotonic() - started, 1e-9)
+    busy = max(busy - own, 0.0)
     _MEASURED[key] = (time.monotonic(), busy)
     return busy
 
