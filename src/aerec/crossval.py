@@ -270,9 +270,12 @@ def cross_validate(
     seed = config.resolve_run().seed
     parts = make_folds(ratings, folds=folds, splits=splits, seed=seed)
     if "kind" not in config.model:
-        from aerec.workflows import default_model
+        from aerec.workflows import default_model, default_preset
 
+        preset = default_preset(ratings, config.model)
         config.model["kind"] = default_model(ratings)
+        if preset is not None:
+            config.model["preset"] = preset
     if jobs > 1:
         config.run["threads"] = 1
     settings = config.to_dict()

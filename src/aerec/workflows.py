@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import shutil
 import time
@@ -40,8 +41,11 @@ if TYPE_CHECKING:
     from aerec.data.matrix import RatingMatrix
     from aerec.data.ratings import Ratings
 
+log = logging.getLogger(__name__)
+
 __all__ = [
     "Recommendations", "TrainData", "TrainResult", "TrainingPlan", "default_checkpoint_dir", "default_model",
+    "default_preset",
     "evaluate", "item_title", "json_ready", "plan_training", "predict_file", "read_test_data", "read_train_data",
     "because_records", "recommend", "run_training", "similar", "train",
 ]
@@ -160,6 +164,29 @@ def _read_parts(data, train_file, test_file, split, options: dict[str, Any], see
 
 
 # ============================================================================= training
+THIN_ITEMS = 20.0
+"""Mean ratings per item below which ``aerec train``'s default blends I- and U-AutoRec."""
+
+
+def default_preset(ratings: Ratings, model: dict[str, Any]) -> str | None:
+    """The preset ``aerec train`` adds to the default model for these ratings, or None.
+
+    Where items have few ratings each (fewer than :data:`THIN_ITEMS` on average), I-AutoRec's
+    rows (one per item) hold too little to reconstruct: on synthetic data of such shapes it
+    fell behind SVD++ and at times the bias model (docs/benchmarks.md, "Accuracy"). There the
+    default is the ``blend`` preset: I-AutoRec and U-AutoRec, blended with weights fitted on
+    validation ratings carved from the training data (about twice the training time). Only
+    when the user chose nothing about the model (``model`` holds at most the default ``kind``);
+    ML-100K (48 ratings per item) keeps the single network.
+    """
+    from aerec.registry import default_kind
+
+    if ratings.implicit or set(model) - {"kind"} or model.get("kind", default_kind(implicit=False)) != "autorec":
+        return None
+    n_items = ratings.frame["item"].nunique()
+    return "blend" if n_items and len(ratings) / n_items < THIN_ITEMS else None
+
+
 def default_model(ratings: Ratings) -> str:
     """The model family ``aerec train`` uses when none is chosen: the strongest default for
     the data's kind (explicit ratings: the library's default family, AutoRec)."""
@@ -264,7 +291,13 @@ def _plan_rating_model(config: Config, data: TrainData, scale_declared: bool) ->
         for doubt in scale_doubts(data.train.scale, data.train.frame["rating"].to_numpy()):
             warnings.warn(doubt, stacklevel=2)
     if "kind" not in config.model:
+        preset = default_preset(data.train, config.model)
         config.model["kind"] = default_model(data.train)
+        if preset is not None:
+            config.model["preset"] = preset
+            log.info("%s has %.1f ratings per item on average: the default blends I- and U-AutoRec on "
+                     "validation ratings (about twice the time; --preset i-autorec for one network)",
+                     data.train.source, len(data.train) / max(data.train.frame["item"].nunique(), 1))
     model = rating_model(config)  # an EnsembleRecommender for the accurate preset
     _, train_cfg, _ = model.resolved()  # unknown or bad settings fail before any work
     if train_cfg.optimizer == "lbfgs" and train_cfg.batch_size != 0:

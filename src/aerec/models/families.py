@@ -185,6 +185,9 @@ _register(
             # An ensemble blended on validation ratings: about as many times the default's
             # training time as it has members (docs/models.md, "The accurate preset").
             "accurate": {"model": {"members": list(ACCURATE_MEMBERS)}},
+            # I- and U-AutoRec blended on validation: what aerec train uses by default where items
+            # have few ratings each (aerec.workflows.default_preset), about twice the time.
+            "blend": {"model": {"members": ["i-autorec", "u-autorec"]}},
         },
     )
 )
