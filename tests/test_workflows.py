@@ -110,3 +110,22 @@ def test_read_test_data_refuses_an_empty_test_part(trained, tmp_path):
     empty.write_text("user,item,rating\n")
     with pytest.raises(DataError):
         workflows.read_test_data(model, test_file=empty)
+
+
+def test_the_default_blends_i_and_u_autorec_where_items_have_few_ratings():
+    from aerec.data.synthetic import synthetic_ratings
+    from aerec.ensemble import EnsembleRecommender
+    from aerec.recommender import Recommender
+    from aerec.workflows import default_preset
+
+    thin = synthetic_ratings(2_000, n_users=300, n_items=400, seed=0)  # 5 ratings per item
+    thick = synthetic_ratings(2_000, n_users=100, n_items=50, seed=0)  # 40 per item
+    assert default_preset(thin, {}) == "blend" and default_preset(thick, {}) is None
+    # Anything the user chose about the model is theirs: no preset is added.
+    for chosen in ({"kind": "sae"}, {"preset": "i-autorec"}, {"l2": 50.0}, {"orientation": "user"}):
+        assert default_preset(thin, chosen) is None, chosen
+    plan = workflows.plan_training(Config(model={}, train=FAST, run=RUN), workflows.TrainData(thin, None, None, "thin", None))
+    assert isinstance(plan.model, EnsembleRecommender)
+    assert plan.model.resolved()[0].members == ["i-autorec", "u-autorec"]
+    plan = workflows.plan_training(Config(model={}, train=FAST, run=RUN), workflows.TrainData(thick, None, None, "thick", None))
+    assert type(plan.model) is Recommender

@@ -44,6 +44,7 @@ from aerec.data.checks import as_ratings
 from aerec.data.matrix import RatingMatrix
 from aerec.data.scale import RatingScale
 from aerec.errors import ConfigError
+from aerec.models.families import ACCURATE_MEMBERS
 from aerec.models.members import MEMBERS
 from aerec.recommender import Predictions, Recommender, _cells, _selection_parts
 from aerec.relevance import Relevance
@@ -210,9 +211,10 @@ class EnsembleRecommender(Recommender):
         validation = None if validation is None else as_ratings(validation, "the validation data")
         matrix, fit_matrix, val_matrix = _selection_parts(as_ratings(train), validation, train_cfg, run.seed)
         names = list(params.members)
-        log.info("accurate ensemble: %d networks (%s), each trained twice (selection, then refit); with "
-                 "the preset's members this takes about 7 times the default model's training time (ML-100K: "
-                 "about 90 CPU seconds against 12)", len(names), ", ".join(names))
+        cost = ("; the accurate preset's networks take about 7 times the default model's training time "
+                "(ML-100K: about 90 CPU seconds against 12)" if tuple(names) == ACCURATE_MEMBERS else "")
+        log.info("ensemble: %d networks (%s), each trained as one model is (selection, then refit), one after "
+                 "the other%s", len(names), ", ".join(names), cost)
         self._set_identity(matrix, params, run)
         self.rescale_ = Rescale.of(matrix.scale)
         members_see = self.rescale_.matrix if self.rescale_ is not None else (lambda m: m)
@@ -225,7 +227,7 @@ class EnsembleRecommender(Recommender):
         self._finish(matrix, val_rmse, BiasModel().fit(matrix.csr))
         if self.relevance_ is None:
             self.relevance_ = self._training_relevance(run.seed)
-        log.info("accurate ensemble: blend weights %s, intercept %.3f (validation RMSE %s)",
+        log.info("ensemble: blend weights %s, intercept %.3f (validation RMSE %s)",
                  ", ".join(f"{n}={w:.2f}" for n, w in zip(names, self.blend_.weights)), self.blend_.intercept,
                  "n/a" if val_rmse is None else f"{val_rmse:.4f}")
         return self
@@ -272,7 +274,7 @@ class EnsembleRecommender(Recommender):
         config = member_config(name, self.config, run.seed + k)
         member = Recommender(config=config)
         member.fit(fit_matrix, val_matrix, progress=progress, callbacks=callbacks)
-        log.info("accurate ensemble: member %d (%s) best validation RMSE %s at epoch %s", k, name,
+        log.info("ensemble: member %d (%s) best validation RMSE %s at epoch %s", k, name,
                  member.train_result_.best_val, member.train_result_.best_epoch)
         return member
 

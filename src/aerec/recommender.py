@@ -83,11 +83,12 @@ class Recommender(Estimator):
     def __init__(self, kind: str = "autorec", *, config: Config | None = None, **model_params: Any) -> None:
         super().__init__(kind, config=config, **model_params)
         if type(self) is Recommender and getattr(self.resolved()[0], "members", None):
-            # Settings that list model.members (the accurate preset) describe several networks
-            # blended together: another estimator, one layer up (aerec.ensemble).
-            raise ConfigError("these settings list model.members (the accurate preset): an ensemble of networks; "
-                              "use aerec.EnsembleRecommender(preset=\"accurate\") (command line: aerec train --preset "
-                              "accurate); a saved one loads with aerec.load(DIR)")
+            # Settings that list model.members (the accurate and blend presets) describe several
+            # networks blended together: another estimator, one layer up (aerec.ensemble).
+            preset = self.config.model.get("preset") or "accurate"
+            raise ConfigError(f"these settings list model.members (the {preset} preset): an ensemble of networks; "
+                              f"use aerec.EnsembleRecommender(preset=\"{preset}\") (command line: aerec train "
+                              f"--preset {preset}); a saved one loads with aerec.load(DIR)")
 
     # ------------------------------------------------------------------ fit
     def fit(
