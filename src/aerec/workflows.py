@@ -268,16 +268,18 @@ def is_implicit_run(config: Config, train: Ratings, implicit: bool = False, thre
 
 
 def plan_training(config: Config, data: TrainData, *, implicit: bool = False, threshold: float | None = None,
-                  scale_declared: bool = False) -> TrainingPlan:
+                  scale_declared: bool = False, checkpointed: bool = False) -> TrainingPlan:
     """Check every setting against the data and build the model and its matrix; nothing is
     trained or written. ``config`` gets the default kind when it names none. ``scale_declared``
-    says the rating scale was given rather than read off the values (no doubts about it then)."""
+    says the rating scale was given rather than read off the values (no doubts about it then).
+    ``checkpointed``: the user asked for checkpoints (a folder, or ``--resume``), which an
+    ensemble does not write, so the default stays one network (:func:`default_preset`)."""
     if is_implicit_run(config, data.train, implicit, threshold):
         return _plan_implicit(config, data, threshold)
-    return _plan_rating_model(config, data, scale_declared)
+    return _plan_rating_model(config, data, scale_declared, checkpointed)
 
 
-def _plan_rating_model(config: Config, data: TrainData, scale_declared: bool) -> TrainingPlan:
+def _plan_rating_model(config: Config, data: TrainData, scale_declared: bool, checkpointed: bool) -> TrainingPlan:
     from aerec.data.checks import require_ratings
     from aerec.data.matrix import RatingMatrix
     from aerec.ensemble import rating_model
@@ -293,7 +295,11 @@ def _plan_rating_model(config: Config, data: TrainData, scale_declared: bool) ->
     if "kind" not in config.model:
         preset = default_preset(data.train, config.model)
         config.model["kind"] = default_model(data.train)
-        if preset is not None:
+        if preset is not None and checkpointed:
+            log.info("%s has few ratings per item, where the default blends I- and U-AutoRec; a blend writes "
+                     "no checkpoints, so with --checkpoint-dir or --resume the default stays one network "
+                     "(--preset blend for the blend without checkpoints)", data.train.source)
+        elif preset is not None:
             config.model["preset"] = preset
             log.info("%s has %.1f ratings per item on average: the default blends I- and U-AutoRec on "
                      "validation ratings (about twice the time; --preset i-autorec for one network)",

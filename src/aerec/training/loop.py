@@ -87,6 +87,27 @@ class _Fit:
     state: LoopState
     next_checkpoint: float = 0.0  # perf_counter time after which the next checkpoint is due
     lbfgs_memo: LastEvaluation | None = None  # L-BFGS: the objective's last evaluation, reused across epochs
+    checkpointed: bool = False  # whether this fit has written a checkpoint
+
+
+CHECKPOINT_BYTES_PER_SECOND = 500e6
+"""What a checkpoint costs per byte before one has been timed: written, checksummed and synced at
+about 600 MB/s on the machine of docs/benchmarks.md (160 MB in 0.27 s), rounded down."""
+
+
+def _state_bytes(net: nn.Module, optimizer: torch.optim.Optimizer, state: LoopState) -> int:
+    """The bytes of tensors a checkpoint would hold: weights, best weights, optimiser state."""
+
+    def size(x) -> int:
+        if isinstance(x, torch.Tensor):
+            return x.numel() * x.element_size()
+        if isinstance(x, dict):
+            return sum(size(v) for v in x.values())
+        if isinstance(x, (list, tuple)):
+            return sum(size(v) for v in x)
+        return 0
+
+    return size(net.state_dict()) + size(state.best_state or {}) + size(list(optimizer.state.values()))
 
 
 class Trainer:
@@ -281,13 +302,22 @@ class Trainer:
         if self.checkpoint_dir is None:
             return
         cfg, group = self.config, self._group
-        due = epoch % max(cfg.checkpoint_every, 1) == 0 or stop or epoch == cfg.epochs
-        due = due and time.perf_counter() >= run.next_checkpoint
+        last = stop or epoch == cfg.epochs
+        due = epoch % max(cfg.checkpoint_every, 1) == 0 or last
+        if run.next_checkpoint == 0.0 and cfg.checkpoint_budget < 1.0:
+            # Before the first checkpoint its cost is unknown: estimate it from the bytes it
+            # would write, and wait until training has paid for it, as for every later one.
+            expected = _state_bytes(run.net, run.optimizer, run.state) / CHECKPOINT_BYTES_PER_SECOND
+            budget = cfg.checkpoint_budget
+            run.next_checkpoint = time.perf_counter() - run.state.seconds + expected * (1.0 - budget) / budget
+        # A run that asked for checkpoints leaves at least one: the last epoch's, if none came before.
+        due = due and (time.perf_counter() >= run.next_checkpoint or (last and not run.checkpointed))
         if group.broadcast_float(float(due)):  # rank 0's clock decides for every process
             if group.is_main:
                 cost = time.perf_counter()
                 self._save_checkpoint(run.net, run.optimizer, run.scheduler, run.state)
                 cost = time.perf_counter() - cost
+                run.checkpointed = True
                 # Train c (1 - b) / b seconds before the next: checkpoints then take at most the
                 # share b (train.checkpoint_budget) of the time.
                 budget = cfg.checkpoint_budget
