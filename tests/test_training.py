@@ -449,3 +449,28 @@ def test_run_compile_is_a_boolean_setting():
     assert RunConfig(compile=True).compile is True
     with pytest.raises(ConfigError, match="run.compile"):
         RunConfig(compile="yes")
+
+
+@pytest.mark.parametrize("rate, first", [(1e12, 1), (1.0, 5)])
+def test_the_first_checkpoint_waits_for_its_estimated_cost_and_the_last_is_always_written(
+        tmp_path, monkeypatch, rate, first):
+    # A checkpoint's cost before any has been timed: its bytes at CHECKPOINT_BYTES_PER_SECOND.
+    # Cheap (a fast disk): the first after epoch 1. Dear (1 byte/s): none until the last
+    # epoch, which a run that asked for checkpoints always leaves.
+    monkeypatch.setattr(loop, "CHECKPOINT_BYTES_PER_SECOND", rate)
+    written = []
+    save = Trainer._save_checkpoint
+
+    def counted(self, net, optimizer, scheduler, state):
+        written.append(state.epoch)
+        save(self, net, optimizer, scheduler, state)
+
+    monkeypatch.setattr(Trainer, "_save_checkpoint", counted)
+    rng = np.random.default_rng(0)
+    rows = sp.csr_array(rng.integers(1, 6, size=(30, 20)).astype(np.float32) * (rng.random((30, 20)) < 0.3))
+    torch.manual_seed(0)
+    net = Autoencoder(rows.shape[1], (4,))
+    cfg = TrainConfig(optimizer="adam", lr=0.01, batch_size=8, epochs=5, validation=0.0, checkpoint_budget=0.05)
+    Trainer(cfg, seed=0, checkpoint_dir=tmp_path / "ckpt").fit(net, rows)
+    assert written[0] == first, written  # dear: the only one, the last epoch's
+    assert read_checkpoint(tmp_path / "ckpt") is not None
