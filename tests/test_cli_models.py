@@ -211,7 +211,8 @@ def test_bad_config_file_exits_2(tmp_path):
 
 # ----------------------------------------------------------------------------- resume
 def test_resume_continues_to_the_same_numbers(tmp_path):
-    data = ("--data", "synthetic", "--n-ratings", "1500", "--threads", "1", "--no-progress")
+    # --model autorec: one network (on this thin data the default would blend two; next test).
+    data = ("--data", "synthetic", "--n-ratings", "1500", "--model", "autorec", "--threads", "1", "--no-progress")
     ok("train", *data, "--epochs", "3", "--out", tmp_path / "full")
     ckpt = tmp_path / "ckpt"
     ok("train", *data, "--epochs", "2", "--checkpoint-dir", ckpt, "--out", tmp_path / "part")
@@ -233,6 +234,26 @@ def test_resume_continues_to_the_same_numbers(tmp_path):
     assert not (tmp_path / "empty").exists()  # refused before anything was written
     r = run("train", *data, "--resume", "--out", tmp_path / "y")  # the default checkpoint folder
     assert r.exit_code == 2 and "no checkpoint" in r.stderr and not (tmp_path / ".y.ckpt").exists()
+
+
+def test_the_thin_data_default_blend_checkpoints_each_member_and_resumes_to_the_same_numbers(tmp_path, monkeypatch):
+    from aerec.training import Trainer
+
+    data = ("--data", "synthetic", "--n-ratings", "1500", "--split", "random:0.2", "--threads", "1", "--no-progress",
+            "--json")
+    full = json.loads(ok("train", *data, "--epochs", "3", "--out", tmp_path / "full").stdout)
+    ckpt = tmp_path / "ckpt"
+    ok("train", *data, "--epochs", "2", "--checkpoint-dir", ckpt, "--out", tmp_path / "part")
+    assert (ckpt / "member0" / "latest").is_dir() and (ckpt / "member1" / "latest").is_dir()
+    loaded = []
+    load = Trainer._load_checkpoint
+    monkeypatch.setattr(Trainer, "_load_checkpoint", lambda self, *a: loaded.append(self.checkpoint_dir) or load(self, *a))
+    resumed = json.loads(ok("train", *data, "--epochs", "3", "--checkpoint-dir", ckpt, "--resume",
+                            "--out", tmp_path / "resumed").stdout)
+    assert sorted(p.name for p in loaded) == ["member0", "member1"]  # each member went on from its own
+    assert full["preset"] == resumed["preset"] == "blend"
+    assert resumed["rmse"] == pytest.approx(full["rmse"], rel=1e-5)
+    assert resumed["best_val_rmse"] == pytest.approx(full["best_val_rmse"], rel=1e-5)
 
 
 # ----------------------------------------------------------------------------- evaluate

@@ -48,7 +48,7 @@ from aerec.models.families import ACCURATE_MEMBERS
 from aerec.models.members import MEMBERS
 from aerec.recommender import Predictions, Recommender, _cells, _selection_parts
 from aerec.relevance import Relevance
-from aerec.training import EpochRecord, TrainResult, resolve_device
+from aerec.training import EpochRecord, TrainResult, has_checkpoint, resolve_device
 
 __all__ = ["Blend", "EnsembleRecommender", "fit_blend", "member_config", "rating_model", "wants_ensemble"]
 
@@ -58,6 +58,11 @@ log = logging.getLogger("aerec.ensemble")
 REFERENCE_SPAN = 4.0
 # Below this many validation ratings per weight, a least-squares blend is noise: equal weights.
 MIN_RATINGS_PER_WEIGHT = 50
+
+
+def member_checkpoint_dir(checkpoint_dir: str | Path, k: int) -> Path:
+    """Where member ``k`` of an ensemble keeps its checkpoints inside the run's folder."""
+    return Path(checkpoint_dir) / f"member{k}"
 
 
 def rating_model(config: Config) -> Recommender:
@@ -205,8 +210,11 @@ class EnsembleRecommender(Recommender):
     ) -> EnsembleRecommender:
         """Train every member, fit the blend on validation ratings, refit the members on all.
 
-        Arguments as :meth:`Recommender.fit`. ``checkpoint_dir`` and ``resume`` are not used: an
-        ensemble is not checkpointed (an interrupted fit starts again)."""
+        Arguments as :meth:`Recommender.fit`. With ``checkpoint_dir``, member ``k``'s selection run
+        keeps its checkpoints in the subfolder :func:`member_checkpoint_dir` (``member<k>``);
+        ``resume`` continues each member from its own, a finished one included (its checkpoint
+        holds its best weights), and starts afresh a member that had not begun. The blend and
+        the refits are not checkpointed: they are replayed, to the same numbers."""
         params, train_cfg, run = self.resolved()
         validation = None if validation is None else as_ratings(validation, "the validation data")
         matrix, fit_matrix, val_matrix = _selection_parts(as_ratings(train), validation, train_cfg, run.seed)
@@ -218,7 +226,8 @@ class EnsembleRecommender(Recommender):
         self._set_identity(matrix, params, run)
         self.rescale_ = Rescale.of(matrix.scale)
         members_see = self.rescale_.matrix if self.rescale_ is not None else (lambda m: m)
-        selected = [self._select(name, k, members_see(fit_matrix), members_see(val_matrix), progress, callbacks)
+        selected = [self._select(name, k, members_see(fit_matrix), members_see(val_matrix), progress, callbacks,
+                                 checkpoint_dir, resume)
                     for k, name in enumerate(names)]
         val_rmse = self._fit_blend(selected, val_matrix)
         refit = validation is None and val_matrix is not None and train_cfg.refit
@@ -268,12 +277,15 @@ class EnsembleRecommender(Recommender):
         self.orientation_, self.loss_ = "item", "mse"  # what model.json records; members keep their own
 
     def _select(self, name: str, k: int, fit_matrix: RatingMatrix, val_matrix: RatingMatrix | None,
-                progress: bool, callbacks: Iterable[Callable[[EpochRecord], None]]) -> Recommender:
+                progress: bool, callbacks: Iterable[Callable[[EpochRecord], None]],
+                checkpoint_dir: str | Path | None = None, resume: bool = False) -> Recommender:
         """Member ``k`` trained on ``fit_matrix``, early-stopped on ``val_matrix`` (no refit)."""
         _, _, run = self.resolved()
         config = member_config(name, self.config, run.seed + k)
         member = Recommender(config=config)
-        member.fit(fit_matrix, val_matrix, progress=progress, callbacks=callbacks)
+        folder = None if checkpoint_dir is None else member_checkpoint_dir(checkpoint_dir, k)
+        member.fit(fit_matrix, val_matrix, progress=progress, callbacks=callbacks, checkpoint_dir=folder,
+                   resume=resume and folder is not None and has_checkpoint(folder))
         log.info("ensemble: member %d (%s) best validation RMSE %s at epoch %s", k, name,
                  member.train_result_.best_val, member.train_result_.best_epoch)
         return member

@@ -268,18 +268,16 @@ def is_implicit_run(config: Config, train: Ratings, implicit: bool = False, thre
 
 
 def plan_training(config: Config, data: TrainData, *, implicit: bool = False, threshold: float | None = None,
-                  scale_declared: bool = False, checkpointed: bool = False) -> TrainingPlan:
+                  scale_declared: bool = False) -> TrainingPlan:
     """Check every setting against the data and build the model and its matrix; nothing is
     trained or written. ``config`` gets the default kind when it names none. ``scale_declared``
-    says the rating scale was given rather than read off the values (no doubts about it then).
-    ``checkpointed``: the user asked for checkpoints (a folder, or ``--resume``), which an
-    ensemble does not write, so the default stays one network (:func:`default_preset`)."""
+    says the rating scale was given rather than read off the values (no doubts about it then)."""
     if is_implicit_run(config, data.train, implicit, threshold):
         return _plan_implicit(config, data, threshold)
-    return _plan_rating_model(config, data, scale_declared, checkpointed)
+    return _plan_rating_model(config, data, scale_declared)
 
 
-def _plan_rating_model(config: Config, data: TrainData, scale_declared: bool, checkpointed: bool) -> TrainingPlan:
+def _plan_rating_model(config: Config, data: TrainData, scale_declared: bool) -> TrainingPlan:
     from aerec.data.checks import require_ratings
     from aerec.data.matrix import RatingMatrix
     from aerec.ensemble import rating_model
@@ -295,11 +293,7 @@ def _plan_rating_model(config: Config, data: TrainData, scale_declared: bool, ch
     if "kind" not in config.model:
         preset = default_preset(data.train, config.model)
         config.model["kind"] = default_model(data.train)
-        if preset is not None and checkpointed:
-            log.info("%s has few ratings per item, where the default blends I- and U-AutoRec; a blend writes "
-                     "no checkpoints, so with --checkpoint-dir or --resume the default stays one network "
-                     "(--preset blend for the blend without checkpoints)", data.train.source)
-        elif preset is not None:
+        if preset is not None:
             config.model["preset"] = preset
             log.info("%s has %.1f ratings per item on average: the default blends I- and U-AutoRec on "
                      "validation ratings (about twice the time; --preset i-autorec for one network)",
@@ -464,7 +458,10 @@ def check_resume(checkpoint_dir: Path, identity: dict[str, Any]) -> None:
     from aerec.errors import ModelFileError
     from aerec.training import has_checkpoint
 
-    if not has_checkpoint(checkpoint_dir):  # said before anything is written into it
+    # An ensemble's members keep theirs in subfolders (aerec.ensemble.member_checkpoint_dir).
+    found = has_checkpoint(checkpoint_dir) or (checkpoint_dir.is_dir() and any(
+        has_checkpoint(sub) for sub in checkpoint_dir.iterdir() if sub.is_dir()))
+    if not found:  # said before anything is written into it
         raise ModelFileError(f"no checkpoint in {checkpoint_dir}; train without --resume first")
     path = checkpoint_dir / "aerec-run.json"
     if not path.is_file():

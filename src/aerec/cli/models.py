@@ -285,8 +285,7 @@ def train_command(
             parts = _read_train_data(data, train_file, test_file, split, options, config.resolve_run().seed, implicit,
                                      items_file)
         plan = workflows.plan_training(config, parts, implicit=implicit, threshold=threshold,
-                                       scale_declared=scale is not None,
-                                       checkpointed=checkpoint_dir is not None or resume)
+                                       scale_declared=scale is not None)
         with _progress_for(plan, progress) as fit_progress:
             result = workflows.run_training(plan, out=out, checkpoint_dir=checkpoint_dir, resume=resume,
                                             progress=fit_progress, on_start=None if as_json else _print_start)
