@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.optimize import minimize
 from scipy.special import log_expit
 
 __all__ = ["Relevance"]
@@ -54,6 +53,10 @@ class Relevance:
         def loss(w: np.ndarray) -> float:  # mean negative log-likelihood; w = (slope * spread, center)
             z = w[0] / spread * (pred - w[1])
             return -float(np.mean(np.where(liked, log_expit(z), log_expit(-z))))
+
+        # Imported here: scipy.optimize takes 0.2-0.3 s to import, and the commands that only
+        # load a model (recommend, evaluate, predict, serve) never fit a calibration.
+        from scipy.optimize import minimize
 
         w = minimize(loss, np.array([1.0, float(np.median(pred))]), method="Nelder-Mead",
                      options={"xatol": 1e-4, "fatol": 1e-7}).x
