@@ -219,6 +219,10 @@ class EnsembleRecommender(Recommender):
         validation = None if validation is None else as_ratings(validation, "the validation data")
         matrix, fit_matrix, val_matrix = _selection_parts(as_ratings(train), validation, train_cfg, run.seed)
         names = list(params.members)
+        for k, name in enumerate(names):  # every member's memory, before any of them trains
+            member = Recommender(config=member_config(name, self.config, run.seed + k))
+            member_params, member_train, _ = member.resolved()
+            member.check_memory(member_params, member_train, fit_matrix)
         cost = ("; the accurate preset's networks take about 7 times the default model's training time "
                 "(ML-100K: about 90 CPU seconds against 12)" if tuple(names) == ACCURATE_MEMBERS else "")
         log.info("ensemble: %d networks (%s), each trained as one model is (selection, then refit), one after "

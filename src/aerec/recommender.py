@@ -59,6 +59,10 @@ class Predictions:
         return int(self.fallback.sum())
 
 
+def _bytes(n: float) -> str:
+    return f"{n / 2**30:,.1f} GiB" if n >= 2**30 else f"{n / 2**20:,.0f} MiB"
+
+
 class Recommender(Estimator):
     """An autoencoder recommender for explicit ratings (the :class:`~aerec.base.Estimator`
     contract, ``feedback = "explicit"``): it predicts ratings and ranks items by their relevance.
@@ -127,6 +131,7 @@ class Recommender(Estimator):
             params = dataclasses.replace(params, baseline=False)  # a rating-scale bias makes no sense on logits
         self.params_ = params
 
+        self.check_memory(params, train_cfg, fit_matrix)
         net, rows, fit_bias = self._new_network(params, run, fit_matrix)
         validate = None
         if val_matrix is not None and val_matrix.nnz:
@@ -157,6 +162,32 @@ class Recommender(Estimator):
         self.history_ = result.history
         self._set_data(matrix, **full)
         return self
+
+    def check_memory(self, params: Any, train_cfg: Any, matrix: RatingMatrix) -> int:
+        """The bytes a fit of ``params`` on ``matrix`` holds at its peak (its weights times
+        :func:`~aerec.training.optimizers.weight_copies`); a ConfigError, with the numbers and
+        the ways out, when that is more memory than the machine has available. Counted on the
+        meta device, so nothing is allocated: a network too large to fit fails before training,
+        not when the kernel kills the process half-way."""
+        from aerec.data.synthetic import _available_memory
+        from aerec.training.optimizers import LBFGS_HISTORY, weight_copies
+
+        n_inputs = matrix.rows(params.orientation).shape[1]
+        with torch.device("meta"):
+            weights = sum(p.numel() for p in self.family.build(params, n_inputs).parameters())
+        copies = weight_copies(train_cfg)
+        need, have = weights * 4 * copies, _available_memory()
+        if have is not None and need > have:
+            keeps = f"{2 * LBFGS_HISTORY} for its stored steps" if train_cfg.optimizer == "lbfgs" else "its own state"
+            rows = "users" if params.orientation == "item" else "items"
+            raise ConfigError(
+                f"{self.config.kind} on {n_inputs:,} {rows} (model.hidden = {list(params.hidden)}) has {weights:,} "
+                f"weights; training it with {train_cfg.optimizer} keeps about {copies} copies of them ({keeps}, "
+                f"gradients, best weights), about {_bytes(need)}, but {_bytes(have)} of memory is "
+                f"available. Use fewer hidden units (--set model.hidden=[100]), filter rare {rows}, or train with "
+                "--set train.optimizer=adam --set train.batch_size=256 (about 5 copies)"
+            )
+        return need
 
     def _new_network(self, params, run, matrix: RatingMatrix):
         """A freshly initialised network (from ``run.seed``) with ``matrix``'s bias model as its

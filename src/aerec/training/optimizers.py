@@ -10,7 +10,21 @@ from torch import nn
 from aerec.config import TrainConfig
 from aerec.errors import TrainingError
 
-__all__ = ["make_optimizer", "make_scheduler"]
+__all__ = ["make_optimizer", "make_scheduler", "weight_copies", "LBFGS_HISTORY"]
+
+LBFGS_HISTORY = 20
+"""The pairs of past steps and gradient changes L-BFGS keeps (each pair: two copies of the weights)."""
+
+
+def weight_copies(cfg: TrainConfig) -> int:
+    """About how many copies of a network's weights a fit holds at its peak: the weights, their
+    gradients and the best epoch's, plus what the optimiser keeps (Adam: two moments; L-BFGS:
+    its stored pairs, its direction, the previous gradient, the line search's starting point, and
+    the last evaluation it reuses, :mod:`aerec.training.lbfgs`). The basis of the memory check
+    made before a fit starts."""
+    if cfg.optimizer == "lbfgs":
+        return 3 + 2 * LBFGS_HISTORY + 7
+    return 3 + {"adam": 2, "adamw": 2, "momentum": 1, "rmsprop": 1}.get(cfg.optimizer, 0)
 
 
 def make_optimizer(cfg: TrainConfig, net: nn.Module, device: torch.device) -> torch.optim.Optimizer:
@@ -33,7 +47,7 @@ def make_optimizer(cfg: TrainConfig, net: nn.Module, device: torch.device) -> to
         raise TrainingError("train.weight_decay is not supported with lbfgs; use model.l2 instead")
     without_dynamo_import()
     return torch.optim.LBFGS(
-        params, lr=cfg.lr, max_iter=cfg.lbfgs_iterations, history_size=20, line_search_fn="strong_wolfe"
+        params, lr=cfg.lr, max_iter=cfg.lbfgs_iterations, history_size=LBFGS_HISTORY, line_search_fn="strong_wolfe"
     )
 
 
