@@ -7,7 +7,7 @@ import pytest
 import aerec
 from aerec.data import synthetic
 from aerec.data.matrix import RatingMatrix
-from aerec.errors import ConfigError
+from aerec.errors import TrainingError
 from aerec.training import Trainer
 
 RATINGS = synthetic.synthetic_ratings(3000, n_users=300, n_items=500, seed=0)
@@ -29,11 +29,12 @@ def test_a_fit_that_cannot_fit_is_refused_before_any_training(monkeypatch, make)
     monkeypatch.setattr(synthetic, "_available_memory", lambda: 10 * 2**20)  # 10 MiB free
     trained = []
     monkeypatch.setattr(Trainer, "fit", lambda *a, **k: trained.append(1))
-    with pytest.raises(ConfigError) as info:
+    with pytest.raises(TrainingError) as info:
         make().fit(RATINGS)
     message = str(info.value)
     assert "300 users" in message and "57 MiB" in message and "10 MiB" in message
-    assert "model.hidden" in message and "train.optimizer=adam" in message  # the ways out
+    assert "does not fit in memory" in message and "smaller model.hidden" in message  # as a network too large to build
+    assert "train.optimizer=adam" in message  # the ways out
     assert not trained  # an ensemble checks every member before the first trains
 
 

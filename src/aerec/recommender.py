@@ -34,7 +34,7 @@ from aerec.data.checks import as_ratings
 from aerec.data.ratings import Ratings
 from aerec.evaluation import evaluate_ratings, require_ratings
 from aerec.foldin import FoldIn, FoldInChoice, Link, calibrate
-from aerec.errors import ConfigError, DataError
+from aerec.errors import ConfigError, DataError, TrainingError
 from aerec.explain import DEFAULT_EXPLAIN_TOP, check_explain
 from aerec.persistence import check_shapes, read_history_csv
 from aerec.ranking import recommendation_rows, top_indices, top_rows
@@ -165,7 +165,7 @@ class Recommender(Estimator):
 
     def check_memory(self, params: Any, train_cfg: Any, matrix: RatingMatrix) -> int:
         """The bytes a fit of ``params`` on ``matrix`` holds at its peak (its weights times
-        :func:`~aerec.training.optimizers.weight_copies`); a ConfigError, with the numbers and
+        :func:`~aerec.training.optimizers.weight_copies`); a TrainingError, with the numbers and
         the ways out, when that is more memory than the machine has available. Counted on the
         meta device, so nothing is allocated: a network too large to fit fails before training,
         not when the kernel kills the process half-way."""
@@ -180,12 +180,12 @@ class Recommender(Estimator):
         if have is not None and need > have:
             keeps = f"{2 * LBFGS_HISTORY} for its stored steps" if train_cfg.optimizer == "lbfgs" else "its own state"
             rows = "users" if params.orientation == "item" else "items"
-            raise ConfigError(
+            raise TrainingError(
                 f"{self.config.kind} on {n_inputs:,} {rows} (model.hidden = {list(params.hidden)}) has {weights:,} "
                 f"weights; training it with {train_cfg.optimizer} keeps about {copies} copies of them ({keeps}, "
-                f"gradients, best weights), about {_bytes(need)}, but {_bytes(have)} of memory is "
-                f"available. Use fewer hidden units (--set model.hidden=[100]), filter rare {rows}, or train with "
-                "--set train.optimizer=adam --set train.batch_size=256 (about 5 copies)"
+                f"gradients, best weights), about {_bytes(need)}, but {_bytes(have)} of memory is available: it "
+                f"does not fit in memory. Use a smaller model.hidden (--set model.hidden=[100]), filter rare {rows}, "
+                "or train with --set train.optimizer=adam --set train.batch_size=256 (about 5 copies)"
             )
         return need
 
