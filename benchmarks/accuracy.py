@@ -73,8 +73,9 @@ def fit_preset(name: str, train: Any, threads: int, seed: int = 0) -> tuple[Any,
     from aerec.workflows import default_preset
 
     model_settings = dict(PRESETS[name])
-    if name == "default" and default_preset(train, {}) is not None:
-        model_settings["preset"] = default_preset(train, {})
+    preset = default_preset(train, {}) if name == "default" else None
+    if preset is not None:
+        model_settings["preset"] = preset
     config = Config.from_dict({"model": {"kind": "autorec", **model_settings},
                                "run": {"threads": threads, "seed": seed, "device": "cpu"}}, source="accuracy.py")
     model = rating_model(config)

@@ -269,13 +269,9 @@ def cross_validate(
     require_ratings(ratings, "the ratings to cross-validate")
     seed = config.resolve_run().seed
     parts = make_folds(ratings, folds=folds, splits=splits, seed=seed)
-    if "kind" not in config.model:
-        from aerec.workflows import default_model, default_preset
+    from aerec.workflows import fill_default_model
 
-        preset = default_preset(ratings, config.model)
-        config.model["kind"] = default_model(ratings)
-        if preset is not None:
-            config.model["preset"] = preset
+    fill_default_model(config, ratings)
     if jobs > 1:
         config.run["threads"] = 1
     settings = config.to_dict()

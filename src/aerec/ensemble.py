@@ -219,8 +219,8 @@ class EnsembleRecommender(Recommender):
         validation = None if validation is None else as_ratings(validation, "the validation data")
         matrix, fit_matrix, val_matrix = _selection_parts(as_ratings(train), validation, train_cfg, run.seed)
         names = list(params.members)
-        for k, name in enumerate(names):  # every member's memory, before any of them trains
-            member = Recommender(config=member_config(name, self.config, run.seed + k))
+        members = [Recommender(config=member_config(name, self.config, run.seed + k)) for k, name in enumerate(names)]
+        for member in members:  # every member's memory, before any of them trains
             member_params, member_train, _ = member.resolved()
             member.check_memory(member_params, member_train, fit_matrix)
         cost = ("; the accurate preset's networks take about 7 times the default model's training time "
@@ -230,9 +230,9 @@ class EnsembleRecommender(Recommender):
         self._set_identity(matrix, params, run)
         self.rescale_ = Rescale.of(matrix.scale)
         members_see = self.rescale_.matrix if self.rescale_ is not None else (lambda m: m)
-        selected = [self._select(name, k, members_see(fit_matrix), members_see(val_matrix), progress, callbacks,
-                                 checkpoint_dir, resume)
-                    for k, name in enumerate(names)]
+        selected = [self._select(member, name, k, members_see(fit_matrix), members_see(val_matrix), progress,
+                                 callbacks, checkpoint_dir, resume)
+                    for k, (name, member) in enumerate(zip(names, members))]
         val_rmse = self._fit_blend(selected, val_matrix)
         refit = validation is None and val_matrix is not None and train_cfg.refit
         self.members_ = [self._refit(m, members_see(matrix), progress) if refit else m for m in selected]
@@ -280,13 +280,11 @@ class EnsembleRecommender(Recommender):
         self.params_, self.device_ = params, resolve_device(run.device)
         self.orientation_, self.loss_ = "item", "mse"  # what model.json records; members keep their own
 
-    def _select(self, name: str, k: int, fit_matrix: RatingMatrix, val_matrix: RatingMatrix | None,
-                progress: bool, callbacks: Iterable[Callable[[EpochRecord], None]],
+    def _select(self, member: Recommender, name: str, k: int, fit_matrix: RatingMatrix,
+                val_matrix: RatingMatrix | None, progress: bool, callbacks: Iterable[Callable[[EpochRecord], None]],
                 checkpoint_dir: str | Path | None = None, resume: bool = False) -> Recommender:
-        """Member ``k`` trained on ``fit_matrix``, early-stopped on ``val_matrix`` (no refit)."""
-        _, _, run = self.resolved()
-        config = member_config(name, self.config, run.seed + k)
-        member = Recommender(config=config)
+        """``member`` (number ``k``, ``name``) trained on ``fit_matrix``, early-stopped on
+        ``val_matrix`` (no refit)."""
         folder = None if checkpoint_dir is None else member_checkpoint_dir(checkpoint_dir, k)
         member.fit(fit_matrix, val_matrix, progress=progress, callbacks=callbacks, checkpoint_dir=folder,
                    resume=resume and folder is not None and has_checkpoint(folder))

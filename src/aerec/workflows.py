@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "Recommendations", "TrainData", "TrainResult", "TrainingPlan", "default_checkpoint_dir", "default_model",
-    "default_preset",
+    "default_preset", "fill_default_model",
     "evaluate", "item_title", "json_ready", "plan_training", "predict_file", "read_test_data", "read_train_data",
     "because_records", "recommend", "run_training", "similar", "train",
 ]
@@ -187,6 +187,21 @@ def default_preset(ratings: Ratings, model: dict[str, Any]) -> str | None:
     return "blend" if n_items and len(ratings) / n_items < THIN_ITEMS else None
 
 
+def fill_default_model(config: Config, ratings: Ratings) -> None:
+    """Give ``config`` the default model for ``ratings`` when it names none: the default kind
+    (:func:`default_model`) and, on data whose items have few ratings, the preset of
+    :func:`default_preset` (said on the log). What ``aerec train`` and ``aerec cv`` train."""
+    if "kind" in config.model:
+        return
+    preset = default_preset(ratings, config.model)
+    config.model["kind"] = default_model(ratings)
+    if preset is not None:
+        config.model["preset"] = preset
+        log.info("%s has %.1f ratings per item on average: the default blends I- and U-AutoRec on "
+                 "validation ratings (about twice the time; --preset i-autorec for one network)",
+                 ratings.source, len(ratings) / max(ratings.frame["item"].nunique(), 1))
+
+
 def default_model(ratings: Ratings) -> str:
     """The model family ``aerec train`` uses when none is chosen: the strongest default for
     the data's kind (explicit ratings: the library's default family, AutoRec)."""
@@ -290,15 +305,8 @@ def _plan_rating_model(config: Config, data: TrainData, scale_declared: bool) ->
 
         for doubt in scale_doubts(data.train.scale, data.train.frame["rating"].to_numpy()):
             warnings.warn(doubt, stacklevel=2)
-    if "kind" not in config.model:
-        preset = default_preset(data.train, config.model)
-        config.model["kind"] = default_model(data.train)
-        if preset is not None:
-            config.model["preset"] = preset
-            log.info("%s has %.1f ratings per item on average: the default blends I- and U-AutoRec on "
-                     "validation ratings (about twice the time; --preset i-autorec for one network)",
-                     data.train.source, len(data.train) / max(data.train.frame["item"].nunique(), 1))
-    model = rating_model(config)  # an EnsembleRecommender for the accurate preset
+    fill_default_model(config, data.train)
+    model = rating_model(config)  # an EnsembleRecommender for the accurate and blend presets
     _, train_cfg, _ = model.resolved()  # unknown or bad settings fail before any work
     if train_cfg.optimizer == "lbfgs" and train_cfg.batch_size != 0:
         raise ConfigError(
