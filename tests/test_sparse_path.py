@@ -134,14 +134,47 @@ def test_the_trainer_objective_and_its_gradients_are_the_same_on_both_paths(vari
 def test_the_observed_product_has_the_right_gradients():
     from aerec.models.autoencoder import _ObservedProduct
 
-    batch = sparse_batch(_random_rows(seed=6, n_rows=5, n_cols=7, density=0.5), np.arange(5))
-    h = torch.randn(5, 3, dtype=torch.float64, requires_grad=True)
-    weight = torch.randn(7, 3, dtype=torch.float64, requires_grad=True)
-    out = _ObservedProduct.apply(h, weight, batch.offsets, batch.cols)
-    torch.testing.assert_close(out, (h @ weight.T)[batch.row_ids, batch.cols])
-    assert torch.autograd.gradcheck(lambda a, b: _ObservedProduct.apply(a, b, batch.offsets, batch.cols), (h, weight))
-    tied = torch.randn(3, 7, dtype=torch.float64, requires_grad=True)  # a tied decoder reads a transposed view
-    assert torch.autograd.gradcheck(lambda a, b: _ObservedProduct.apply(a, b.t(), batch.offsets, batch.cols), (h, tied))
+    rows = _random_rows(seed=6, n_rows=5, n_cols=7, density=0.5)
+    for batch in (sparse_batch(rows, np.arange(5)), sparse_batch(rows, np.arange(5), by_column=True)):
+        h = torch.randn(5, 3, dtype=torch.float64, requires_grad=True)
+        weight = torch.randn(7, 3, dtype=torch.float64, requires_grad=True)
+        out = _ObservedProduct.apply(h, weight, batch)
+        torch.testing.assert_close(out, (h @ weight.T)[batch.row_ids, batch.cols])
+        assert torch.autograd.gradcheck(lambda a, b: _ObservedProduct.apply(a, b, batch), (h, weight))
+        tied = torch.randn(3, 7, dtype=torch.float64, requires_grad=True)  # a tied decoder reads a transposed view
+        assert torch.autograd.gradcheck(lambda a, b: _ObservedProduct.apply(a, b.t(), batch), (h, tied))
+
+
+@pytest.mark.parametrize("mask_input", [False, True])
+def test_a_batch_with_its_column_pattern_gives_the_same_network_function(mask_input):
+    # Full-batch chunks carry their column pattern (CSR products); minibatches don't (embedding_bag).
+    rows = _random_rows(seed=8)
+    net = _net(rows.shape[1], mask_input=mask_input)
+    results = []
+    for by_column in (False, True):
+        net.zero_grad()
+        out = net(sparse_batch(rows, np.arange(rows.shape[0]), by_column=by_column))
+        (out ** 2).sum().backward()
+        results.append((out.detach(), [p.grad.clone() for p in net.parameters()]))
+    torch.testing.assert_close(results[0][0], results[1][0])
+    for a, b in zip(results[0][1], results[1][1]):
+        torch.testing.assert_close(a, b)
+
+
+def test_the_input_product_is_the_dense_product_with_its_gradient():
+    from aerec.models.autoencoder import _SparseInputProduct
+
+    csr = _random_rows(seed=7, n_rows=6, n_cols=9, density=0.4)
+    rows = np.array([4, 0, 5, 2])  # a batch in any row order
+    batch = sparse_batch(csr, rows, by_column=True)
+    dense = torch.from_numpy(csr.toarray()[rows]).double()  # (4, 9)
+    table = torch.randn(9, 3, dtype=torch.float64, requires_grad=True)
+    torch.testing.assert_close(_SparseInputProduct.apply(table, batch.values, batch), dense @ table)
+    assert torch.autograd.gradcheck(lambda t: _SparseInputProduct.apply(t, batch.values, batch), (table,))
+    col_offsets, cell_rows, order = batch.by_column
+    assert torch.equal(torch.diff(col_offsets), torch.bincount(batch.cols, minlength=9))
+    assert torch.equal(batch.cols[order], torch.sort(batch.cols, stable=True).values)
+    assert torch.equal(cell_rows, batch.row_ids[order])
 
 
 def test_corruption_drops_or_rescales_observed_values_only():
@@ -303,6 +336,46 @@ def test_busy_elsewhere_does_not_count_this_processs_own_threads():
         stop.set()
         worker.join()
     assert spinning < quiet + 0.5, (quiet, spinning)
+
+
+def test_a_window_opened_early_counts_the_start_up_and_saves_the_sleep(monkeypatch):
+    # The aerec command opens the window as it starts; its own start-up work (here: this
+    # thread spinning) must not count, another process's must, and no sleep is needed then.
+    import subprocess
+    import sys
+
+    from aerec import _cpus
+
+    cpus = _cpus.usable_cpus()
+
+    def busy_for(seconds):
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            pass
+
+    quiet = _cpus.busy_elsewhere(cpus, window=0.4, reuse=0)
+    _cpus.open_window(cpus)
+    busy_for(0.4)
+    slept: list[float] = []
+    monkeypatch.setattr(_cpus.time, "sleep", slept.append)
+    own = _cpus.busy_elsewhere(cpus, window=0.3, reuse=0)
+    assert slept == [] and own < quiet + 0.5, (quiet, own)
+    spin = subprocess.Popen([sys.executable, "-c", "import time\nend = time.time() + 5\nwhile time.time() < end: pass"])
+    try:
+        monkeypatch.undo()
+        time.sleep(0.5)
+        _cpus.open_window(cpus)
+        time.sleep(0.4)
+        loaded = _cpus.busy_elsewhere(cpus, window=0.3, reuse=0)
+    finally:
+        spin.kill()
+        spin.wait()
+    assert loaded >= own + 0.5 or loaded >= 0.9, (own, loaded)
+    _cpus.open_window(cpus)
+    monkeypatch.setattr(_cpus.time, "monotonic", lambda: 1e9)  # much later: the old window is stale
+    monkeypatch.setattr(_cpus.time, "sleep", slept.append)
+    _cpus.busy_elsewhere(cpus, window=0.3, reuse=0)
+    assert slept == [0.3]  # a fresh window, slept through
 
 
 # ----------------------------------------------------------------------------- the whole estimator

@@ -1,4 +1,10 @@
-"""Learning curves as PNG (matplotlib, headless Agg backend)."""
+"""Learning curves as PNG (matplotlib).
+
+Figures are made with matplotlib's object-oriented API (``matplotlib.figure.Figure``), not
+pyplot: no backend is chosen or changed (a notebook's stays as it is) and nothing is kept in
+pyplot's list of open figures. ``savefig`` renders PNG with the Agg renderer whatever the
+session's backend.
+"""
 
 from __future__ import annotations
 
@@ -14,12 +20,10 @@ def history_figure(history: pd.DataFrame, *, title: str = "aerec", best_epoch: i
     """The learning curves as a matplotlib Figure: training RMSE (or loss) and validation RMSE
     per epoch, with ``best_epoch`` marked (the epoch training kept, which early stopping's
     ``min_delta`` can make differ from the lowest validation RMSE; that one when not given)."""
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
+    fig = Figure(figsize=(6.4, 4.0), dpi=100)
+    ax = fig.subplots()
     if len(history):
         train = history["train_rmse"] if history["train_rmse"].notna().any() else history["loss"]
         ax.plot(history["epoch"], train, label="train RMSE" if history["train_rmse"].notna().any() else "train loss")
@@ -40,9 +44,5 @@ def history_figure(history: pd.DataFrame, *, title: str = "aerec", best_epoch: i
 
 def plot_history(history: pd.DataFrame, path: str | Path, *, title: str = "aerec", best_epoch: int | None = None) -> Path:
     """Plot :func:`history_figure` into ``path`` (PNG)."""
-    import matplotlib.pyplot as plt
-
-    fig = history_figure(history, title=title, best_epoch=best_epoch)
-    fig.savefig(path, format="png")
-    plt.close(fig)
+    history_figure(history, title=title, best_epoch=best_epoch).savefig(path, format="png")
     return Path(path)

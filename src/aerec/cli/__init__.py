@@ -119,5 +119,9 @@ def main() -> None:
     user already did), which only works before torch is loaded.
     """
     if "torch" not in sys.modules:
+        if "OMP_WAIT_POLICY" not in os.environ:
+            from aerec._cpus import open_window
+
+            open_window()  # measured over the start-up that comes before torch, not a sleep
         sys.meta_path.insert(0, _BeforeTorchLoads())
     sys.exit(app())

@@ -26,7 +26,7 @@ from aerec.data.matrix import row_positions
 SPARSE_BETA_NOTICE = "Sparse CSR tensor support is in beta"
 warnings.filterwarnings("ignore", message=SPARSE_BETA_NOTICE, category=UserWarning)
 
-__all__ = ["dense_rows", "sparse_rows", "sparse_batch", "SparseBatch", "observed_targets", "iter_row_batches"]
+__all__ = ["column_pattern", "dense_rows", "sparse_rows", "sparse_batch", "SparseBatch", "observed_targets", "iter_row_batches"]
 
 
 def _coo_parts(csr: sp.csr_array, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -86,6 +86,9 @@ class SparseBatch:
     values: torch.Tensor  # (nnz,) float32
     row_ids: torch.Tensor  # (nnz,) int64
     n_cols: int
+    # The pattern read column by column (column_pattern), for a batch used many times: the
+    # full-batch L-BFGS chunks. None for a minibatch, used once.
+    by_column: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
     @property
     def n_rows(self) -> int:
@@ -112,13 +115,30 @@ class SparseBatch:
         return torch.diff(self.offsets).to(self.values.dtype)
 
 
+def column_pattern(cols: torch.Tensor, row_ids: torch.Tensor, n_cols: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A batch's pattern read column by column (the transpose's CSR parts).
+
+    ``(col_offsets (n_cols + 1,), rows (nnz,), order (nnz,))``: column ``j``'s cells are
+    ``order[col_offsets[j]:col_offsets[j + 1]]`` of the batch's cells, ``rows`` their batch rows,
+    ascending. A per-cell tensor ``v (nnz,)`` in CSR order reads ``v[order]`` in this order, so a
+    backward product ``X.T @ G`` is a row-ordered CSR product too (aerec.models.autoencoder).
+    """
+    order = torch.argsort(cols, stable=True)  # rows ascend within a column: CSR order is row-major
+    col_offsets = torch.zeros(n_cols + 1, dtype=torch.int64, device=cols.device)
+    torch.cumsum(torch.bincount(cols, minlength=n_cols), 0, out=col_offsets[1:])
+    return col_offsets, row_ids[order], order
+
+
 def sparse_batch(
     csr: sp.csr_array,
     rows: np.ndarray,
     *,
     device: torch.device | str | None = None,
+    by_column: bool = False,
 ) -> SparseBatch:
-    """The given rows of ``csr`` as a :class:`SparseBatch` (row order as given; float32 values)."""
+    """The given rows of ``csr`` as a :class:`SparseBatch` (row order as given; float32 values);
+    ``by_column`` also reads its pattern by column (:func:`column_pattern`), for a batch that is
+    used many times."""
     rows = np.asarray(rows, dtype=np.int64)
     local, cols, vals = _coo_parts(csr, rows)
     offsets = np.zeros(len(rows) + 1, dtype=np.int64)
@@ -127,7 +147,8 @@ def sparse_batch(
              torch.from_numpy(local)]
     if device is not None:
         parts = [t.to(device, non_blocking=True) for t in parts]
-    return SparseBatch(*parts, n_cols=int(csr.shape[1]))
+    pattern = column_pattern(parts[1], parts[3], int(csr.shape[1])) if by_column else None
+    return SparseBatch(*parts, n_cols=int(csr.shape[1]), by_column=pattern)
 
 
 def observed_targets(x, mask) -> tuple[torch.Tensor, torch.Tensor]:

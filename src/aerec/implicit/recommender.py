@@ -630,12 +630,10 @@ def _figure(history: pd.DataFrame, kind: str, metric: str, best_epoch: int | Non
     """Training loss and the validation metric per epoch (two axes; EASE: the metric per
     lambda tried), labelled, with one legend for both axes and the kept epoch marked: the one
     the summary reports (``best_epoch``), else the best validation figure."""
-    import matplotlib
+    from matplotlib.figure import Figure  # not pyplot: see aerec.plots
 
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
+    fig = Figure(figsize=(6.4, 4.0), dpi=100)
+    ax = fig.subplots()
     name = f"val_{metric}"
     xlabel = "lambda (l2)" if kind == "ease" else "epoch"
     xs = history["l2"] if kind == "ease" else history["epoch"]
@@ -668,9 +666,5 @@ def _figure(history: pd.DataFrame, kind: str, metric: str, best_epoch: int | Non
 
 def _plot(history: pd.DataFrame, path: Path, kind: str, metric: str, best_epoch: int | None = None) -> Path:
     """:func:`_figure` into ``path`` (PNG)."""
-    import matplotlib.pyplot as plt
-
-    fig = _figure(history, kind, metric, best_epoch)
-    fig.savefig(path, format="png")
-    plt.close(fig)
+    _figure(history, kind, metric, best_epoch).savefig(path, format="png")
     return Path(path)
