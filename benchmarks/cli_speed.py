@@ -132,8 +132,9 @@ for _ in range(5):
     a @ b
 out["gemm_gflops"] = 5 * 2 * n**3 / (time.perf_counter() - t0) / 1e9
 # The rate of the products the epoch is made of: a CSR of the training ratings' pattern (items x
-# users, as I-AutoRec reads it) times a dense users x hidden matrix, and its transpose product,
-# which is what the encoder's gather-sum and the decoder's backward do.
+# users, as I-AutoRec reads it) times a dense users x hidden matrix (the encoder, the decoder's
+# input gradient), and the transpose's product (the weight gradients), which the fit reads through
+# the pattern's column order, made once, as a CSR of the transpose.
 from aerec.data.matrix import RatingMatrix
 csr = RatingMatrix.from_ratings(train).csr.T.tocsr()
 g = torch.sparse_csr_tensor(torch.from_numpy(csr.indptr).long(), torch.from_numpy(csr.indices).long(),
@@ -145,10 +146,13 @@ t0 = time.perf_counter()
 for _ in range(10):
     torch.sparse.mm(g, dense)
 out["spmm_gflops"] = 10 * 2 * csr.nnz * hidden / (time.perf_counter() - t0) / 1e9
-torch.sparse.mm(g.t(), dense_t)
+csr_t = csr.T.tocsr()
+g_t = torch.sparse_csr_tensor(torch.from_numpy(csr_t.indptr).long(), torch.from_numpy(csr_t.indices).long(),
+                              torch.randn(csr_t.nnz), size=csr_t.shape)
+torch.sparse.mm(g_t, dense_t)
 t0 = time.perf_counter()
 for _ in range(10):
-    torch.sparse.mm(g.t(), dense_t)
+    torch.sparse.mm(g_t, dense_t)
 out["spmm_t_gflops"] = 10 * 2 * csr.nnz * hidden / (time.perf_counter() - t0) / 1e9
 out["shape"] = list(csr.shape)
 v, w = torch.randn(out["params"]), torch.randn(out["params"])
@@ -302,7 +306,7 @@ def render(res: dict) -> str:
         f"{flops / 1e9:.2f} GFLOP; at the GEMM rate of {fit['gemm_gflops']:.0f} GFLOP/s: {bound * 1e3:.0f} ms, "
         f"so {epoch_s / bound:.0f} x the bound. L-BFGS's own vector work, {its} x {lbfgs_bytes / 1e6:.0f} MB at "
         f"{fit['axpy_gbs']:.0f} GB/s, is about {lbfgs_s * 1e3:.0f} ms of it. The products are sparse: "
-        f"CSR x dense runs at {fit['spmm_gflops']:.1f} GFLOP/s here ({fit['spmm_t_gflops']:.1f} GFLOP/s transposed), "
+        f"CSR x dense runs at {fit['spmm_gflops']:.1f} GFLOP/s here ({fit['spmm_t_gflops']:.1f} GFLOP/s for the transpose's), "
         f"where the epoch's {flops / 1e9:.2f} GFLOP take {flops / (max(fit['spmm_gflops'], fit['spmm_t_gflops']) * 1e9) * 1e3:.0f} "
         f"to {flops / (min(fit['spmm_gflops'], fit['spmm_t_gflops']) * 1e9) * 1e3:.0f} ms; the dense products of "
         f"the whole {fit['shape'][0]:,} x {fit['shape'][1]:,} matrix would be {dense_flops / 1e9:.0f} GFLOP, "
