@@ -81,6 +81,21 @@ def test_members_see_the_ratings_on_1_to_5_and_the_settings_the_user_gave() -> N
     assert member_config("u-autorec", mine, 3).run["seed"] == 3
 
 
+def test_the_kernel_member_keeps_a_longer_patience_unless_the_user_sets_one() -> None:
+    from aerec.ensemble import member_config
+    from aerec.recommender import Recommender
+
+    def patience(config: Config) -> int:
+        return Recommender(config=config).resolved()[1].patience
+
+    plain = Config(model={"kind": "autorec", "preset": "accurate"})
+    assert patience(Config(model={"kind": "autorec"})) == 4  # the family's default
+    assert patience(member_config("i-autorec", plain, 0)) == 4
+    assert patience(member_config("i-kernel", plain, 0)) == 6  # its curve improves over long plateaus
+    mine = Config(model={"kind": "autorec", "preset": "accurate"}, train={"patience": 9})
+    assert patience(member_config("i-kernel", mine, 0)) == 9
+
+
 def test_the_ensemble_predicts_on_a_1_to_100_scale_and_beats_the_bias_model(tmp_path) -> None:
     import aerec
 

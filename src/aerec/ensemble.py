@@ -134,10 +134,10 @@ def fit_blend(parts: np.ndarray, truth: np.ndarray) -> Blend:
 def member_config(name: str, config: Config, seed: int) -> Config:
     """The settings of member ``name``: its recipe over its family's defaults, the ensemble's
     ``[train]`` and ``[run]`` tables (the user's values), member ``k``'s own seed."""
-    kind, recipe = MEMBERS[name]
+    kind, recipe, train_recipe = MEMBERS[name]
     overrides = {key: value for key, value in config.model.items() if key not in ("kind", "preset", "members")}
-    # A value the user set for the ensemble (model.l2, ...) applies to every member.
-    return Config(model={"kind": kind, **recipe, **overrides}, train=dict(config.train),
+    # A value the user set for the ensemble (model.l2, train.patience, ...) applies to every member.
+    return Config(model={"kind": kind, **recipe, **overrides}, train={**train_recipe, **config.train},
                   run={**config.run, "seed": seed})
 
 
