@@ -165,10 +165,10 @@ def test_autorec_space_is_around_the_defaults():
         assert m["activation"] in ("sigmoid", "elu", "tanh")
         assert "optimizer" not in t  # L-BFGS, the family default, is not searched
         assert t["batch_size"] == 0 and t["lr"] == 1.0
-        # Every trial gets the default's budget: 200 iterations, stop 30 iterations after the best.
+        # Every trial gets the default's budget: 200 iterations, stop 20 iterations after the best.
         it = t["lbfgs_iterations"]
         assert it in (5, 10, 20)
-        assert t["epochs"] * it == 200 and t["patience"] == {5: 6, 10: 3, 20: 2}[it]
+        assert t["epochs"] * it == 200 and t["patience"] == {5: 4, 10: 2, 20: 1}[it]
     # Both values of each switch come up.
     for key in ("baseline", "mask_input"):
         assert {v["model"][key] for v in drawn} == {True, False}

@@ -111,9 +111,8 @@ def _autorec_space(sp: SearchSpace) -> None:
     Width, L2 lambda, encoder activation, whether the network learns the residual over the bias
     model (``baseline``) and whether it also reads which cells are observed (``mask_input``),
     and L-BFGS's iterations per epoch. Epochs and patience follow from the iterations so that
-    every trial gets the same budget: 200 iterations at most (the default's 40 epochs of 5),
-    stopping 30 iterations after the best (6 epochs of 5; the default itself stops after 4, which
-    only ever matched 6 for the default's settings, not for every trial's). When the user fixes ``train.optimizer`` to a
+    every trial gets the default's budget: 200 iterations at most, stopping 20 iterations after
+    the best (5 an epoch: 40 epochs, patience 4). When the user fixes ``train.optimizer`` to a
     first-order optimiser, its learning rate and batch size are searched instead.
     """
     sp.choice("model", "hidden", list(AUTOREC_HIDDEN), to=lambda h: [h])
@@ -140,7 +139,7 @@ def _autorec_space(sp: SearchSpace) -> None:
 AUTOREC_HIDDEN = (300, 400, 500, 600, 800)
 LBFGS_ITERATIONS = (5, 10, 20)
 LBFGS_BUDGET = 200  # L-BFGS iterations a trial may run (the default: 40 epochs of 5)
-LBFGS_PATIENCE = 30  # iterations without improvement before stopping (6 epochs of 5)
+LBFGS_PATIENCE = 20  # iterations without improvement before stopping (the default: 4 epochs of 5)
 
 
 def _sae_space(sp: SearchSpace) -> None:
