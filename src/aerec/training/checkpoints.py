@@ -130,14 +130,21 @@ def write_checkpoint(directory: Path, tensors: dict[str, torch.Tensor], meta: di
         _rmtree(stale)
     tmp = Path(tempfile.mkdtemp(prefix=".ckpt-", dir=directory))
     try:
-        save_file(tensors, str(tmp / "checkpoint.safetensors"))
+        from concurrent.futures import ThreadPoolExecutor
+
         from aerec.persistence import public_modes, sha256_file
 
-        meta = dict(meta, weights_sha256=sha256_file(tmp / "checkpoint.safetensors"))
+        weights = tmp / "checkpoint.safetensors"
+        save_file(tensors, str(weights))
+        # Checksum (read back from the page cache) while the file syncs to disk: hashlib and
+        # fsync both release the GIL, and the two took 0.15 s and 0.10 s one after the other
+        # for the default model's 160 MB checkpoint on ML-100K.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            digest = pool.submit(sha256_file, weights)
+            _fsync(weights)
+            meta = dict(meta, weights_sha256=digest.result())
         (tmp / "checkpoint.json").write_text(json.dumps(meta), encoding="utf-8")
-        for f in tmp.iterdir():
-            with open(f, "rb") as fh:
-                os.fsync(fh.fileno())
+        _fsync(tmp / "checkpoint.json")
         public_modes(tmp)
     except BaseException:
         _rmtree(tmp)  # the previous checkpoint stays as it was
@@ -182,6 +189,11 @@ def read_checkpoint(directory: Path) -> tuple[dict[str, torch.Tensor], dict[str,
     if not weights.is_file() or sha256_file(weights) != meta.get("weights_sha256"):
         raise ModelFileError(f"{weights} is missing, truncated or modified (checksum mismatch); delete it and retrain")
     return load_file(str(weights)), meta
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
 
 
 def _rmtree(path: Path) -> None:
