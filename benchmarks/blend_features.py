@@ -1,8 +1,9 @@
 """Would a feature-weighted blend beat the accurate preset's linear one? Validation only.
 
-Fits ``EnsembleRecommender(preset="accurate")`` on ML-100K ``u1.base`` as ``aerec train
---preset accurate`` would, and keeps the members' predictions of its own validation carve (the
-ratings the members' selection runs never trained on, where the blend is fitted). On those
+Fits an ensemble of ``--members`` (default: the three networks the ``accurate`` preset had until
+2026-12-07, ``i-autorec,u-autorec,i-kernel``) on ML-100K ``u1.base`` as ``aerec train --preset
+accurate`` would, and keeps the members' predictions of its own validation carve (the ratings
+the members' selection runs never trained on, where the blend is fitted). On those
 ratings, repeated 2-fold cross-validation (10 repeats, seed 0) compares:
 
 - ``nnls``: the preset's blend (non-negative weights and an intercept, ``aerec.ensemble.fit_blend``);
@@ -11,41 +12,81 @@ ratings, repeated 2-fold cross-validation (10 repeats, seed 0) compares:
   intercept, linear in the rater's and the item's log training-rating counts, fitted by ridge
   regression (penalty 1 and 30).
 
-``u1.test`` is never read. One run, about two minutes on two threads:
+``--candidates KIND[:key=value...] ...`` also trains each candidate network on the same fit part,
+early-stopped on the same carve, and reports its validation RMSE alone and the 2-fold CV RMSE of
+the non-negative blend of the members with it (and, for several, with all of them), e.g.
+``dae:input_dropout=0.5:baseline=True``.
 
-    AEREC_DATA_HOME=../shared/data python benchmarks/blend_features.py
+``u1.test`` is never read. One run, about two minutes on two threads, and seconds to a minute
+per candidate:
+
+    AEREC_DATA_HOME=../shared/data python benchmarks/blend_features.py [--candidates SPEC ...]
 """
 
 from __future__ import annotations
 
+import argparse
+import ast
 import os
 from pathlib import Path
 
 import numpy as np
 
 
-def member_predictions() -> dict[str, np.ndarray]:
-    """The accurate preset's members' predictions of its validation carve, with the counts."""
+def member_predictions(members: list[str]) -> dict[str, np.ndarray]:
+    """The members' predictions of the ensemble's validation carve, with the counts."""
+    from aerec.config import Config
     from aerec.data import read_ratings
     from aerec.ensemble import EnsembleRecommender, _cells
 
     captured: dict[str, np.ndarray] = {}
-    real = EnsembleRecommender._fit_blend
+    real, real_select = EnsembleRecommender._fit_blend, EnsembleRecommender._select
+
+    def select(self, member, name, k, fit_matrix, val_matrix, *args, **kwargs):
+        captured.update(fit_matrix=fit_matrix, val_matrix=val_matrix)  # the parts each member sees
+        return real_select(self, member, name, k, fit_matrix, val_matrix, *args, **kwargs)
 
     def keep(self, selected, val_matrix):
         users, items, truth = _cells(val_matrix.csr)
         csr = selected[0].train_csr_  # the fit part: what the members trained on
         captured.update(
-            truth=truth.astype(np.float64),
+            cells=(users, items), truth=truth.astype(np.float64),
             parts=np.column_stack([self._to_data(m.predict_indices(users, items).values) for m in selected]),
             users=np.diff(csr.indptr)[users], items=np.bincount(csr.indices, minlength=csr.shape[1])[items])
         return real(self, selected, val_matrix)
 
-    EnsembleRecommender._fit_blend = keep
+    EnsembleRecommender._fit_blend, EnsembleRecommender._select = keep, select
     home = Path(os.environ.get("AEREC_DATA_HOME", "")) / "ml-100k"
-    EnsembleRecommender(preset="accurate").fit(read_ratings(home / "u1.base"))
-    EnsembleRecommender._fit_blend = real
+    EnsembleRecommender(config=Config(model={"kind": "autorec", "members": members})).fit(read_ratings(home / "u1.base"))
+    EnsembleRecommender._fit_blend, EnsembleRecommender._select = real, real_select
     return captured
+
+
+def blend_cv(parts: np.ndarray, truth: np.ndarray, repeats: int = 10) -> float:
+    """2-fold CV RMSE (``repeats`` times, seed 0) of the preset's non-negative blend of ``parts``."""
+    from aerec.ensemble import fit_blend
+
+    rng, scores = np.random.default_rng(0), []
+    for _ in range(repeats):
+        order = rng.permutation(len(truth))
+        halves = (order[: len(order) // 2], order[len(order) // 2:])
+        for fit_on, score_on in (halves, halves[::-1]):
+            blend = fit_blend(parts[fit_on], truth[fit_on])
+            pred = np.clip(blend([parts[score_on, j] for j in range(parts.shape[1])]), 1, 5)
+            scores.append(float(np.sqrt(np.mean((pred - truth[score_on]) ** 2))))
+    return float(np.mean(scores))
+
+
+def candidate(spec: str, d: dict) -> np.ndarray:
+    """The candidate ``KIND[:key=value...]`` trained as a member is, its predictions of the carve."""
+    from aerec.config import Config
+    from aerec.recommender import Recommender
+
+    kind, *settings = spec.split(":")
+    model = {"kind": kind, **{k: ast.literal_eval(v) for k, v in (o.split("=", 1) for o in settings)}}
+    net = Recommender(config=Config.from_dict({"model": model}, source="blend_features.py"))
+    net.fit(d["fit_matrix"], d["val_matrix"])
+    return net.predict_indices(*d["cells"]).values
 
 
 def compare(d: dict[str, np.ndarray], repeats: int = 10) -> dict[str, float]:
@@ -81,12 +122,25 @@ def compare(d: dict[str, np.ndarray], repeats: int = 10) -> dict[str, float]:
 
 
 def main() -> None:
-    d = member_predictions()
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--members", default="i-autorec,u-autorec,i-kernel")
+    p.add_argument("--candidates", nargs="*", default=[])
+    a = p.parse_args()
+    d = member_predictions(a.members.split(","))
     print(f"{len(d['truth']):,} validation ratings; members alone:",
           ", ".join(f"{np.sqrt(np.mean((np.clip(d['parts'][:, k], 1, 5) - d['truth']) ** 2)):.4f}"
                     for k in range(d["parts"].shape[1])))
     for name, value in compare(d).items():
         print(f"{name}: 2-fold CV RMSE {value:.4f}")
+    extra = []
+    for spec in a.candidates:
+        pred = candidate(spec, d)
+        extra.append(pred)
+        alone = np.sqrt(np.mean((np.clip(pred, 1, 5) - d["truth"]) ** 2))
+        print(f"{spec}: alone {alone:.4f}; the members with it {blend_cv(np.column_stack([d['parts'], pred]), d['truth']):.4f} "
+              f"(without: {blend_cv(d['parts'], d['truth']):.4f})")
+    if len(extra) > 1:
+        print(f"all candidates with the members: {blend_cv(np.column_stack([d['parts'], *extra]), d['truth']):.4f}")
 
 
 if __name__ == "__main__":

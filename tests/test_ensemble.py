@@ -35,8 +35,8 @@ def test_the_preset_makes_an_ensemble_and_the_default_does_not() -> None:
     assert type(rating_model(Config(model={"kind": "autorec", "preset": "i-autorec"}))) is Recommender
     model = rating_model(Config(model={"kind": "autorec", "preset": "accurate"}))  # what aerec train makes
     assert isinstance(model, EnsembleRecommender) and isinstance(model, Recommender)
-    assert model.resolved()[0].members == ["i-autorec", "u-autorec", "i-kernel"]
-    assert EnsembleRecommender(preset="accurate").resolved()[0].members == ["i-autorec", "u-autorec", "i-kernel"]
+    assert model.resolved()[0].members == ["i-autorec", "u-autorec", "i-kernel", "i-dae"]
+    assert EnsembleRecommender(preset="accurate").resolved()[0].members == ["i-autorec", "u-autorec", "i-kernel", "i-dae"]
     assert type(rating_model(Config(model={"kind": "autorec", "members": ["u-autorec"]}))) is EnsembleRecommender
 
 
@@ -153,7 +153,7 @@ def test_a_given_validation_set_chooses_without_a_refit() -> None:
     assert min(model.blend_.weights) >= 0 and sum(model.blend_.weights) > 0
     assert model.train_result_.best_val is not None
     fitted = _tiny_ensemble().fit(data.train)
-    assert len(fitted.refit_epochs_) == 3 and all(e >= 1 for e in fitted.refit_epochs_)
+    assert len(fitted.refit_epochs_) == 4 and all(e >= 1 for e in fitted.refit_epochs_)
 
 
 def test_the_ensemble_explains_by_the_items_group_and_its_shares_add_up() -> None:

@@ -45,7 +45,7 @@ DataOption = typer.Option(
     None, "--data", metavar="NAME|PATH", help="A dataset name (aerec datasets list) or a ratings file/folder."
 )
 PresetOption = typer.Option(None, "--preset", metavar="NAME", help="A preset of the family, e.g. course (sae), or "
-                            "accurate (autorec: an ensemble of 3 networks, lower error, about 7x the training time).")
+                            "accurate (autorec: an ensemble of 4 networks, lower error, about 9x the training time).")
 ConfigFileOption = typer.Option(
     None, "--config", metavar="FILE.toml", help="TOML settings file with model, train and run tables."
 )

@@ -130,7 +130,7 @@ class AutoencoderParams:
         )
 
 
-ACCURATE_MEMBERS = ("i-autorec", "u-autorec", "i-kernel")
+ACCURATE_MEMBERS = ("i-autorec", "u-autorec", "i-kernel", "i-dae")
 """The networks of the ``accurate`` preset (see :mod:`aerec.models.members` for why these)."""
 
 FAMILIES: dict[str, Family] = {}

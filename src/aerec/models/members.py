@@ -12,8 +12,9 @@ Why these members: on a validation carve of ML-100K ``u1.base`` (docs/benchmarks
 0.001 RMSE of the best single one (their L-BFGS solutions are nearly the same function);
 networks that read the data differently (user rows, kernelised local weights without the bias
 model) make different errors, and it is those errors a blend averages out. The ``accurate``
-preset lists ``i-autorec``, ``u-autorec`` and ``i-kernel``; ``i-autorec-mask`` did not improve
-their blend and is here for ``model.members`` only.
+preset lists ``i-autorec``, ``u-autorec``, ``i-kernel`` and (since 2026-12-07) ``i-dae``, a
+denoising network trained with Adam, whose errors differ again; ``i-autorec-mask`` did not
+improve their blend and is here for ``model.members`` only.
 """
 
 from __future__ import annotations
@@ -36,6 +37,11 @@ MEMBERS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     # stopped it at epoch 10-19).
     "i-kernel": ("autorec", {"hidden": [500, 500], "kernel_dim": 5, "l2": 20.0, "kernel_l2": 0.006,
                              "baseline": False}, {"patience": 6}),
+    # Item rows, 500 sigmoid units over the bias model, trained with Adam on inputs of which half
+    # the observed ratings are dropped at each step (the denoising family with input_dropout 0.5):
+    # alone it is no better than I-AutoRec, but its errors differ (validation study in
+    # docs/benchmarks.md, "How the members were chosen").
+    "i-dae": ("dae", {"input_dropout": 0.5, "baseline": True}, {}),
 }
 """Member name -> (family kind, the model settings and the training settings that differ from
 the family's defaults)."""
