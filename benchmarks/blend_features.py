@@ -62,19 +62,31 @@ def member_predictions(members: list[str]) -> dict[str, np.ndarray]:
     return captured
 
 
-def blend_cv(parts: np.ndarray, truth: np.ndarray, repeats: int = 10) -> float:
-    """2-fold CV RMSE (``repeats`` times, seed 0) of the preset's non-negative blend of ``parts``."""
-    from aerec.ensemble import fit_blend
+def rmse(pred: np.ndarray, truth: np.ndarray) -> float:
+    """RMSE of predictions clipped to ML-100K's 1..5 scale."""
+    return float(np.sqrt(np.mean((np.clip(pred, 1, 5) - truth) ** 2)))
 
+
+def two_fold(n: int, score, repeats: int = 10) -> float:
+    """Mean of ``score(fit_on, score_on)`` over 2-fold splits of ``n`` ratings, ``repeats`` times
+    (seed 0: every method is scored on the same splits)."""
     rng, scores = np.random.default_rng(0), []
     for _ in range(repeats):
-        order = rng.permutation(len(truth))
-        halves = (order[: len(order) // 2], order[len(order) // 2:])
-        for fit_on, score_on in (halves, halves[::-1]):
-            blend = fit_blend(parts[fit_on], truth[fit_on])
-            pred = np.clip(blend([parts[score_on, j] for j in range(parts.shape[1])]), 1, 5)
-            scores.append(float(np.sqrt(np.mean((pred - truth[score_on]) ** 2))))
+        order = rng.permutation(n)
+        halves = (order[: n // 2], order[n // 2:])
+        scores += [score(fit_on, score_on) for fit_on, score_on in (halves, halves[::-1])]
     return float(np.mean(scores))
+
+
+def blend_cv(parts: np.ndarray, truth: np.ndarray) -> float:
+    """2-fold CV RMSE of the preset's non-negative blend of ``parts``."""
+    from aerec.ensemble import fit_blend
+
+    def score(fit_on, score_on):
+        blend = fit_blend(parts[fit_on], truth[fit_on])
+        return rmse(blend([parts[score_on, j] for j in range(parts.shape[1])]), truth[score_on])
+
+    return two_fold(len(truth), score)
 
 
 def candidate(spec: str, d: dict) -> np.ndarray:
@@ -89,36 +101,30 @@ def candidate(spec: str, d: dict) -> np.ndarray:
     return net.predict_indices(*d["cells"]).values
 
 
-def compare(d: dict[str, np.ndarray], repeats: int = 10) -> dict[str, float]:
-    from aerec.ensemble import fit_blend
-
+def compare(d: dict[str, np.ndarray]) -> dict[str, float]:
     parts, truth = d["parts"], d["truth"]
     log_u, log_i = np.log1p(d["users"]), np.log1p(d["items"])
 
-    def rmse(pred, idx):
-        return float(np.sqrt(np.mean((np.clip(pred, 1, 5) - truth[idx]) ** 2)))
+    def linear(fit_on, score_on):
+        x = np.column_stack([np.ones(len(fit_on)), parts[fit_on]])
+        w = np.linalg.lstsq(x, truth[fit_on], rcond=None)[0]
+        return rmse(np.column_stack([np.ones(len(score_on)), parts[score_on]]) @ w, truth[score_on])
 
     def stacked(idx, centre):  # (n, 3 + 3k): the meta-features, and each member times each
         meta = np.column_stack([np.ones(len(idx)), log_u[idx] - centre[0], log_i[idx] - centre[1]])
         return np.column_stack([meta] + [parts[idx][:, [k]] * meta for k in range(parts.shape[1])])
 
-    scores: dict[str, list[float]] = {"nnls": [], "linear": [], "fwls ridge 1": [], "fwls ridge 30": []}
-    rng = np.random.default_rng(0)
-    for _ in range(repeats):
-        order = rng.permutation(len(truth))
-        halves = (order[: len(order) // 2], order[len(order) // 2:])
-        for fit_on, score_on in (halves, halves[::-1]):
-            blend = fit_blend(parts[fit_on], truth[fit_on])
-            scores["nnls"].append(rmse(blend([parts[score_on, j] for j in range(parts.shape[1])]), score_on))
-            x = np.column_stack([np.ones(len(fit_on)), parts[fit_on]])
-            w = np.linalg.lstsq(x, truth[fit_on], rcond=None)[0]
-            scores["linear"].append(rmse(np.column_stack([np.ones(len(score_on)), parts[score_on]]) @ w, score_on))
+    def fwls(penalty):
+        def score(fit_on, score_on):
             centre = (log_u[fit_on].mean(), log_i[fit_on].mean())
             x, x_score = stacked(fit_on, centre), stacked(score_on, centre)
-            for penalty in (1, 30):
-                w = np.linalg.solve(x.T @ x + penalty * np.eye(x.shape[1]), x.T @ truth[fit_on])
-                scores[f"fwls ridge {penalty}"].append(rmse(x_score @ w, score_on))
-    return {name: float(np.mean(v)) for name, v in scores.items()}
+            w = np.linalg.solve(x.T @ x + penalty * np.eye(x.shape[1]), x.T @ truth[fit_on])
+            return rmse(x_score @ w, truth[score_on])
+        return score
+
+    n = len(truth)
+    return {"nnls": blend_cv(parts, truth), "linear": two_fold(n, linear),
+            "fwls ridge 1": two_fold(n, fwls(1)), "fwls ridge 30": two_fold(n, fwls(30))}
 
 
 def main() -> None:
@@ -128,16 +134,14 @@ def main() -> None:
     a = p.parse_args()
     d = member_predictions(a.members.split(","))
     print(f"{len(d['truth']):,} validation ratings; members alone:",
-          ", ".join(f"{np.sqrt(np.mean((np.clip(d['parts'][:, k], 1, 5) - d['truth']) ** 2)):.4f}"
-                    for k in range(d["parts"].shape[1])))
+          ", ".join(f"{rmse(d['parts'][:, k], d['truth']):.4f}" for k in range(d["parts"].shape[1])))
     for name, value in compare(d).items():
         print(f"{name}: 2-fold CV RMSE {value:.4f}")
     extra = []
     for spec in a.candidates:
         pred = candidate(spec, d)
         extra.append(pred)
-        alone = np.sqrt(np.mean((np.clip(pred, 1, 5) - d["truth"]) ** 2))
-        print(f"{spec}: alone {alone:.4f}; the members with it {blend_cv(np.column_stack([d['parts'], pred]), d['truth']):.4f} "
+        print(f"{spec}: alone {rmse(pred, d['truth']):.4f}; the members with it {blend_cv(np.column_stack([d['parts'], pred]), d['truth']):.4f} "
               f"(without: {blend_cv(d['parts'], d['truth']):.4f})")
     if len(extra) > 1:
         print(f"all candidates with the members: {blend_cv(np.column_stack([d['parts'], *extra]), d['truth']):.4f}")

@@ -119,9 +119,10 @@ def main() -> None:
     user already did), which only works before torch is loaded.
     """
     if "torch" not in sys.modules:
-        if "OMP_WAIT_POLICY" not in os.environ:
-            from aerec._cpus import open_window
+        from aerec._cpus import open_window
 
-            open_window()  # measured over the start-up that comes before torch, not a sleep
+        # The busy-CPU figure (wait policy, thread count) is measured over the start-up that
+        # comes before torch, not over a sleep.
+        open_window()
         sys.meta_path.insert(0, _BeforeTorchLoads())
     sys.exit(app())

@@ -71,7 +71,7 @@ class _ObservedProduct(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             grad_h = torch.sparse.mm(g, weight)  # (batch, k)
         if ctx.needs_input_grad[1]:
-            g_t = g.t() if batch.by_column is None else _by_column(batch, grad, h.shape[0])  # (n, batch)
+            g_t = g.t() if batch.by_column is None else _by_column(batch, grad)  # (n, batch)
             grad_weight = torch.sparse.mm(g_t, h)  # (n, k)
         return grad_h, grad_weight, None
 
@@ -103,14 +103,14 @@ class _SparseInputProduct(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         (values,) = ctx.saved_tensors
-        return torch.sparse.mm(_by_column(ctx.batch, values, ctx.batch.n_rows), grad.contiguous()), None, None
+        return torch.sparse.mm(_by_column(ctx.batch, values), grad.contiguous()), None, None
 
 
-def _by_column(batch: SparseBatch, cell_values: torch.Tensor, n_rows: int) -> torch.Tensor:
+def _by_column(batch: SparseBatch, cell_values: torch.Tensor) -> torch.Tensor:
     """The transpose ``(n, batch)`` of the batch's pattern holding ``cell_values (nnz,)`` (CSR order),
     as CSR, from the batch's column pattern."""
     col_offsets, rows, order = batch.by_column
-    return torch.sparse_csr_tensor(col_offsets, rows, cell_values.contiguous()[order], size=(batch.n_cols, n_rows),
+    return torch.sparse_csr_tensor(col_offsets, rows, cell_values.contiguous()[order], size=(batch.n_cols, batch.n_rows),
                                    check_invariants=False)
 
 
