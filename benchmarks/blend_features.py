@@ -17,7 +17,8 @@ early-stopped on the same carve, and reports its validation RMSE alone and the 2
 the non-negative blend of the members with it (and, for several, with all of them), e.g.
 ``dae:input_dropout=0.5:baseline=True``.
 
-``u1.test`` is never read. One run, about two minutes on two threads, and seconds to a minute
+``--base u2.base`` (... ``u5.base``) does the same on another fold's training file, so that a
+choice can be checked on more than one carve. No test file is ever read. One run, about two minutes on two threads, and seconds to a minute
 per candidate:
 
     AEREC_DATA_HOME=../shared/data python benchmarks/blend_features.py [--candidates SPEC ...]
@@ -33,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 
-def member_predictions(members: list[str]) -> dict[str, np.ndarray]:
+def member_predictions(members: list[str], base: str = "u1.base") -> dict[str, np.ndarray]:
     """The members' predictions of the ensemble's validation carve, with the counts."""
     from aerec.config import Config
     from aerec.data import read_ratings
@@ -57,7 +58,7 @@ def member_predictions(members: list[str]) -> dict[str, np.ndarray]:
 
     EnsembleRecommender._fit_blend, EnsembleRecommender._select = keep, select
     home = Path(os.environ.get("AEREC_DATA_HOME", "")) / "ml-100k"
-    EnsembleRecommender(config=Config(model={"kind": "autorec", "members": members})).fit(read_ratings(home / "u1.base"))
+    EnsembleRecommender(config=Config(model={"kind": "autorec", "members": members})).fit(read_ratings(home / base))
     EnsembleRecommender._fit_blend, EnsembleRecommender._select = real, real_select
     return captured
 
@@ -131,8 +132,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--members", default="i-autorec,u-autorec,i-kernel")
     p.add_argument("--candidates", nargs="*", default=[])
+    p.add_argument("--base", default="u1.base", help="the fold's training file (u1.base ... u5.base); its test file is never read")
     a = p.parse_args()
-    d = member_predictions(a.members.split(","))
+    d = member_predictions(a.members.split(","), a.base)
     print(f"{len(d['truth']):,} validation ratings; members alone:",
           ", ".join(f"{rmse(d['parts'][:, k], d['truth']):.4f}" for k in range(d["parts"].shape[1])))
     for name, value in compare(d).items():

@@ -236,6 +236,28 @@ def test_resume_continues_to_the_same_numbers(tmp_path):
     assert r.exit_code == 2 and "no checkpoint" in r.stderr and not (tmp_path / ".y.ckpt").exists()
 
 
+def test_only_a_named_checkpoint_folder_is_sure_to_get_the_last_epochs(tmp_path, monkeypatch):
+    # Into the default folder, deleted once the model is saved, the time budget alone decides
+    # (a short fit writes none); a folder the user named always gets the last epoch's.
+    from aerec.training import Trainer
+
+    asked = []
+    init = Trainer.__init__
+
+    def spy(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        if self.checkpoint_dir is not None:
+            asked.append((self.checkpoint_dir.name, self.final_checkpoint))
+
+    monkeypatch.setattr(Trainer, "__init__", spy)
+    data = ("--data", "synthetic", "--n-ratings", "1500", "--model", "autorec", "--epochs", "2", "--threads", "1",
+            "--no-progress")
+    ok("train", *data, "--out", tmp_path / "plain")
+    ok("train", *data, "--checkpoint-dir", tmp_path / "named", "--out", tmp_path / "kept")
+    assert asked == [(".plain.ckpt", False), ("named", True)]
+    assert not (tmp_path / ".plain.ckpt").exists() and (tmp_path / "named" / "latest").is_dir()
+
+
 def test_the_thin_data_default_blend_checkpoints_each_member_and_resumes_to_the_same_numbers(tmp_path, monkeypatch):
     from aerec.training import Trainer
 

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-HEAVY = ("torch", "pandas", "numpy", "scipy", "matplotlib", "fastapi", "optuna", "safetensors")
+HEAVY = ("torch", "pandas", "numpy", "scipy", "matplotlib", "fastapi", "optuna", "safetensors", "pydantic")
 
 
 def _loaded_after(code: str) -> list[str]:

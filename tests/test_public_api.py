@@ -26,7 +26,7 @@ def test_all_is_pinned_and_every_name_resolves():
 
 def test_estimator_methods_are_pinned():
     methods = {
-        "fit": ["self", "train", "validation", "progress", "checkpoint_dir", "resume", "callbacks"],
+        "fit": ["self", "train", "validation", "progress", "checkpoint_dir", "resume", "callbacks", "final_checkpoint"],
         "predict": ["self", "users", "items"],
         "predict_pairs": ["self", "users", "items"],
         "recommend": ["self", "user", "n", "exclude_rated", "explain", "explain_top"],

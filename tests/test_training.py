@@ -19,7 +19,7 @@ from aerec.evaluation import rmse
 from aerec.losses import masked_mse
 from aerec.models.autoencoder import Autoencoder
 from aerec.testing import planted_ratings, single_thread
-from aerec.training import Trainer, checkpoints, loop, read_checkpoint  # the modules: patched where names are used
+from aerec.training import Trainer, checkpoints, has_checkpoint, loop, read_checkpoint  # the modules: patched where names are used
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -474,3 +474,26 @@ def test_the_first_checkpoint_waits_for_its_estimated_cost_and_the_last_is_alway
     Trainer(cfg, seed=0, checkpoint_dir=tmp_path / "ckpt").fit(net, rows)
     assert written[0] == first, written  # dear: the only one, the last epoch's
     assert read_checkpoint(tmp_path / "ckpt") is not None
+
+
+@pytest.mark.parametrize("rate, first", [(1e12, 1), (1.0, None)])
+def test_without_a_final_checkpoint_the_budget_alone_decides(tmp_path, monkeypatch, rate, first):
+    # final_checkpoint=False (aerec train into its default folder): cheap, the first after
+    # epoch 1 as before; dear (1 byte/s), none at all, not even the last epoch's.
+    monkeypatch.setattr(loop, "CHECKPOINT_BYTES_PER_SECOND", rate)
+    written = []
+    save = Trainer._save_checkpoint
+
+    def counted(self, net, optimizer, scheduler, state):
+        written.append(state.epoch)
+        save(self, net, optimizer, scheduler, state)
+
+    monkeypatch.setattr(Trainer, "_save_checkpoint", counted)
+    rng = np.random.default_rng(0)
+    rows = sp.csr_array(rng.integers(1, 6, size=(30, 20)).astype(np.float32) * (rng.random((30, 20)) < 0.3))
+    torch.manual_seed(0)
+    cfg = TrainConfig(optimizer="adam", lr=0.01, batch_size=8, epochs=5, validation=0.0, checkpoint_budget=0.05)
+    Trainer(cfg, seed=0, checkpoint_dir=tmp_path / "ckpt", final_checkpoint=False).fit(
+        Autoencoder(rows.shape[1], (4,)), rows)
+    assert (written[0] if written else None) == first, written
+    assert has_checkpoint(tmp_path / "ckpt") == (first is not None)

@@ -207,6 +207,7 @@ class EnsembleRecommender(Recommender):
         checkpoint_dir: str | Path | None = None,
         resume: bool = False,
         callbacks: Iterable[Callable[[EpochRecord], None]] = (),
+        final_checkpoint: bool = True,
     ) -> EnsembleRecommender:
         """Train every member, fit the blend on validation ratings, refit the members on all.
 
@@ -231,7 +232,7 @@ class EnsembleRecommender(Recommender):
         self.rescale_ = Rescale.of(matrix.scale)
         members_see = self.rescale_.matrix if self.rescale_ is not None else (lambda m: m)
         selected = [self._select(member, name, k, members_see(fit_matrix), members_see(val_matrix), progress,
-                                 callbacks, checkpoint_dir, resume)
+                                 callbacks, checkpoint_dir, resume, final_checkpoint)
                     for k, (name, member) in enumerate(zip(names, members))]
         val_rmse = self._fit_blend(selected, val_matrix)
         refit = validation is None and val_matrix is not None and train_cfg.refit
@@ -282,12 +283,13 @@ class EnsembleRecommender(Recommender):
 
     def _select(self, member: Recommender, name: str, k: int, fit_matrix: RatingMatrix,
                 val_matrix: RatingMatrix | None, progress: bool, callbacks: Iterable[Callable[[EpochRecord], None]],
-                checkpoint_dir: str | Path | None = None, resume: bool = False) -> Recommender:
+                checkpoint_dir: str | Path | None = None, resume: bool = False,
+                final_checkpoint: bool = True) -> Recommender:
         """``member`` (number ``k``, ``name``) trained on ``fit_matrix``, early-stopped on
         ``val_matrix`` (no refit)."""
         folder = None if checkpoint_dir is None else member_checkpoint_dir(checkpoint_dir, k)
         member.fit(fit_matrix, val_matrix, progress=progress, callbacks=callbacks, checkpoint_dir=folder,
-                   resume=resume and folder is not None and has_checkpoint(folder))
+                   resume=resume and folder is not None and has_checkpoint(folder), final_checkpoint=final_checkpoint)
         log.info("ensemble: member %d (%s) best validation RMSE %s at epoch %s", k, name,
                  member.train_result_.best_val, member.train_result_.best_epoch)
         return member

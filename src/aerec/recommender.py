@@ -104,6 +104,7 @@ class Recommender(Estimator):
         checkpoint_dir: str | Path | None = None,
         resume: bool = False,
         callbacks: Iterable[Callable[[EpochRecord], None]] = (),
+        final_checkpoint: bool = True,
     ) -> Recommender:
         """Train on ``train``; select the best epoch on ``validation``.
 
@@ -115,6 +116,8 @@ class Recommender(Estimator):
         (``history_`` stays the selection run's; ``refit_epochs_`` says how many). A
         ``validation`` set given here is never refitted on; it is read by user and item label,
         its users and items unknown to ``train`` dropped (a matrix with its own numbering too).
+        ``checkpoint_dir``, ``resume`` and ``final_checkpoint`` are the selection run's
+        (:class:`~aerec.training.Trainer`; the refit is replayed, not checkpointed).
         """
         params, train_cfg, run = self.resolved()
         validation = None if validation is None else as_ratings(validation, "the validation data")
@@ -141,7 +144,8 @@ class Recommender(Estimator):
             validate = self._validator(rows, fit_matrix, val_bias, val_users, val_items, val_true)
         trainer = Trainer(
             train_cfg, seed=run.seed, device=self.device_, progress=progress,
-            checkpoint_dir=checkpoint_dir, callbacks=callbacks, precision=run.precision, compile=run.compile,
+            checkpoint_dir=checkpoint_dir, final_checkpoint=final_checkpoint, callbacks=callbacks,
+            precision=run.precision, compile=run.compile,
         )
         result: TrainResult = trainer.fit(
             net, rows, loss=self.loss_, l2=params.l2, code_l1=params.code_l1, validate=validate, resume=resume

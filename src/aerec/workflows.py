@@ -357,12 +357,15 @@ def run_training(plan: TrainingPlan, *, out: str | Path, checkpoint_dir: str | P
     if on_start is not None and distributed.is_main():
         on_start(plan)
     data = plan.data
+    # Into the default folder (deleted once the model is saved) the time budget alone decides:
+    # a fit shorter than the budget's interval writes no checkpoint, and a crash loses at most
+    # that interval. A folder the user named also gets the last epoch's, to resume or extend.
+    keep = {"checkpoint_dir": checkpoints, "resume": resume, "final_checkpoint": checkpoint_dir is not None}
     started = time.perf_counter()
     if plan.implicit:
-        plan.model.fit(data.train, data.validation, threshold=plan.threshold, progress=progress,
-                       checkpoint_dir=checkpoints, resume=resume)
+        plan.model.fit(data.train, data.validation, threshold=plan.threshold, progress=progress, **keep)
     else:
-        plan.model.fit(plan.matrix, data.validation, progress=progress, checkpoint_dir=checkpoints, resume=resume)
+        plan.model.fit(plan.matrix, data.validation, progress=progress, **keep)
     fit_seconds = time.perf_counter() - started
     if not distributed.is_main():
         return None  # every process holds the same model; rank 0 evaluates, saves and reports

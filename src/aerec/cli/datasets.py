@@ -18,7 +18,7 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from aerec.cli import app, err_console, out_console
+from aerec.cli import QuickHelpGroup, app, err_console, out_console
 from aerec.cli.common import json_default
 
 if TYPE_CHECKING:
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["datasets_app"]
 
 datasets_app = typer.Typer(
+    cls=QuickHelpGroup,
     name="datasets",
     help="List, inspect and download datasets (MovieLens, built-in toy and synthetic data).",
     no_args_is_help=True,

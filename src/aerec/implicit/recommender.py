@@ -113,6 +113,7 @@ class ImplicitRecommender(Estimator):
         checkpoint_dir: str | Path | None = None,
         resume: bool = False,
         callbacks: Iterable[Callable[[EpochRecord], None]] = (),
+        final_checkpoint: bool = True,
     ) -> ImplicitRecommender:
         """Learn from the positives of ``train``; select epochs (or EASE's lambda) on validation.
 
@@ -128,6 +129,8 @@ class ImplicitRecommender(Estimator):
             progress: while a network trains, its epochs reported at INFO on the
                 ``aerec.training.progress`` logger (a bar in the ``aerec`` command); for EASE, a callable
                 ``progress(what, done, total)`` hears each step (its memory estimate first).
+            checkpoint_dir, resume, final_checkpoint, callbacks: a network's training
+                (:class:`~aerec.training.Trainer`); EASE is solved in one go and never checkpointed.
         """
         self.check_settings_apply()
         params, train_cfg, run = self.resolved()
@@ -152,7 +155,7 @@ class ImplicitRecommender(Estimator):
         seed_everything(run.seed)
         if self.kind in NEURAL:
             self._fit_net(params, train_cfg, run, fit_csr, task, fit_rankable, bool(progress), checkpoint_dir, resume,
-                          callbacks, matrix.csr)
+                          callbacks, matrix.csr, final_checkpoint)
         elif self.kind == "ease":
             self._fit_ease(params, matrix.csr, fit_csr, task, fit_rankable, progress)
         self.train_result_.seconds = time.perf_counter() - started
@@ -180,7 +183,7 @@ class ImplicitRecommender(Estimator):
         return matrix.csr, task if task.held_out.nnz else None
 
     def _fit_net(self, params, train_cfg, run, fit_csr, task, rankable, progress, checkpoint_dir, resume, callbacks,
-                 full_csr):
+                 full_csr, final_checkpoint=True):
         net = self.family.builder(params, fit_csr.shape[1], fit_csr.shape[0])
         if self.kind == "easedae":  # EASE's part first, in closed form, on what the DAE trains on
             check_ease_size(full_csr.shape[1], full_csr.shape[0])
@@ -195,7 +198,8 @@ class ImplicitRecommender(Estimator):
                 return self._evaluate_task(task, [self.val_metric_], net=candidate, rankable=rankable)[self.val_metric_]
 
         trainer = Trainer(train_cfg, seed=run.seed, device=self.device_, progress=progress,
-                          checkpoint_dir=checkpoint_dir, callbacks=callbacks, val_label=self.val_metric_,
+                          checkpoint_dir=checkpoint_dir, final_checkpoint=final_checkpoint, callbacks=callbacks,
+                          val_label=self.val_metric_,
                           precision=run.precision, compile=run.compile)
         # The network brings its own objective (training_loss): the trainer adds no L2 of its own.
         self.train_result_ = trainer.fit(net, fit_csr, loss="multinomial", validate=validate,

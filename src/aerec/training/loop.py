@@ -122,9 +122,13 @@ class Trainer:
         checkpoint_dir: write checkpoints there, every ``config.checkpoint_every`` epochs and
             after the last one, as long as they take at most the share ``b =
             config.checkpoint_budget`` of the time: a checkpoint that took c seconds is followed
-            by at least c (1 - b) / b seconds of training before the next. The first epoch's is
-            always written; a crash then costs at most the epochs since the last one, and a
-            resume from any checkpoint ends with the same numbers.
+            by at least c (1 - b) / b seconds of training before the next. The first one's cost is
+            estimated from its bytes and waits the same way; a crash then costs at most the epochs
+            since the last one, and a resume from any checkpoint ends with the same numbers.
+        final_checkpoint: with ``checkpoint_dir``, write the last epoch's checkpoint when the
+            budget has not yet called for any, so the run can be resumed or extended. False: the
+            budget alone decides (a short fit then writes none; ``aerec train`` into its default
+            folder, which it deletes once the model is saved).
         callbacks: called as ``callback(record)`` after every epoch (on every process).
         val_label: what the validation figure is, for messages and the progress reports.
         precision: ``auto`` (bf16 autocast on a GPU), ``fp32`` or ``bf16``; L-BFGS is always fp32
@@ -144,6 +148,7 @@ class Trainer:
         device: torch.device | str = "cpu",
         progress: bool = False,
         checkpoint_dir: str | Path | None = None,
+        final_checkpoint: bool = True,
         callbacks: Iterable[Callable[[EpochRecord], None]] = (),
         val_label: str = "RMSE",
         precision: str = "auto",
@@ -157,6 +162,7 @@ class Trainer:
         self.device = torch.device(device)
         self.progress = progress
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        self.final_checkpoint = final_checkpoint
         self.callbacks = list(callbacks)
 
     # ------------------------------------------------------------------ public
@@ -310,8 +316,10 @@ class Trainer:
             expected = _state_bytes(run.net, run.optimizer, run.state) / CHECKPOINT_BYTES_PER_SECOND
             budget = cfg.checkpoint_budget
             run.next_checkpoint = time.perf_counter() - run.state.seconds + expected * (1.0 - budget) / budget
-        # A run that asked for checkpoints leaves at least one: the last epoch's, if none came before.
-        due = due and (time.perf_counter() >= run.next_checkpoint or (last and not run.checkpointed))
+        # A run that asked for checkpoints leaves at least one (unless told the budget alone
+        # decides): the last epoch's, if none came before.
+        final = last and not run.checkpointed and self.final_checkpoint
+        due = due and (time.perf_counter() >= run.next_checkpoint or final)
         if group.broadcast_float(float(due)):  # rank 0's clock decides for every process
             if group.is_main:
                 cost = time.perf_counter()
