@@ -15,11 +15,13 @@ ratings, repeated 2-fold cross-validation (10 repeats, seed 0) compares:
 ``--candidates KIND[:key=value...] ...`` also trains each candidate network on the same fit part,
 early-stopped on the same carve, and reports its validation RMSE alone and the 2-fold CV RMSE of
 the non-negative blend of the members with it (and, for several, with all of them), e.g.
-``dae:input_dropout=0.5:baseline=True``.
+``dae:input_dropout=0.5:baseline=True`` (``train.KEY=VALUE`` sets a training setting), with
+the blend's RMSE when it takes each member's place; ``surprise:model=KNNBaseline:user_based=False``
+(or ``model=SVDpp``) tries a peer's model the same way (``scikit-surprise``, the bench extra).
 
 ``--base u2.base`` (... ``u5.base``) does the same on another fold's training file, so that a
-choice can be checked on more than one carve. No test file is ever read. One run, about two minutes on two threads, and seconds to a minute
-per candidate:
+choice can be checked on more than one carve. No test file is ever read. One run, about two
+minutes on two threads, and seconds to a minute per candidate:
 
     AEREC_DATA_HOME=../shared/data python benchmarks/blend_features.py [--candidates SPEC ...]
 """
@@ -96,10 +98,32 @@ def candidate(spec: str, d: dict) -> np.ndarray:
     from aerec.recommender import Recommender
 
     kind, *settings = spec.split(":")
-    model = {"kind": kind, **{k: ast.literal_eval(v) for k, v in (o.split("=", 1) for o in settings)}}
-    net = Recommender(config=Config.from_dict({"model": model}, source="blend_features.py"))
+    model, train = {"kind": kind}, {}
+    for key, value in (o.split("=", 1) for o in settings):  # train.KEY=VALUE: a training setting
+        (train if key.startswith("train.") else model)[key.removeprefix("train.")] = (
+            value if value.isidentifier() and value not in ("True", "False", "None") else ast.literal_eval(value))
+    if kind == "surprise":  # a peer's model on the same fit part: surprise:KNNBaseline[:k=40...]
+        return surprise_candidate(model, d)
+    net = Recommender(config=Config.from_dict({"model": model, "train": train}, source="blend_features.py"))
     net.fit(d["fit_matrix"], d["val_matrix"])
     return net.predict_indices(*d["cells"]).values
+
+
+def surprise_candidate(model: dict, d: dict) -> np.ndarray:
+    """Surprise's ``model["model"]`` (``surprise:model=KNNBaseline[:user_based=False]`` ...; the
+    kNN models read ``user_based``) fitted on the fit part, its predictions of the carve."""
+    import pandas as pd
+    import surprise
+
+    settings = {k: v for k, v in model.items() if k not in ("kind", "model", "user_based")}
+    if "user_based" in model:
+        settings["sim_options"] = {"name": "pearson_baseline", "user_based": model["user_based"]}
+    algo = getattr(surprise, model.get("model", "KNNBaseline"))(**settings, **(
+        {"verbose": False} if "sim_options" in settings else {"random_state": 0}))
+    coo = d["fit_matrix"].csr.tocoo()
+    frame = pd.DataFrame({"u": coo.row, "i": coo.col, "r": coo.data})
+    algo.fit(surprise.Dataset.load_from_df(frame, surprise.Reader(rating_scale=(1, 5))).build_full_trainset())
+    return np.array([algo.predict(u, i).est for u, i in zip(*d["cells"])])
 
 
 def compare(d: dict[str, np.ndarray]) -> dict[str, float]:
@@ -143,8 +167,11 @@ def main() -> None:
     for spec in a.candidates:
         pred = candidate(spec, d)
         extra.append(pred)
-        print(f"{spec}: alone {rmse(pred, d['truth']):.4f}; the members with it {blend_cv(np.column_stack([d['parts'], pred]), d['truth']):.4f} "
-              f"(without: {blend_cv(d['parts'], d['truth']):.4f})")
+        parts, names = d["parts"], a.members.split(",")
+        instead = ", ".join(f"{name} {blend_cv(np.column_stack([np.delete(parts, k, axis=1), pred]), d['truth']):.4f}"
+                            for k, name in enumerate(names))
+        print(f"{spec}: alone {rmse(pred, d['truth']):.4f}; the members with it {blend_cv(np.column_stack([parts, pred]), d['truth']):.4f} "
+              f"(without: {blend_cv(parts, d['truth']):.4f}); in place of {instead}")
     if len(extra) > 1:
         print(f"all candidates with the members: {blend_cv(np.column_stack([d['parts'], *extra]), d['truth']):.4f}")
 

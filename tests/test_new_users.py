@@ -108,6 +108,30 @@ def test_relevance_recovers_a_logistic_calibration():
         Relevance.from_dict({**rel.to_dict(), "slope": -1.0})
 
 
+
+@pytest.mark.parametrize("seed, n, noise", [(0, 4_000, 0.9), (1, 300, 2.0), (2, 50_000, 0.5)])
+def test_relevance_is_the_maximum_likelihood_fit(seed, n, noise):
+    # The calibration's own Newton solver against a general optimiser on the same likelihood.
+    from scipy.optimize import minimize
+    from scipy.special import log_expit
+
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(1, 6, n).astype(float)
+    pred = 3.5 + 0.6 * (truth - 3.5) + rng.normal(0, noise, n)
+    liked = truth >= 4
+
+    def nll(w):  # w = (slope, center)
+        z = w[0] * (pred - w[1])
+        return -np.mean(np.where(liked, log_expit(z), log_expit(-z)))
+
+    best = minimize(nll, [1.0, 3.5], method="Nelder-Mead", options={"xatol": 1e-8, "fatol": 1e-12}).x
+    rel = Relevance.fit(pred, truth, 4.0)
+    assert (rel.slope, rel.center) == pytest.approx(tuple(best), rel=1e-4)
+    assert nll([rel.slope, rel.center]) <= nll(best) + 1e-9
+
+    separated = Relevance.fit(truth + rng.normal(0, 0.01, n), truth, 4.0)  # liked iff above 3.5
+    assert np.isfinite(separated.slope) and separated.slope > 1 and 3 < separated.center < 4
+
 def test_liked_level_of_common_scales():
     assert RatingScale(1, 5, 1).liked_from() == 4.0
     assert RatingScale(0.5, 5, 0.5).liked_from() == 3.5

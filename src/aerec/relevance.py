@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.special import log_expit
+from scipy.special import expit, log_expit
 
 __all__ = ["Relevance"]
 
@@ -48,20 +48,12 @@ class Relevance:
         liked = np.asarray(truth, dtype=np.float64) >= threshold - 1e-9
         if min(int(liked.sum()), int((~liked).sum())) < 20:
             return cls(float(threshold), 4.0 / max(scale_range, 1e-9), float(threshold), "default")
-        spread = max(float(pred.std()), 1e-6)
-
-        def loss(w: np.ndarray) -> float:  # mean negative log-likelihood; w = (slope * spread, center)
-            z = w[0] / spread * (pred - w[1])
-            return -float(np.mean(np.where(liked, log_expit(z), log_expit(-z))))
-
-        # Imported here: scipy.optimize takes 0.2-0.3 s to import, and the commands that only
-        # load a model (recommend, evaluate, predict, serve) never fit a calibration.
-        from scipy.optimize import minimize
-
-        w = minimize(loss, np.array([1.0, float(np.median(pred))]), method="Nelder-Mead",
-                     options={"xatol": 1e-4, "fatol": 1e-7}).x
-        slope = max(w[0] / spread, 1e-6)  # a rating model's relevance never falls as its prediction rises
-        return cls(float(threshold), float(slope), float(w[1]), fitted_on)
+        # The fit runs on standardised predictions, where Newton's method converges in a few steps.
+        mean, spread = float(pred.mean()), max(float(pred.std()), 1e-6)
+        a, b = _logistic_newton((pred - mean) / spread, liked)
+        if a <= 1e-6 * spread:  # a rating model's relevance never falls as its prediction rises
+            return cls(float(threshold), 1e-6, float(np.median(pred)), fitted_on)
+        return cls(float(threshold), a / spread, mean - b * spread / a, fitted_on)
 
     def log_scores(self, prediction: np.ndarray, log_share: np.ndarray) -> np.ndarray:
         """``log relevance`` of predictions ``(..., n_items)`` given each item's ``log share``."""
@@ -77,3 +69,36 @@ class Relevance:
         if not all(np.isfinite([out.threshold, out.slope, out.center])) or out.slope <= 0:
             raise ValueError(f"relevance must have finite numbers and a positive slope; got {data}")
         return out
+
+
+def _logistic_newton(x: np.ndarray, liked: np.ndarray, ridge: float = 1e-6) -> tuple[float, float]:
+    """``(a, b)`` minimising the mean negative log-likelihood of ``liked ~ sigmoid(a x + b)``
+    (plus ``ridge (a^2 + b^2) / 2``, which keeps perfectly separated data finite).
+
+    Two parameters and a convex objective: Newton's method with step halving reaches the optimum
+    to machine precision in about ten steps. Written out because the general optimiser that would
+    do it, ``scipy.optimize``, takes 0.3 s to import, 3 % of the whole ``aerec train`` command.
+    """
+    design = np.column_stack([x, np.ones_like(x)])  # (n, 2)
+    y = liked.astype(np.float64)
+
+    def objective(w: np.ndarray) -> float:
+        z = design @ w
+        return -float(np.mean(np.where(liked, log_expit(z), log_expit(-z)))) + ridge * float(w @ w) / 2
+
+    w = np.zeros(2)
+    current = objective(w)
+    for _ in range(100):
+        p = expit(design @ w)
+        grad = design.T @ (p - y) / len(y) + ridge * w
+        hess = (design * (p * (1 - p))[:, None]).T @ design / len(y) + ridge * np.eye(2)
+        step = np.linalg.solve(hess, grad)
+        t = 1.0
+        while t > 1e-10 and objective(w - t * step) > current:
+            t /= 2
+        w = w - t * step
+        current = objective(w)
+        if np.abs(t * step).max() < 1e-12:
+            break
+    return float(w[0]), float(w[1])
+
