@@ -207,3 +207,11 @@ def test_for_model_puts_keyword_hyper_parameters_over_the_config():
     assert merged.model == {"kind": "autorec", "hidden": [10], "dropout": 0.1}
     assert (merged.train, merged.run) == ({"epochs": 3}, {"seed": 4})
     assert base.model == {"kind": "autorec", "hidden": [50]}  # not changed in place
+
+
+def test_the_refit_start_is_fresh_or_selected():
+    from aerec.config import TrainConfig
+
+    assert TrainConfig().refit_start == "fresh" and TrainConfig(refit_start="selected").refit_start == "selected"
+    with pytest.raises(ConfigError, match="train.refit_start must be fresh or selected; got 'warm'"):
+        TrainConfig(refit_start="warm")

@@ -54,8 +54,12 @@ def _autorec(train: dict | None = None, seed: int = 0) -> Recommender:
                                      train={"epochs": 6, "patience": 2, **(train or {})}, run={"threads": 1, "seed": seed}))
 
 
-def test_refit_keeps_a_network_trained_on_every_rating_for_the_chosen_epochs(ratings):
-    refitted = _autorec().fit(ratings)
+def _no_clock(model):
+    return [{k: v for k, v in vars(r).items() if k != "seconds"} for r in model.history_]
+
+
+def test_a_fresh_refit_trains_a_new_network_on_every_rating_for_the_chosen_epochs(ratings):
+    refitted = _autorec({"refit_start": "fresh"}).fit(ratings)
     assert refitted.resolved()[1].refit  # the autorec default
     best = refitted.train_result_.best_epoch
     assert refitted.refit_epochs_ == best and best >= 1
@@ -65,11 +69,31 @@ def test_refit_keeps_a_network_trained_on_every_rating_for_the_chosen_epochs(rat
         torch.testing.assert_close(refitted.net_.state_dict()[name], value)
     selected = _autorec({"refit": False}).fit(ratings)  # the selection run's own best weights
     assert selected.refit_epochs_ is None
-    def no_clock(model):
-        return [{k: v for k, v in vars(r).items() if k != "seconds"} for r in model.history_]
-
-    assert no_clock(selected) == no_clock(refitted)  # the history is the selection run's
+    assert _no_clock(selected) == _no_clock(refitted)  # the history is the selection run's
     assert not torch.equal(selected.net_.encoder[0].weight, refitted.net_.encoder[0].weight)
+
+
+def test_the_default_refit_continues_the_selected_weights_for_a_third_of_the_epochs(ratings):
+    import dataclasses
+
+    from aerec.baseline import BiasModel
+    from aerec.training import Trainer
+
+    refitted = _autorec().fit(ratings)
+    assert refitted.resolved()[1].refit_start == "selected"  # the autorec default
+    best = refitted.train_result_.best_epoch
+    assert best >= 1 and refitted.refit_epochs_ == -(-best // 3)
+    selected = _autorec({"refit": False}).fit(ratings)
+    assert _no_clock(selected) == _no_clock(refitted)  # the history is the selection run's
+    # By hand: the selection run's best weights, over every rating's bias model, that many more
+    # epochs on every rating (the carve back among them).
+    net = selected.net_.train()
+    Recommender._use_baseline(net, selected.params_, BiasModel().fit(selected.train_csr_))
+    params, train_cfg, run = selected.resolved()
+    cfg = dataclasses.replace(train_cfg, epochs=refitted.refit_epochs_, validation=0.0, patience=0)
+    Trainer(cfg, seed=run.seed).fit(net, selected.rows_, loss="mse", l2=params.l2, code_l1=params.code_l1)
+    for name, value in net.state_dict().items():
+        torch.testing.assert_close(refitted.net_.state_dict()[name], value)
 
 
 def test_a_validation_set_given_by_the_caller_is_never_refitted_on(ratings):

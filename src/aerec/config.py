@@ -49,8 +49,9 @@ class TrainConfig:
     early stopping ends sooner when validation RMSE has not improved for ``patience`` epochs
     and restores the best weights. ``validation`` is the fraction of the *training* ratings
     carved off (seeded) for model selection; 0 disables it. With ``refit``, once the carve has
-    chosen the number of epochs, a fresh network (same seed) trains that many epochs on *all*
-    the training ratings, the carved ones included, and is the model kept.
+    chosen the number of epochs, the model kept trains on *all* the training ratings, the carved
+    ones included: with ``refit_start = "fresh"`` a fresh network (same seed) for that many
+    epochs; with ``"selected"`` the selection run's best weights for a third of them (rounded up).
     """
 
     optimizer: Optimizer = "adam"
@@ -81,10 +82,13 @@ class TrainConfig:
     # (inputs and outputs at observed cells only); aerec.training.choose_batch_format.
     batch_format: Literal["auto", "dense", "sparse"] = "auto"
     refit: bool = False
+    refit_start: Literal["fresh", "selected"] = "fresh"
 
     def __post_init__(self) -> None:
         if not isinstance(self.refit, bool):
             raise ConfigError(f"train.refit must be true or false; got {self.refit!r}")
+        if self.refit_start not in ("fresh", "selected"):
+            raise ConfigError(f"train.refit_start must be fresh or selected; got {self.refit_start!r}")
         if self.batch_size < 0:
             raise ConfigError(f"train.batch_size must be >= 0 (0 = full batch); got {self.batch_size}")
         if self.epochs < 1:

@@ -45,6 +45,9 @@ __all__ = ["Recommender", "Predictions", "check_n"]
 
 # Rows whose hidden states are computed at once (bounds memory to chunk x n_inputs).
 ROW_CHUNK = 2048
+# A refit from the selection run's weights (train.refit_start = "selected") trains the selected
+# epoch count divided by this, rounded up (benchmarks/warm_refit.py).
+WARM_REFIT_DIVISOR = 3
 
 
 @dataclasses.dataclass
@@ -153,14 +156,24 @@ class Recommender(Estimator):
         self.fold_in_choice_, self.relevance_ = self._calibrate(net, rows, fit_matrix, val_matrix, fit_bias, run.seed)
         self.refit_epochs_, full = None, {}
         if train_cfg.refit and validation is None and val_matrix is not None and result.best_epoch:
-            # Not checkpointed: after a crash, --resume finds the selection run finished and
-            # replays this seeded refit from the start, to the same weights.
-            net, rows, bias = self._new_network(params, run, matrix)
+            # Not checkpointed: after a crash, --resume finds the selection run finished (with its
+            # best weights) and replays this refit from the start, to the same weights.
+            if train_cfg.refit_start == "selected":
+                # The selection run's best weights go on training on every rating, over every
+                # rating's bias model, for a third of their epochs: as accurate on held-out
+                # training ratings as a fresh network trained them all (ML-100K u1..u5.base),
+                # for about a third of its time (docs/training.md, "The refit").
+                rows, bias = matrix.rows(params.orientation), BiasModel().fit(matrix.csr)
+                self._use_baseline(net, params, bias)
+                epochs = -(-result.best_epoch // WARM_REFIT_DIVISOR)
+            else:
+                net, rows, bias = self._new_network(params, run, matrix)
+                epochs = result.best_epoch
             full = {"rows": rows, "bias": bias}  # what _set_data would compute again
-            refit_cfg = dataclasses.replace(train_cfg, epochs=result.best_epoch, validation=0.0, patience=0)
+            refit_cfg = dataclasses.replace(train_cfg, epochs=epochs, validation=0.0, patience=0)
             Trainer(refit_cfg, seed=run.seed, device=self.device_, progress=progress, precision=run.precision,
                     compile=run.compile).fit(net, rows, loss=self.loss_, l2=params.l2, code_l1=params.code_l1)
-            self.refit_epochs_ = result.best_epoch
+            self.refit_epochs_ = epochs
         self.net_ = net.eval()
         self.train_result_ = result
         self.history_ = result.history
@@ -200,12 +213,17 @@ class Recommender(Estimator):
         rows = matrix.rows(params.orientation)
         net = self.family.build(params, rows.shape[1])
         bias = BiasModel().fit(matrix.csr)
+        self._use_baseline(net, params, bias)
+        return net, rows, bias
+
+    @staticmethod
+    def _use_baseline(net, params, bias: BiasModel) -> None:
+        """Make ``bias`` the bias model ``net``'s output is relative to (where it has one)."""
         if getattr(net, "use_baseline", False):
             col_bias, row_reg = (
                 (bias.item_bias_, bias.reg_user) if params.orientation == "user" else (bias.user_bias_, bias.reg_item)
             )
             net.set_baseline(bias.mu_, torch.from_numpy(col_bias), row_reg)
-        return net, rows, bias
 
     @torch.no_grad()
     def _calibrate(self, net, rows, fit_matrix: RatingMatrix, val_matrix: RatingMatrix | None, bias: BiasModel,

@@ -54,7 +54,9 @@ def _print_demo(report) -> None:
         f"[bold]aerec demo[/]: {d['ratings']:,} synthetic ratings, {d['users']:,} users x {d['items']:,} items; "
         f"trained [bold]{escape(report.kind)}[/] on {report.n_train:,} ratings in {report.fit_seconds:.1f} s "
         f"({report.epochs_run} epochs, best {report.best_epoch} on validation"
-        + (f", then {report.refit_epochs} on all {report.n_train:,}" if report.refit_epochs else "") + ").",
+        + (f", then {report.refit_epochs} on all {report.n_train:,}" if report.refit_epochs else "")
+        + (" from its weights" if report.refit_epochs and report.model.resolved()[1].refit_start == "selected" else "")
+        + ").",
         soft_wrap=True,
     )
     table = Table(title=f"test RMSE on {report.n_test:,} held-out ratings (lower is better)", box=box.SIMPLE_HEAD)

@@ -361,6 +361,8 @@ def _print_training_report(result: TrainResult, out: Path, *, scale_declared: bo
     table.add_row("train ratings", f"{len(data.train):,} ({matrix.n_users:,} users x {matrix.n_items:,} items)")
     table.add_row("rating scale", escape(str(matrix.scale)) + (" (declared)" if scale_declared else ""))
     refit = f"; refit {metrics['refit_epochs']} on all ratings" if metrics["refit_epochs"] else ""
+    if refit and isinstance(metrics["refit_epochs"], int) and plan.model.resolved()[1].refit_start == "selected":
+        refit = f"; {metrics['refit_epochs']} more on all ratings"  # from the best epoch's weights
     table.add_row("epochs", f"{metrics['epochs_run']} run, best {fmt_value(metrics['best_epoch'])} ({metrics['stopped']}){refit}")
     table.add_row("validation RMSE", fmt_value(metrics["best_val_rmse"]))
     if result.tested:

@@ -180,8 +180,11 @@ _register(
         # 4 epochs (6 until 2026-12): I- and U-AutoRec's validation curves rise cleanly after their
         # best epoch, and 4 picked the same one as 6 on all 30 curves of u1..u5 and ten synthetic
         # shapes (3 did not, once), two epochs sooner (docs/benchmarks.md, "Command speed").
+        # The refit continues the selection run's best weights for a third of their epochs
+        # (2026-12-07): as accurate on held-out training ratings as a fresh network, a third of the
+        # time (docs/training.md, "The refit"). The ensembles' members still refit fresh.
         train={"optimizer": "lbfgs", "batch_size": 0, "lbfgs_iterations": 5, "epochs": 40, "patience": 4, "lr": 1.0,
-               "refit": True},
+               "refit": True, "refit_start": "selected"},
         presets={
             "i-autorec": {"model": {"orientation": "item"}},
             "u-autorec": {"model": {"orientation": "user"}},
