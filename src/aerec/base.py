@@ -370,7 +370,8 @@ class Estimator(ABC):
             vectors = self._item_vectors()  # (n_items, d); no normalised copy (EASE's is n_items x n_items)
             norms = torch.linalg.vector_norm(vectors, dim=1).clamp_min(1e-12)  # (n_items,)
             dots = vectors @ vectors[k]  # (n_items,)
-            return (dots / (norms * norms[k])).double().cpu().numpy()
+            # float32 rounding can put two near-parallel vectors' cosine just past 1.
+            return (dots / (norms * norms[k])).clamp(-1.0, 1.0).double().cpu().numpy()
 
     def _item_vectors(self) -> Any:
         """One vector per item ``(n_items, d)`` (a tensor): what :meth:`similar_items` compares."""
