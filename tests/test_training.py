@@ -497,3 +497,26 @@ def test_without_a_final_checkpoint_the_budget_alone_decides(tmp_path, monkeypat
         Autoencoder(rows.shape[1], (4,)), rows)
     assert (written[0] if written else None) == first, written
     assert has_checkpoint(tmp_path / "ckpt") == (first is not None)
+
+
+def test_an_lbfgs_checkpoint_is_costed_at_its_full_size_from_the_first_epoch(item_rows, tmp_path):
+    # After one epoch L-BFGS holds a few of its stored pairs; its checkpoints will hold them all.
+    from aerec.training.optimizers import LBFGS_HISTORY
+
+    cfg = TrainConfig(optimizer="lbfgs", lr=1.0, batch_size=0, lbfgs_iterations=2, epochs=1, validation=0.0)
+    net = _net(item_rows.shape[1])
+    Trainer(cfg, seed=0).fit(net, item_rows)
+    optimizer = torch.optim.LBFGS(net.parameters(), max_iter=2, history_size=LBFGS_HISTORY)
+    def closure():
+        optimizer.zero_grad()
+        loss = sum((p ** 2).sum() for p in net.parameters())
+        loss.backward()
+        return loss
+    optimizer.step(closure)
+    state = loop.LoopState()
+    weights = sum(p.numel() * p.element_size() for p in net.parameters())
+    now = loop._state_bytes(net, optimizer, state)
+    assert now < weights * (2 + 2 * LBFGS_HISTORY)  # a couple of pairs so far
+    assert loop._expected_checkpoint_bytes(net, optimizer, state, cfg) >= weights * (2 + 2 * LBFGS_HISTORY)
+    adam = TrainConfig(optimizer="adam")
+    assert loop._expected_checkpoint_bytes(net, optimizer, state, adam) == now
