@@ -58,7 +58,7 @@ from aerec.training.batch_format import DenseCache, SparseCache, choose_batch_fo
 from aerec.training.checkpoints import load_training_state, save_training_state
 from aerec.training.history import EpochRecord, LoopState, TrainResult
 from aerec.training.lbfgs import LastEvaluation
-from aerec.training import optimizers as _optimizers
+import aerec.training.optimizers as _optimizers
 from aerec.training.optimizers import make_optimizer, make_scheduler
 from aerec.training.progress import EpochProgress
 from aerec.training.runtime import compile_errors_run_eagerly, compile_network, epoch_seed
