@@ -114,9 +114,11 @@ class Recommender(Estimator):
         Without ``validation``, ``train.validation`` (default 5%) of the training ratings are
         carved off at random (seeded) for model selection and early stopping; they return to
         the inputs once training ends, so predictions use every training rating. With
-        ``train.refit`` (the ``autorec`` default) the carve only chooses the number of epochs:
-        a fresh network then trains that many on every training rating and is the one kept
-        (``history_`` stays the selection run's; ``refit_epochs_`` says how many). A
+        ``train.refit`` (the ``autorec`` default) the carve only chooses the number of epochs,
+        and the model kept then trains on every training rating: the selection run's best
+        weights for a third of those epochs (``train.refit_start = "selected"``, the ``autorec``
+        default) or a fresh network for all of them (``"fresh"``). ``history_`` stays the
+        selection run's; ``refit_epochs_`` says how many epochs the refit trained. A
         ``validation`` set given here is never refitted on; it is read by user and item label,
         its users and items unknown to ``train`` dropped (a matrix with its own numbering too).
         ``checkpoint_dir``, ``resume`` and ``final_checkpoint`` are the selection run's
