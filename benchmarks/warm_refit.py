@@ -1,11 +1,14 @@
 """Could the default model's refit start from the selection run's weights? Validation only.
 
 ``aerec train`` fits the default model twice: a selection run on the training ratings less a 5 %
-carve, early-stopped on the carve (it picks the epoch count), then a *fresh* network trained that
-many epochs on every training rating (``train.refit``), about 40 % of the fit. This study scores
-cheaper refits against it on an outer 10 % of each training part (seeded), never a test file:
+carve, early-stopped on the carve (it picks the epoch count), then a refit on every training
+rating (``train.refit``). Until this study the refit was a *fresh* network trained that many
+epochs, about 40 % of the fit; the study (the choice of ``train.refit_start = "selected"``)
+scores cheaper refits against it on an outer 10 % of each training part (seeded), never a test
+file:
 
-- ``fresh``: today's refit;
+- ``fresh``: a fresh network for the selected epoch count (``train.refit_start = "fresh"``,
+  the default model's refit until this study);
 - ``none``: no refit (the selection run's best weights, the carve back among the inputs);
 - ``warmK``: the selection run's best weights trained ``K`` more epochs on every rating;
   ``warmpN``: ``ceil(best epoch / N)`` more epochs. With ``--baseline`` the network's bias
@@ -47,7 +50,6 @@ def load(name: str):
 
 
 def main(argv: list[str] | None = None) -> None:
-    import torch
 
     from aerec import Recommender
     from aerec.baseline import BiasModel
@@ -70,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
             pred = rec.predict(held["user"].to_numpy(), held["item"].to_numpy())
             return round(float(np.sqrt(np.mean((pred - held["rating"].to_numpy()) ** 2))), 5)
 
-        fresh = Recommender(config=Config(run=one))
+        fresh = Recommender(config=Config(train={"refit_start": "fresh"}, run=one))  # the refit before 2026-12-07
         t = time.process_time()
         fresh.fit(split.train)
         res = {"data": name, "fresh": score(fresh), "cpu_fresh": round(time.process_time() - t, 1)}
@@ -84,9 +86,8 @@ def main(argv: list[str] | None = None) -> None:
             k = math.ceil(res["best"] / int(spec[1:])) if spec.startswith("p") else int(spec)
             rec.net_.load_state_dict(selected)
             net = rec.net_.train()
-            if a.baseline and getattr(net, "use_baseline", False):  # item rows: the users' biases
-                bias = BiasModel().fit(rec.train_csr_)
-                net.set_baseline(bias.mu_, torch.from_numpy(bias.user_bias_), bias.reg_item)
+            if a.baseline:
+                Recommender._use_baseline(net, params, BiasModel().fit(rec.train_csr_))
             cfg = dataclasses.replace(train_cfg, epochs=k, validation=0.0, patience=0)
             t = time.process_time()
             Trainer(cfg, seed=run.seed, device=rec.device_).fit(net, rec.rows_, loss=rec.loss_, l2=params.l2,

@@ -451,12 +451,9 @@ def test_run_compile_is_a_boolean_setting():
         RunConfig(compile="yes")
 
 
-@pytest.mark.parametrize("rate, first", [(1e12, 1), (1.0, 5)])
-def test_the_first_checkpoint_waits_for_its_estimated_cost_and_the_last_is_always_written(
-        tmp_path, monkeypatch, rate, first):
-    # A checkpoint's cost before any has been timed: its bytes at CHECKPOINT_BYTES_PER_SECOND.
-    # Cheap (a fast disk): the first after epoch 1. Dear (1 byte/s): none until the last
-    # epoch, which a run that asked for checkpoints always leaves.
+def _epochs_checkpointed(monkeypatch, tmp_path, rate: float, **trainer_options) -> list[int]:
+    """The epochs a small Adam fit (5 epochs, budget 0.05) checkpoints into ``tmp_path / "ckpt"``
+    when a checkpoint is costed at ``rate`` bytes a second before any has been timed."""
     monkeypatch.setattr(loop, "CHECKPOINT_BYTES_PER_SECOND", rate)
     written = []
     save = Trainer._save_checkpoint
@@ -469,9 +466,18 @@ def test_the_first_checkpoint_waits_for_its_estimated_cost_and_the_last_is_alway
     rng = np.random.default_rng(0)
     rows = sp.csr_array(rng.integers(1, 6, size=(30, 20)).astype(np.float32) * (rng.random((30, 20)) < 0.3))
     torch.manual_seed(0)
-    net = Autoencoder(rows.shape[1], (4,))
     cfg = TrainConfig(optimizer="adam", lr=0.01, batch_size=8, epochs=5, validation=0.0, checkpoint_budget=0.05)
-    Trainer(cfg, seed=0, checkpoint_dir=tmp_path / "ckpt").fit(net, rows)
+    Trainer(cfg, seed=0, checkpoint_dir=tmp_path / "ckpt", **trainer_options).fit(Autoencoder(rows.shape[1], (4,)), rows)
+    return written
+
+
+@pytest.mark.parametrize("rate, first", [(1e12, 1), (1.0, 5)])
+def test_the_first_checkpoint_waits_for_its_estimated_cost_and_the_last_is_always_written(
+        tmp_path, monkeypatch, rate, first):
+    # A checkpoint's cost before any has been timed: its bytes at CHECKPOINT_BYTES_PER_SECOND.
+    # Cheap (a fast disk): the first after epoch 1. Dear (1 byte/s): none until the last
+    # epoch, which a run that asked for checkpoints always leaves.
+    written = _epochs_checkpointed(monkeypatch, tmp_path, rate)
     assert written[0] == first, written  # dear: the only one, the last epoch's
     assert read_checkpoint(tmp_path / "ckpt") is not None
 
@@ -480,21 +486,7 @@ def test_the_first_checkpoint_waits_for_its_estimated_cost_and_the_last_is_alway
 def test_without_a_final_checkpoint_the_budget_alone_decides(tmp_path, monkeypatch, rate, first):
     # final_checkpoint=False (aerec train into its default folder): cheap, the first after
     # epoch 1 as before; dear (1 byte/s), none at all, not even the last epoch's.
-    monkeypatch.setattr(loop, "CHECKPOINT_BYTES_PER_SECOND", rate)
-    written = []
-    save = Trainer._save_checkpoint
-
-    def counted(self, net, optimizer, scheduler, state):
-        written.append(state.epoch)
-        save(self, net, optimizer, scheduler, state)
-
-    monkeypatch.setattr(Trainer, "_save_checkpoint", counted)
-    rng = np.random.default_rng(0)
-    rows = sp.csr_array(rng.integers(1, 6, size=(30, 20)).astype(np.float32) * (rng.random((30, 20)) < 0.3))
-    torch.manual_seed(0)
-    cfg = TrainConfig(optimizer="adam", lr=0.01, batch_size=8, epochs=5, validation=0.0, checkpoint_budget=0.05)
-    Trainer(cfg, seed=0, checkpoint_dir=tmp_path / "ckpt", final_checkpoint=False).fit(
-        Autoencoder(rows.shape[1], (4,)), rows)
+    written = _epochs_checkpointed(monkeypatch, tmp_path, rate, final_checkpoint=False)
     assert (written[0] if written else None) == first, written
     assert has_checkpoint(tmp_path / "ckpt") == (first is not None)
 

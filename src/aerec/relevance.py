@@ -93,11 +93,11 @@ def _logistic_newton(x: np.ndarray, liked: np.ndarray, ridge: float = 1e-6) -> t
         grad = design.T @ (p - y) / len(y) + ridge * w
         hess = (design * (p * (1 - p))[:, None]).T @ design / len(y) + ridge * np.eye(2)
         step = np.linalg.solve(hess, grad)
-        t = 1.0
-        while t > 1e-10 and objective(w - t * step) > current:
+        t, trial = 1.0, objective(w - step)
+        while t > 1e-10 and trial > current:  # halve the step until the objective does not rise
             t /= 2
-        w = w - t * step
-        current = objective(w)
+            trial = objective(w - t * step)
+        w, current = w - t * step, trial
         if np.abs(t * step).max() < 1e-12:
             break
     return float(w[0]), float(w[1])

@@ -58,8 +58,7 @@ from aerec.training.batch_format import DenseCache, SparseCache, choose_batch_fo
 from aerec.training.checkpoints import load_training_state, save_training_state
 from aerec.training.history import EpochRecord, LoopState, TrainResult
 from aerec.training.lbfgs import LastEvaluation
-import aerec.training.optimizers as _optimizers
-from aerec.training.optimizers import make_optimizer, make_scheduler
+from aerec.training.optimizers import lbfgs_checkpoint_copies, make_optimizer, make_scheduler
 from aerec.training.progress import EpochProgress
 from aerec.training.runtime import compile_errors_run_eagerly, compile_network, epoch_seed
 
@@ -113,16 +112,13 @@ def _state_bytes(net: nn.Module, optimizer: torch.optim.Optimizer, state: LoopSt
 
 def _expected_checkpoint_bytes(net: nn.Module, optimizer: torch.optim.Optimizer, state: LoopState,
                                cfg: TrainConfig) -> int:
-    """The bytes a checkpoint of this fit will hold once its optimiser state has grown: L-BFGS's
-    stored pairs fill up over its first iterations (after epoch 1 of the default model, 5 of 20),
-    so the checkpoint then is a fraction of what it will be; the others' state is full at once."""
+    """The bytes a checkpoint of this fit will hold once its optimiser state has grown (L-BFGS's
+    stored pairs fill up over its first iterations; the others' state is full at once)."""
     now = _state_bytes(net, optimizer, state)
     if cfg.optimizer != "lbfgs":
         return now
     weights = sum(p.numel() * p.element_size() for p in net.parameters())
-    # the weights, the best weights, 2 x LBFGS_HISTORY stored vectors and the direction, the
-    # previous gradient and step (what torch's LBFGS keeps between steps)
-    return max(now, weights * (2 + 2 * _optimizers.LBFGS_HISTORY + 3))
+    return max(now, weights * lbfgs_checkpoint_copies())
 
 
 class Trainer:

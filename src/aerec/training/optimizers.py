@@ -10,7 +10,7 @@ from torch import nn
 from aerec.config import TrainConfig
 from aerec.errors import TrainingError
 
-__all__ = ["make_optimizer", "make_scheduler", "weight_copies", "LBFGS_HISTORY"]
+__all__ = ["make_optimizer", "make_scheduler", "weight_copies", "lbfgs_checkpoint_copies", "LBFGS_HISTORY"]
 
 LBFGS_HISTORY = 20
 """The pairs of past steps and gradient changes L-BFGS keeps (each pair: two copies of the weights)."""
@@ -25,6 +25,14 @@ def weight_copies(cfg: TrainConfig) -> int:
     if cfg.optimizer == "lbfgs":
         return 3 + 2 * LBFGS_HISTORY + 7
     return 3 + {"adam": 2, "adamw": 2, "momentum": 1, "rmsprop": 1}.get(cfg.optimizer, 0)
+
+
+def lbfgs_checkpoint_copies() -> int:
+    """Copies of the weights an L-BFGS fit's checkpoint holds once its stored pairs are full: the
+    weights, the best weights, the 2 x LBFGS_HISTORY stored vectors, and the direction, previous
+    gradient and step torch's LBFGS keeps between steps. Its pairs fill up over the first
+    iterations, so a checkpoint after epoch 1 of the default model holds 5 of its 20."""
+    return 2 + 2 * LBFGS_HISTORY + 3
 
 
 def make_optimizer(cfg: TrainConfig, net: nn.Module, device: torch.device) -> torch.optim.Optimizer:
