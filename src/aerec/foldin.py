@@ -306,8 +306,10 @@ def _candidate_errors(fold_in: FoldIn, idx: list[np.ndarray], values: list[np.nd
                 errors[(prior, alpha)] = (((pred - truth) ** 2) * mask).sum(1)
         return errors
     giv = np.stack(idx)  # (n, k)
-    gram = np.einsum("nkd,njd->nkj", cov_feats[giv], feats[giv])  # (n, k, k) F_K cov F_K'
-    cross = np.einsum("nvd,nkd->nvk", feats[tgt], cov_feats[giv])  # (n, v, k) F_V cov F_K'
+    # Batched matrix products (BLAS) rather than einsum, whose two-operand loops do not use it.
+    fc_given = cov_feats[giv]  # (n, k, d)
+    gram = fc_given @ feats[giv].transpose(0, 2, 1)  # (n, k, k) F_K cov F_K'
+    cross = feats[tgt] @ fc_given.transpose(0, 2, 1)  # (n, v, k) F_V cov F_K'
     z_given = fold_in.link.inverse(np.stack(values))  # (n, k)
     eye = np.eye(k)
     for prior in PRIORS:
@@ -317,7 +319,7 @@ def _candidate_errors(fold_in: FoldIn, idx: list[np.ndarray], values: list[np.nd
             s2 = fold_in.noise(prior, alpha)
             beta = s2 / fold_in.reg_user
             c = np.linalg.solve(alpha * gram + beta + s2 * eye, resid[..., None])[..., 0]  # (n, k)
-            z = mean[tgt] + alpha * np.einsum("nvk,nk->nv", cross, c) + beta * c.sum(1, keepdims=True)
+            z = mean[tgt] + alpha * (cross @ c[..., None])[..., 0] + beta * c.sum(1, keepdims=True)
             pred = np.clip(fold_in.link(z), low, high)
             errors[(prior, alpha)] = (((pred - truth) ** 2) * mask).sum(1)
     return errors
