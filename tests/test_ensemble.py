@@ -156,6 +156,43 @@ def test_a_given_validation_set_chooses_without_a_refit() -> None:
     assert len(fitted.refit_epochs_) == 4 and all(e >= 1 for e in fitted.refit_epochs_)
 
 
+def test_each_member_refits_as_its_refit_start_says() -> None:
+    # "selected" (the autorec family's default): a member's selection-run weights go on for
+    # ceil(best / 3) epochs on every rating, over every rating's bias model, as the default
+    # model's refit does; "fresh": a new network for its best epoch count.
+    import dataclasses
+
+    import torch
+
+    from aerec.baseline import BiasModel
+    from aerec.testing import planted_ratings
+    from aerec.training import Trainer
+
+    data = planted_ratings()
+
+    def two(train: dict) -> EnsembleRecommender:
+        return EnsembleRecommender(config=Config(
+            model={"kind": "autorec", "members": ["i-autorec", "u-autorec"], "hidden": [16], "l2": 1.0},
+            train={**_TINY, **train})).fit(data.train)
+
+    fresh, refitted, selected = two({"refit_start": "fresh"}), two({}), two({"refit": False})
+    bests = [m.train_result_.best_epoch for m in selected.members_]
+    assert all(b >= 1 for b in bests)
+    assert fresh.refit_epochs_ == bests
+    assert refitted.refit_epochs_ == [-(-b // 3) for b in bests]
+    assert selected.refit_epochs_ is None and selected.blend_ == refitted.blend_  # the blend is the selection's
+    for by_hand, member in zip(selected.members_, refitted.members_):
+        net = by_hand.net_.train()
+        Recommender._use_baseline(net, by_hand.params_, BiasModel().fit(refitted.train_csr_))
+        params, train_cfg, run = by_hand.resolved()
+        cfg = dataclasses.replace(train_cfg, epochs=member.refit_epochs_, validation=0.0, patience=0)
+        Trainer(cfg, seed=run.seed).fit(net, member.rows_, loss="mse", l2=params.l2, code_l1=params.code_l1)
+        for name, value in net.state_dict().items():
+            torch.testing.assert_close(member.net_.state_dict()[name], value)
+    for a, b in zip(fresh.members_, refitted.members_):
+        assert not torch.equal(a.net_.encoder[0].weight, b.net_.encoder[0].weight)
+
+
 def test_the_ensemble_explains_by_the_items_group_and_its_shares_add_up() -> None:
     from aerec.testing import single_thread
     from tests.test_explain import LOVED, X, Y, assert_explained_by_own_group, planted_mixed

@@ -14,8 +14,10 @@ seeded by ``run.seed``, the same carve the default model selects its epochs on):
    predictions of ``V`` are kept;
 2. the blend ``(w, c)`` is the non-negative least-squares fit of ``V``'s ratings on those
    predictions (with a free intercept): weights fitted on ratings no member trained on;
-3. each member is trained again, from the same seed, for its chosen number of epochs on every
-   training rating (the default model's refit), and the blend of step 2 is kept.
+3. each member trains on every training rating as a single model refits (its
+   ``train.refit_start``): the L-BFGS networks continue their selected weights for a third of
+   their chosen epochs, the Adam-trained ``i-dae`` trains afresh, from the same seed, for all of
+   them; the blend of step 2 is kept.
 
 The new-user fold-in is each member's own (chosen on ``V`` in step 1), blended with the same
 weights; the ranking's calibration is fitted on the blended predictions of ``V``. The cost is
@@ -295,11 +297,19 @@ class EnsembleRecommender(Recommender):
         return member
 
     def _refit(self, selected: Recommender, matrix: RatingMatrix, progress: bool) -> Recommender:
-        """A fresh network of ``selected``'s settings and seed, trained its chosen number of epochs
-        on every training rating; it keeps ``selected``'s new-user fold-in choice (made on the
-        validation ratings) and calibration. As the default model's ``train.refit``."""
+        """``selected`` trained on every training rating as its ``train.refit_start`` says:
+        "selected" continues its best weights (:meth:`Recommender._refit`), "fresh" trains a
+        new network of its settings and seed for its chosen number of epochs. Either keeps
+        ``selected``'s new-user fold-in choice (made on the validation ratings) and calibration.
+        As the default model's ``train.refit``; continuing was as accurate on held-out training
+        ratings for a quarter less CPU (docs/benchmarks.md, "A cheaper refit")."""
         best = selected.train_result_.best_epoch
         if not best:
+            return selected
+        if selected.resolved()[1].refit_start == "selected":  # its best weights go on, as the default's
+            net, rows, bias, selected.refit_epochs_ = selected._refit(selected.net_.train(), matrix, best, progress)
+            selected.net_ = net.eval()
+            selected._set_data(matrix, rows=rows, bias=bias)
             return selected
         config = selected.config
         train = {**config.train, "epochs": best, "validation": 0.0, "patience": 0, "refit": False}

@@ -160,27 +160,36 @@ class Recommender(Estimator):
         if train_cfg.refit and validation is None and val_matrix is not None and result.best_epoch:
             # Not checkpointed: after a crash, --resume finds the selection run finished (with its
             # best weights) and replays this refit from the start, to the same weights.
-            if train_cfg.refit_start == "selected":
-                # The selection run's best weights go on training on every rating, over every
-                # rating's bias model, for a third of their epochs: as accurate on held-out
-                # training ratings as a fresh network trained them all (ML-100K u1..u5.base),
-                # for about a third of its time (docs/training.md, "The refit").
-                rows, bias = matrix.rows(params.orientation), BiasModel().fit(matrix.csr)
-                self._use_baseline(net, params, bias)
-                epochs = -(-result.best_epoch // WARM_REFIT_DIVISOR)
-            else:
-                net, rows, bias = self._new_network(params, run, matrix)
-                epochs = result.best_epoch
+            net, rows, bias, self.refit_epochs_ = self._refit(net, matrix, result.best_epoch, progress)
             full = {"rows": rows, "bias": bias}  # what _set_data would compute again
-            refit_cfg = dataclasses.replace(train_cfg, epochs=epochs, validation=0.0, patience=0)
-            Trainer(refit_cfg, seed=run.seed, device=self.device_, progress=progress, precision=run.precision,
-                    compile=run.compile).fit(net, rows, loss=self.loss_, l2=params.l2, code_l1=params.code_l1)
-            self.refit_epochs_ = epochs
         self.net_ = net.eval()
         self.train_result_ = result
         self.history_ = result.history
         self._set_data(matrix, **full)
         return self
+
+    def _refit(self, net, matrix: RatingMatrix, best_epoch: int, progress: bool = False):
+        """``train.refit``: train on every rating of ``matrix`` after a selection run whose best
+        epoch was ``best_epoch`` and whose best weights ``net`` holds. ``train.refit_start``
+        "selected" continues ``net`` (modified in place), "fresh" trains a new network; returns
+        ``(net, rows, bias, epochs)``: the network, its CSR rows and bias model, the epochs run."""
+        _, train_cfg, run = self.resolved()
+        params = self.params_
+        if train_cfg.refit_start == "selected":
+            # The selection run's best weights go on training on every rating, over every
+            # rating's bias model, for a third of their epochs: as accurate on held-out
+            # training ratings as a fresh network trained them all (ML-100K u1..u5.base),
+            # for about a third of its time (docs/training.md, "The refit").
+            rows, bias = matrix.rows(params.orientation), BiasModel().fit(matrix.csr)
+            self._use_baseline(net, params, bias)
+            epochs = -(-best_epoch // WARM_REFIT_DIVISOR)
+        else:
+            net, rows, bias = self._new_network(params, run, matrix)
+            epochs = best_epoch
+        refit_cfg = dataclasses.replace(train_cfg, epochs=epochs, validation=0.0, patience=0)
+        Trainer(refit_cfg, seed=run.seed, device=self.device_, progress=progress, precision=run.precision,
+                compile=run.compile).fit(net, rows, loss=self.loss_, l2=params.l2, code_l1=params.code_l1)
+        return net, rows, bias, epochs
 
     def check_memory(self, params: Any, train_cfg: Any, matrix: RatingMatrix) -> int:
         """The bytes a fit of ``params`` on ``matrix`` holds at its peak (its weights times

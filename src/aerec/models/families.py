@@ -182,7 +182,7 @@ _register(
         # shapes (3 did not, once), two epochs sooner (docs/benchmarks.md, "Command speed").
         # The refit continues the selection run's best weights for a third of their epochs
         # (2026-12-07): as accurate on held-out training ratings as a fresh network, a third of the
-        # time (docs/training.md, "The refit"). The ensembles' members still refit fresh.
+        # time (docs/training.md, "The refit"); so do the L-BFGS members of the ensembles (2026-12-08).
         train={"optimizer": "lbfgs", "batch_size": 0, "lbfgs_iterations": 5, "epochs": 40, "patience": 4, "lr": 1.0,
                "refit": True, "refit_start": "selected"},
         presets={
