@@ -21,8 +21,8 @@ seeded by ``run.seed``, the same carve the default model selects its epochs on):
 
 The new-user fold-in is each member's own (chosen on ``V`` in step 1), blended with the same
 weights; the ranking's calibration is fitted on the blended predictions of ``V``. The cost is
-the sum of the members' training times: on ML-100K's folds 69-98 CPU seconds against the
-default's 8-10, about 9 times (docs/benchmarks.md, "Accuracy"), most of it the kernel network.
+the sum of the members' training times: on ML-100K's folds 51-70 CPU seconds against the
+default's 5-8, about 9 times (docs/benchmarks.md, "Accuracy"), most of it the kernel network.
 
 A saved ensemble is one model directory: the training data and bias model once, each
 member's network under ``m<k>.``, and the members' settings and the blend in ``model.json``.
@@ -227,7 +227,7 @@ class EnsembleRecommender(Recommender):
             member_params, member_train, _ = member.resolved()
             member.check_memory(member_params, member_train, fit_matrix)
         cost = ("; the accurate preset's networks take about 9 times the default model's training time "
-                "(ML-100K: about 85 CPU seconds against 9)" if tuple(names) == ACCURATE_MEMBERS else "")
+                "(ML-100K: about 60 CPU seconds against 7)" if tuple(names) == ACCURATE_MEMBERS else "")
         log.info("ensemble: %d networks (%s), each trained as one model is (selection, then refit), one after "
                  "the other%s", len(names), ", ".join(names), cost)
         self._set_identity(matrix, params, run)
