@@ -478,3 +478,26 @@ def test_training_never_allocates_anything_of_rows_times_columns():
         assert np.isfinite(out[name]["loss"])
         grew = out[name]["peak_mib"] - out["before_mib"]
         assert grew < 500, f"{name}: the peak grew by {grew:.0f} MiB during training"
+
+
+def test_the_gradients_repeat_bit_for_bit_on_two_threads():
+    # The output bias used to be read as bias[cols]: its gradient was then summed from both
+    # threads at once (index_put_ with accumulation), in an order that changed from one call
+    # to the next, so two-thread fits did not repeat. One batch's gradients, five times over.
+    csr = _random_rows(seed=3, n_rows=400, n_cols=300, density=0.4)  # ~48,000 cells: split across threads
+    net = _net(csr.shape[1], seed=4, baseline=True).eval()
+    batch = sparse_batch(csr, np.arange(csr.shape[0]))
+    weights = torch.randn(batch.values.shape[0], generator=torch.Generator().manual_seed(5))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        grads = []
+        for _ in range(5):
+            net.zero_grad(set_to_none=True)
+            (net(batch) * weights).sum().backward()
+            grads.append({name: p.grad.clone() for name, p in net.named_parameters()})
+    finally:
+        torch.set_num_threads(before)
+    for other in grads[1:]:
+        for name, grad in grads[0].items():
+            assert torch.equal(grad, other[name]), name

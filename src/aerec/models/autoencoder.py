@@ -321,7 +321,10 @@ class Autoencoder(nn.Module):
             z = F.dropout(z, self.code_dropout, training=self.training)
         h = self.penultimate(z)  # (batch, h)
         weight, bias = self.output_layer()  # (n, h), (n,)
-        raw = _ObservedProduct.apply(h, weight, batch) + bias[batch.cols]  # (nnz,)
+        # index_select, not bias[cols]: the indexing's backward (index_put_ with accumulation)
+        # adds into the bias gradient from several threads at once on CPU, in an order that
+        # changes from run to run; index_select's (index_add_) sums in a fixed order.
+        raw = _ObservedProduct.apply(h, weight, batch) + bias.index_select(0, batch.cols)  # (nnz,)
         out = self.output_act(raw)
         if self.use_baseline:
             out = out + self.row_offset_sparse(batch)[batch.row_ids] + self.col_bias[batch.cols]
