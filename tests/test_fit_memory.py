@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 import aerec
+from aerec import _memory
 from aerec.data import synthetic
 from aerec.data.matrix import RatingMatrix
 from aerec.errors import TrainingError
@@ -26,7 +27,7 @@ def test_the_estimate_counts_the_weights_times_what_the_optimiser_keeps():
 @pytest.mark.parametrize("make", [lambda: aerec.Recommender(threads=1),
                                   lambda: aerec.EnsembleRecommender(preset="blend", threads=1)])
 def test_a_fit_that_cannot_fit_is_refused_before_any_training(monkeypatch, make):
-    monkeypatch.setattr(synthetic, "_available_memory", lambda: 10 * 2**20)  # 10 MiB free
+    monkeypatch.setattr(_memory, "available_memory", lambda: 10 * 2**20)  # 10 MiB free
     trained = []
     monkeypatch.setattr(Trainer, "fit", lambda *a, **k: trained.append(1))
     with pytest.raises(TrainingError) as info:
@@ -39,6 +40,6 @@ def test_a_fit_that_cannot_fit_is_refused_before_any_training(monkeypatch, make)
 
 
 def test_without_a_memory_figure_nothing_is_refused(monkeypatch):
-    monkeypatch.setattr(synthetic, "_available_memory", lambda: None)  # not Linux
+    monkeypatch.setattr(_memory, "available_memory", lambda: None)  # not Linux
     model = aerec.Recommender(threads=1)
     assert model.check_memory(*model.resolved()[:2], RatingMatrix.from_ratings(RATINGS)) > 0

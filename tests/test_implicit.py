@@ -418,9 +418,9 @@ def test_one_ease_eigendecomposition_serves_every_lambda(n_users):
 
 
 def test_ease_refuses_what_cannot_fit_in_memory_with_the_numbers(monkeypatch):
-    import aerec.data.synthetic as synthetic
+    from aerec import _memory
 
-    monkeypatch.setattr(synthetic, "_available_memory", lambda: 2**30)
+    monkeypatch.setattr(_memory, "available_memory", lambda: 2**30)
     assert check_ease_size(1_000, 5_000) == ease_memory_bytes(5_000, 1_000) == 16_000_000
     with pytest.raises(ConfigError, match=r"30,000 items needs about 13.4 GiB .* but 1.0 GiB is available"):
         check_ease_size(30_000, 100_000)

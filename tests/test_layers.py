@@ -16,7 +16,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 # Lowest first. A module belongs to the layer of its longest matching prefix.
 LAYERS = [
-    ("foundations", ["aerec._lazy", "aerec._cpus", "aerec.errors", "aerec.config", "aerec.losses", "aerec.device",
+    ("foundations", ["aerec._lazy", "aerec._cpus", "aerec._memory", "aerec.errors", "aerec.config", "aerec.losses", "aerec.device",
                      "aerec.distributed", "aerec.persistence", "aerec.plots"]),
     ("data", ["aerec.data"]),
     ("networks", ["aerec.models"]),

@@ -197,14 +197,14 @@ class Recommender(Estimator):
         the ways out, when that is more memory than the machine has available. Counted on the
         meta device, so nothing is allocated: a network too large to fit fails before training,
         not when the kernel kills the process half-way."""
-        from aerec.data.synthetic import _available_memory
+        from aerec import _memory
         from aerec.training.optimizers import LBFGS_HISTORY, weight_copies
 
         n_inputs = matrix.rows(params.orientation).shape[1]
         with torch.device("meta"):
             weights = sum(p.numel() for p in self.family.build(params, n_inputs).parameters())
         copies = weight_copies(train_cfg)
-        need, have = weights * 4 * copies, _available_memory()
+        need, have = weights * 4 * copies, _memory.available_memory()
         if have is not None and need > have:
             keeps = f"{2 * LBFGS_HISTORY} for its stored steps" if train_cfg.optimizer == "lbfgs" else "its own state"
             rows = "users" if params.orientation == "item" else "items"

@@ -278,9 +278,11 @@ def test_a_table_larger_than_the_free_memory_is_refused_before_it_is_built(monke
     from aerec.data import synthetic
     from aerec.errors import ConfigError
 
-    monkeypatch.setattr(synthetic, "_available_memory", lambda: 50 * synthetic.FRAME_BYTES_PER_RATING)
+    from aerec import _memory
+
+    monkeypatch.setattr(_memory, "available_memory", lambda: 50 * synthetic.FRAME_BYTES_PER_RATING)
     with pytest.raises(ConfigError, match="need about .* GiB .* synthetic_matrix"):
         synthetic.synthetic_ratings(100)
     assert len(synthetic.synthetic_ratings(50)) == 50
-    monkeypatch.setattr(synthetic, "_available_memory", lambda: None)  # not Linux: no check
+    monkeypatch.setattr(_memory, "available_memory", lambda: None)  # not Linux: no check
     assert len(synthetic.synthetic_ratings(100)) == 100

@@ -93,6 +93,7 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.special import ndtr
 
+from aerec import _memory
 from aerec.data.matrix import RatingMatrix
 from aerec.data.ratings import Ratings
 from aerec.data.scale import RatingScale
@@ -253,22 +254,10 @@ def _round_to_scale(x: np.ndarray, scale: RatingScale) -> np.ndarray:
 FRAME_BYTES_PER_RATING = 100  # peak of synthetic_ratings, measured at 10^7 ratings (949 MB)
 
 
-def _available_memory() -> int | None:
-    """Bytes the kernel says can be allocated without swapping (Linux), or None elsewhere."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
 def _check_memory(n_ratings: int) -> None:
     """Refuse a table that cannot fit, instead of letting the kernel kill the process (and
     perhaps its neighbours) half-way."""
-    need, have = n_ratings * FRAME_BYTES_PER_RATING, _available_memory()
+    need, have = n_ratings * FRAME_BYTES_PER_RATING, _memory.available_memory()
     if have is not None and need > have:
         raise ConfigError(
             f"{n_ratings:,} synthetic ratings need about {need / 2**30:.1f} GiB while built, more than the "

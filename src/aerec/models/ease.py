@@ -129,9 +129,9 @@ def check_ease_size(n_items: int, n_users: int | None = None) -> int:
             f"EASE keeps items x items matrices: {n_items:,} items need about {need / 2**30:,.1f} GiB; filter rare "
             f"items first (at most {MAX_EASE_ITEMS:,}) or choose multvae"
         )
-    from aerec.data.synthetic import _available_memory
+    from aerec import _memory
 
-    have = _available_memory()
+    have = _memory.available_memory()
     if have is not None and need > have:
         raise ConfigError(
             f"EASE on {n_items:,} items needs about {need / 2**30:,.1f} GiB of memory (items x items float32 "
