@@ -193,6 +193,55 @@ def test_each_member_refits_as_its_refit_start_says() -> None:
         assert not torch.equal(a.net_.encoder[0].weight, b.net_.encoder[0].weight)
 
 
+class TestBaggedEnsemble(RecommenderContract):
+    """Two bags of two members (model.bags): one ensemble of four networks."""
+
+    def make_model(self) -> Recommender:
+        return EnsembleRecommender(config=Config(
+            model={"kind": "autorec", "members": ["i-autorec", "u-autorec"], "hidden": [16], "l2": 1.0, "bags": 2},
+            train=dict(_TINY)))
+
+
+def test_bagging_averages_ensembles_fitted_with_their_own_seeds(tmp_path) -> None:
+    import torch
+
+    import aerec
+    from aerec.ensemble import BAG_SEED_STEP
+    from aerec.testing import planted_ratings
+
+    data = planted_ratings()
+    model = {"kind": "autorec", "members": ["i-autorec", "u-autorec"], "hidden": [16], "l2": 1.0}
+    bagged = EnsembleRecommender(config=Config(model={**model, "bags": 2}, train=dict(_TINY), run={"seed": 3})).fit(data.train)
+    fits = [EnsembleRecommender(config=Config(model=model, train=dict(_TINY), run={"seed": 3 + BAG_SEED_STEP * b}))
+            .fit(data.train) for b in range(2)]
+    members = [m for fit in fits for m in fit.members_]
+    assert len(bagged.members_) == 4
+    for got, want in zip(bagged.members_, members):  # each bag's members, as fitted alone with its seed
+        for name, value in want.net_.state_dict().items():
+            assert torch.equal(got.net_.state_dict()[name], value), name
+    assert bagged.blend_.weights == pytest.approx([w / 2 for fit in fits for w in fit.blend_.weights])
+    assert bagged.blend_.intercept == pytest.approx(np.mean([fit.blend_.intercept for fit in fits]))
+    assert bagged.refit_epochs_ == fits[0].refit_epochs_ + fits[1].refit_epochs_
+    frame = data.test.frame
+    users, items = frame["user"].to_numpy(), frame["item"].to_numpy()
+    u, i = bagged.users_.index(users, unknown="missing"), bagged.items_.index(items, unknown="missing")
+    blends = [fit.blend_([m.predict_indices(u, i).values for m in fit.members_]) for fit in fits]  # unclipped
+    expected = np.clip(np.mean(blends, axis=0), 1, 5)  # the fits averaged, then clipped to the scale
+    np.testing.assert_allclose(bagged.predict_indices(u, i).values, expected, rtol=1e-5)
+    bagged.save(tmp_path / "bagged")
+    loaded = aerec.load(tmp_path / "bagged")
+    np.testing.assert_array_equal(loaded.predict(users, items), bagged.predict(users, items))
+
+
+def test_bags_need_members_and_a_whole_count() -> None:
+    with pytest.raises(ConfigError, match="model.bags averages fits of an ensemble"):
+        Recommender(bags=2)
+    for bad in (0, 1.5, True):
+        with pytest.raises(ConfigError, match="model.bags must be a whole number"):
+            EnsembleRecommender(preset="accurate", bags=bad)
+    assert EnsembleRecommender(preset="accurate", bags=3).resolved()[0].bags == 3
+
+
 def test_the_ensemble_explains_by_the_items_group_and_its_shares_add_up() -> None:
     from aerec.testing import single_thread
     from tests.test_explain import LOVED, X, Y, assert_explained_by_own_group, planted_mixed

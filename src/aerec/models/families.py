@@ -58,7 +58,9 @@ class AutoencoderParams:
     :mod:`aerec.models.kernel`).
     ``members`` (empty: one network) makes the model an ensemble of the named networks
     (:data:`aerec.models.members.MEMBERS`) blended by weights fitted on validation ratings
-    (:mod:`aerec.ensemble`); the ``accurate`` preset of ``autorec`` sets it.
+    (:mod:`aerec.ensemble`); the ``accurate`` preset of ``autorec`` sets it. ``bags`` > 1 fits
+    such an ensemble that many times, each with its own validation carve and seeds, and
+    averages them (bagging; about ``bags`` times the time).
     """
 
     hidden: list[int] = field(default_factory=lambda: [500])
@@ -77,6 +79,7 @@ class AutoencoderParams:
     kernel_dim: int = 0
     kernel_l2: float = 0.0
     members: list[str] = field(default_factory=list)
+    bags: int = 1
 
     def __post_init__(self) -> None:
         if isinstance(self.hidden, int):
@@ -104,6 +107,11 @@ class AutoencoderParams:
         if not isinstance(self.members, (list, tuple)) or any(m not in MEMBERS for m in self.members):
             raise ConfigError(f"model.members must list network names out of {member_names()}; got {self.members!r}")
         self.members = list(self.members)
+        if isinstance(self.bags, bool) or not isinstance(self.bags, int) or self.bags < 1:
+            raise ConfigError(f"model.bags must be a whole number >= 1; got {self.bags!r}")
+        if self.bags > 1 and not self.members:
+            raise ConfigError("model.bags averages fits of an ensemble: set model.members too, or use "
+                              "--preset accurate (--set model.bags=3)")
 
     def build(self, n_inputs: int) -> nn.Module:
         from aerec.models.autoencoder import Autoencoder  # torch: only when a network is built
