@@ -17,8 +17,9 @@ _TINY = {"epochs": 8, "lbfgs_iterations": 10, "patience": 3}
 
 
 def _tiny_ensemble(**params) -> Recommender:
+    # One fit of the preset's members (bags=1): bagging has its own tests below.
     return EnsembleRecommender(config=Config(model={"kind": "autorec", "preset": "accurate", "hidden": [16], "l2": 1.0,
-                                            **params}, train=dict(_TINY)))
+                                                    "bags": 1, **params}, train=dict(_TINY)))
 
 
 class TestAccurateEnsemble(RecommenderContract):
@@ -37,6 +38,7 @@ def test_the_preset_makes_an_ensemble_and_the_default_does_not() -> None:
     assert isinstance(model, EnsembleRecommender) and isinstance(model, Recommender)
     assert model.resolved()[0].members == ["i-autorec", "u-autorec", "i-kernel", "i-dae"]
     assert EnsembleRecommender(preset="accurate").resolved()[0].members == ["i-autorec", "u-autorec", "i-kernel", "i-dae"]
+    assert EnsembleRecommender(preset="accurate").resolved()[0].bags == 3  # three fits averaged (bagging)
     assert type(rating_model(Config(model={"kind": "autorec", "members": ["u-autorec"]}))) is EnsembleRecommender
 
 

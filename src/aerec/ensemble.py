@@ -21,8 +21,9 @@ seeded by ``run.seed``, the same carve the default model selects its epochs on):
 
 The new-user fold-in is each member's own (chosen on ``V`` in step 1), blended with the same
 weights; the ranking's calibration is fitted on the blended predictions of ``V``. The cost is
-the sum of the members' training times: on ML-100K's folds 51-70 CPU seconds against the
-default's 5-8, about 9 times (docs/benchmarks.md, "Accuracy"), most of it the kernel network.
+the sum of the members' training times: on ML-100K's folds 51-70 CPU seconds a fit against the
+default's 5-8, about 9 times (docs/benchmarks.md, "Accuracy"), most of it the kernel network;
+the ``accurate`` preset fits three times over and averages (``model.bags``, :meth:`_fit_bags`).
 
 A saved ensemble is one model directory: the training data and bias model once, each
 member's network under ``m<k>.``, and the members' settings and the blend in ``model.json``.
@@ -265,8 +266,10 @@ class EnsembleRecommender(Recommender):
         average of three fits scored 0.0010 below one fit on an outer 10 % (docs/benchmarks.md,
         "How the members were chosen")."""
         params, train_cfg, run = self.resolved()
+        cost = (" (the accurate preset on ML-100K: about 145 CPU seconds, the default model 5)"
+                if tuple(params.members) == ACCURATE_MEMBERS and params.bags == 3 else "")
         log.info("ensemble: bagging %d fits of the ensemble, each with its own validation carve and seeds; about %d "
-                 "times one fit's time", params.bags, params.bags)
+                 "times one fit's time%s", params.bags, params.bags, cost)
         checkpoint_dir = fit_args.pop("checkpoint_dir")
         fits = []
         for b in range(params.bags):
