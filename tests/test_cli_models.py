@@ -278,6 +278,19 @@ def test_the_thin_data_default_blend_checkpoints_each_member_and_resumes_to_the_
     assert resumed["best_val_rmse"] == pytest.approx(full["best_val_rmse"], rel=1e-5)
 
 
+def test_a_bagged_ensemble_checkpoints_each_fit_and_resumes_to_the_same_numbers(tmp_path):
+    data = ("--data", "synthetic", "--n-ratings", "1500", "--split", "random:0.2", "--threads", "1", "--no-progress",
+            "--json", "--preset", "blend", "--set", "model.bags=2")
+    full = json.loads(ok("train", *data, "--epochs", "3", "--out", tmp_path / "full").stdout)
+    ckpt = tmp_path / "ckpt"
+    ok("train", *data, "--epochs", "2", "--checkpoint-dir", ckpt, "--out", tmp_path / "part")
+    assert (ckpt / "bag0" / "member0" / "latest").is_dir() and (ckpt / "bag1" / "member1" / "latest").is_dir()
+    resumed = json.loads(ok("train", *data, "--epochs", "3", "--checkpoint-dir", ckpt, "--resume",
+                            "--out", tmp_path / "resumed").stdout)
+    assert full["preset"] == resumed["preset"] == "blend"
+    assert resumed["rmse"] == pytest.approx(full["rmse"], rel=1e-5)
+
+
 # ----------------------------------------------------------------------------- evaluate
 def test_evaluate_json_on_the_training_split(trained):
     out, doc = trained

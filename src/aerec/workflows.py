@@ -469,10 +469,13 @@ def check_resume(checkpoint_dir: Path, identity: dict[str, Any]) -> None:
     from aerec.errors import ModelFileError
     from aerec.training import has_checkpoint
 
-    # An ensemble's members keep theirs in subfolders (aerec.ensemble.member_checkpoint_dir).
-    found = has_checkpoint(checkpoint_dir) or (checkpoint_dir.is_dir() and any(
-        has_checkpoint(sub) for sub in checkpoint_dir.iterdir() if sub.is_dir()))
-    if not found:  # said before anything is written into it
+    def found(folder: Path, depth: int) -> bool:
+        # An ensemble's members keep theirs in subfolders (aerec.ensemble.member_checkpoint_dir),
+        # a bagged ensemble's one level further down (bag<b>/member<k>).
+        return has_checkpoint(folder) or (depth > 0 and folder.is_dir() and any(
+            found(sub, depth - 1) for sub in folder.iterdir() if sub.is_dir()))
+
+    if not found(checkpoint_dir, 2):  # said before anything is written into it
         raise ModelFileError(f"no checkpoint in {checkpoint_dir}; train without --resume first")
     path = checkpoint_dir / "aerec-run.json"
     if not path.is_file():
