@@ -1,4 +1,4 @@
-"""Shared fixtures. MovieLens 100K is read from $AEREC_DATA_HOME/ml-100k and never committed."""
+"""Shared fixtures and helpers. MovieLens 100K is read from $AEREC_DATA_HOME/ml-100k and never committed."""
 
 from __future__ import annotations
 
@@ -30,3 +30,21 @@ def ml100k_dir() -> Path:
     if ML100K is None:
         pytest.skip("MovieLens 100K not found: set AEREC_DATA_HOME to a folder holding ml-100k/")
     return ML100K
+
+
+def continue_by_hand(selected, csr, rows, epochs: int):
+    """The refit from selected weights written out, for tests to compare against: ``selected``'s
+    best weights (a model fitted with ``train.refit = false``), over the bias model of every
+    rating ``csr``, trained ``epochs`` more epochs on ``rows``; returns that network."""
+    import dataclasses
+
+    from aerec.baseline import BiasModel
+    from aerec.recommender import Recommender
+    from aerec.training import Trainer
+
+    net = selected.net_.train()
+    Recommender._use_baseline(net, selected.params_, BiasModel().fit(csr))
+    params, train_cfg, run = selected.resolved()
+    cfg = dataclasses.replace(train_cfg, epochs=epochs, validation=0.0, patience=0)
+    Trainer(cfg, seed=run.seed).fit(net, rows, loss="mse", l2=params.l2, code_l1=params.code_l1)
+    return net

@@ -162,13 +162,10 @@ def test_each_member_refits_as_its_refit_start_says() -> None:
     # "selected" (the autorec family's default): a member's selection-run weights go on for
     # ceil(best / 3) epochs on every rating, over every rating's bias model, as the default
     # model's refit does; "fresh": a new network for its best epoch count.
-    import dataclasses
-
     import torch
 
-    from aerec.baseline import BiasModel
     from aerec.testing import planted_ratings
-    from aerec.training import Trainer
+    from tests.conftest import continue_by_hand
 
     data = planted_ratings()
 
@@ -184,11 +181,7 @@ def test_each_member_refits_as_its_refit_start_says() -> None:
     assert refitted.refit_epochs_ == [-(-b // 3) for b in bests]
     assert selected.refit_epochs_ is None and selected.blend_ == refitted.blend_  # the blend is the selection's
     for by_hand, member in zip(selected.members_, refitted.members_):
-        net = by_hand.net_.train()
-        Recommender._use_baseline(net, by_hand.params_, BiasModel().fit(refitted.train_csr_))
-        params, train_cfg, run = by_hand.resolved()
-        cfg = dataclasses.replace(train_cfg, epochs=member.refit_epochs_, validation=0.0, patience=0)
-        Trainer(cfg, seed=run.seed).fit(net, member.rows_, loss="mse", l2=params.l2, code_l1=params.code_l1)
+        net = continue_by_hand(by_hand, refitted.train_csr_, member.rows_, member.refit_epochs_)
         for name, value in net.state_dict().items():
             torch.testing.assert_close(member.net_.state_dict()[name], value)
     for a, b in zip(fresh.members_, refitted.members_):

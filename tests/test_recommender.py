@@ -74,10 +74,7 @@ def test_a_fresh_refit_trains_a_new_network_on_every_rating_for_the_chosen_epoch
 
 
 def test_the_default_refit_continues_the_selected_weights_for_a_third_of_the_epochs(ratings):
-    import dataclasses
-
-    from aerec.baseline import BiasModel
-    from aerec.training import Trainer
+    from tests.conftest import continue_by_hand
 
     refitted = _autorec().fit(ratings)
     assert refitted.resolved()[1].refit_start == "selected"  # the autorec default
@@ -87,11 +84,7 @@ def test_the_default_refit_continues_the_selected_weights_for_a_third_of_the_epo
     assert _no_clock(selected) == _no_clock(refitted)  # the history is the selection run's
     # By hand: the selection run's best weights, over every rating's bias model, that many more
     # epochs on every rating (the carve back among them).
-    net = selected.net_.train()
-    Recommender._use_baseline(net, selected.params_, BiasModel().fit(selected.train_csr_))
-    params, train_cfg, run = selected.resolved()
-    cfg = dataclasses.replace(train_cfg, epochs=refitted.refit_epochs_, validation=0.0, patience=0)
-    Trainer(cfg, seed=run.seed).fit(net, selected.rows_, loss="mse", l2=params.l2, code_l1=params.code_l1)
+    net = continue_by_hand(selected, selected.train_csr_, selected.rows_, refitted.refit_epochs_)
     for name, value in net.state_dict().items():
         torch.testing.assert_close(refitted.net_.state_dict()[name], value)
 

@@ -271,14 +271,15 @@ class EnsembleRecommender(Recommender):
         log.info("ensemble: bagging %d fits of the ensemble, each with its own validation carve and seeds; about %d "
                  "times one fit's time%s", params.bags, params.bags, cost)
         checkpoint_dir = fit_args.pop("checkpoint_dir")
+        # The training matrix once (checked and numbered), for every fit and for this model.
+        matrix, _, _ = _selection_parts(train, validation, train_cfg, run.seed)
         fits = []
         for b in range(params.bags):
             config = Config(model={**self.config.model, "bags": 1}, train=dict(self.config.train),
                             run={**self.config.run, "seed": run.seed + BAG_SEED_STEP * b})
             folder = None if checkpoint_dir is None else Path(checkpoint_dir) / f"bag{b}"
-            fits.append(EnsembleRecommender(config=config).fit(train, validation, checkpoint_dir=folder, **fit_args))
+            fits.append(EnsembleRecommender(config=config).fit(matrix, validation, checkpoint_dir=folder, **fit_args))
         first = fits[0]
-        matrix, _, _ = _selection_parts(train, validation, train_cfg, run.seed)
         self._set_identity(matrix, params, run)
         self.rescale_ = first.rescale_
         self.members_ = [m for fit in fits for m in fit.members_]
